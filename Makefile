@@ -1,0 +1,89 @@
+# segment-operator Makefile. `make help` lists the targets.
+
+# Image URL to use all building/pushing image targets.
+IMG ?= ghcr.io/segment-operator/segment-operator:latest
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/segment-operator/segment-operator/internal/version.Version=$(VERSION)
+
+# Tools are installed into bin/ by `go install` of a pinned version.
+LOCALBIN ?= $(shell pwd)/bin
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+
+# Test flags: the whole suite, with the race detector, uncached.
+GO_TEST_FLAGS ?= -race -count=1
+
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate the CRD and RBAC manifests under config/.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods for the API types.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet.
+	go vet ./...
+
+.PHONY: test
+test: manifests generate fmt vet envtest ## Generate, then run every test (unit, envtest, e2e) against a local control plane and the simulator.
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh $(LOCALBIN))" go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: envtest
+envtest: ## Build the envtest control plane (kube-apiserver, etcd) from the Go module proxy into bin/k8s/ (cached).
+	@hack/envtest.sh $(LOCALBIN) >/dev/null
+
+##@ Build
+
+.PHONY: build
+build: manifests generate fmt vet ## Build the simulator binary (and the manager, once it exists).
+	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/ ./cmd/...
+
+.PHONY: run-sim
+run-sim: ## Run the ChatBot API simulator on 127.0.0.1:8090 with token "dev-token".
+	go run ./cmd/chatbot-sim --listen 127.0.0.1:8090 --token dev-token
+
+.PHONY: docker-build
+docker-build: ## Build the manager image (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+##@ Dependencies
+
+.PHONY: controller-gen
+controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
+$(CONTROLLER_GEN): $(LOCALBIN)
+	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
+
+$(LOCALBIN):
+	mkdir -p $(LOCALBIN)
+
+# go-install-tool installs package $2 at version $3 as $1-$3 and links $1 to it, so that a
+# version bump reinstalls.
+define go-install-tool
+@[ -f "$(1)-$(3)" ] || { \
+set -e; \
+echo "Installing $(2)@$(3)"; \
+rm -f $(1) || true; \
+GOBIN=$(LOCALBIN) go install $(2)@$(3); \
+mv $(1) $(1)-$(3); \
+}; \
+ln -sf $(notdir $(1))-$(3) $(1)
+endef

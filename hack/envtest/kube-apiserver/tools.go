@@ -1,0 +1,6 @@
+//go:build tools
+
+// Package tools pins k8s.io/kubernetes/cmd/kube-apiserver in this module's go.mod.
+package tools
+
+import _ "k8s.io/kubernetes/cmd/kube-apiserver"

@@ -1,0 +1,313 @@
+package chatbot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/segment-operator/segment-operator/internal/version"
+)
+
+// DefaultBaseURL is the ChatBot API host.
+const DefaultBaseURL = "https://api.chatbot.com"
+
+// DefaultTimeout bounds one HTTP call, connection and body included.
+const DefaultTimeout = 30 * time.Second
+
+// Operation names, used in errors and reported to an Observer.
+const (
+	OpList   = "list segments"
+	OpCreate = "create segment"
+	OpAdd    = "add members"
+	OpRename = "rename segment"
+	OpDelete = "delete segment"
+)
+
+// segmentsPath is the collection path; the legacy v1 API served /segments instead.
+const segmentsPath = "/users/segments"
+
+// Limiter paces calls; *rate.Limiter from golang.org/x/time/rate satisfies it.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
+// Observer is told of every call the client makes: its operation, the HTTP status (0 for a
+// network failure) and how long it took. Used for metrics.
+type Observer func(op string, statusCode int, elapsed time.Duration)
+
+// secret holds the token so that formatting it directly prints "[redacted]".
+type secret string
+
+func (secret) String() string   { return "[redacted]" }
+func (secret) GoString() string { return "[redacted]" }
+
+// Client talks to one ChatBot account: one base URL, one Developer access token.
+// It is safe for concurrent use. It does not retry: every failure is returned as an
+// *APIError that says whether, and after how long, a retry makes sense.
+type Client struct {
+	base      *url.URL
+	token     secret
+	http      *http.Client
+	userAgent string
+	limiter   Limiter
+	observe   Observer
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient replaces the default HTTP client (30s timeout).
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithUserAgent replaces the default User-Agent, "segment-operator/<version>".
+func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// WithLimiter makes every call wait for l first: a client-side rate limit.
+func WithLimiter(l Limiter) Option { return func(c *Client) { c.limiter = l } }
+
+// WithObserver reports every call to o.
+func WithObserver(o Observer) Option { return func(c *Client) { c.observe = o } }
+
+// New returns a client for the API at baseURL ("" means DefaultBaseURL) that authenticates
+// with token.
+func New(baseURL, token string, opts ...Option) (*Client, error) {
+	if baseURL == "" {
+		baseURL = DefaultBaseURL
+	}
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("chatbot: invalid base URL: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("chatbot: base URL %q must be http(s)://host[:port][/path]", u.Redacted())
+	}
+	if token == "" {
+		return nil, errors.New("chatbot: empty API token")
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	c := &Client{
+		base:      u,
+		token:     secret(token),
+		http:      &http.Client{Timeout: DefaultTimeout},
+		userAgent: version.UserAgent(),
+	}
+	for _, opt := range opts {
+		opt(c)
+	}
+	return c, nil
+}
+
+// String describes the client without its token; fmt cannot see that the unexported
+// token field redacts itself, so the whole client must.
+func (c *Client) String() string { return "chatbot.Client{" + c.base.Redacted() + "}" }
+
+// GoString is String, for %#v.
+func (c *Client) GoString() string { return c.String() }
+
+// BaseURL returns the API base URL the client calls.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// ListSegments returns every segment of the account. It is the only way to observe a
+// segment: the API has no get-by-id.
+func (c *Client) ListSegments(ctx context.Context) ([]Segment, error) {
+	var segments []Segment
+	if err := c.do(ctx, OpList, http.MethodGet, segmentsPath, nil, &segments); err != nil {
+		return nil, err
+	}
+	return segments, nil
+}
+
+// CreateSegment creates a segment and returns its ID. The call is not idempotent: calling
+// it twice creates two segments with the same name.
+func (c *Client) CreateSegment(ctx context.Context, name string) (string, error) {
+	var resp WriteResponse
+	if err := c.do(ctx, OpCreate, http.MethodPost, segmentsPath, createRequest{Name: name}, &resp); err != nil {
+		return "", err
+	}
+	if resp.ID == "" {
+		return "", &APIError{Op: OpCreate, StatusCode: http.StatusOK, Message: "response carries no segment id"}
+	}
+	return resp.ID, nil
+}
+
+// RenameSegment sets the name of segment id.
+func (c *Client) RenameSegment(ctx context.Context, id, name string) error {
+	return c.do(ctx, OpRename, http.MethodPut, segmentsPath+"/"+url.PathEscape(id), renameRequest{Name: name}, nil)
+}
+
+// DeleteSegment deletes segment id. A segment that does not exist gives a 404 APIError.
+func (c *Client) DeleteSegment(ctx context.Context, id string) error {
+	return c.do(ctx, OpDelete, http.MethodDelete, segmentsPath+"/"+url.PathEscape(id), nil, nil)
+}
+
+// AddMembers adds users to segments; the API takes at most 100 segments and 1000 users per
+// call, so larger sets are split (see Batches). Users are sent in order, and each group of
+// 1000 goes to every segment before the next group starts, so on failure added is the
+// length of the prefix of users now known to be members of every segment. Members cannot be
+// removed again: the API has no remove-member endpoint.
+func (c *Client) AddMembers(ctx context.Context, segmentIDs, users []string) (added int, err error) {
+	if len(segmentIDs) == 0 || len(users) == 0 {
+		return len(users), nil
+	}
+	for _, b := range Batches(segmentIDs, users) {
+		req := addMembersRequest{Segments: b.Segments, Users: b.Users}
+		if err := c.do(ctx, OpAdd, http.MethodPost, segmentsPath+"/members", req, nil); err != nil {
+			return added, err
+		}
+		if b.LastOfUsers {
+			added = b.UsersEnd
+		}
+	}
+	return added, nil
+}
+
+// Batch is one add-members call.
+type Batch struct {
+	Segments []string
+	Users    []string
+	// UsersEnd is the index in the caller's users just past this batch's users.
+	UsersEnd int
+	// LastOfUsers is true on the batch that sends this group of users to its last segments.
+	LastOfUsers bool
+}
+
+// Batches splits an add-members request into calls the API accepts: groups of at most
+// 1000 users, each sent to groups of at most 100 segments. 2,500 users to 150 segments is
+// 3 x 2 = 6 calls.
+func Batches(segmentIDs, users []string) []Batch {
+	var out []Batch
+	for u := 0; u < len(users); u += MaxUsersPerAdd {
+		uEnd := min(u+MaxUsersPerAdd, len(users))
+		for s := 0; s < len(segmentIDs); s += MaxSegmentsPerAdd {
+			sEnd := min(s+MaxSegmentsPerAdd, len(segmentIDs))
+			out = append(out, Batch{
+				Segments:    segmentIDs[s:sEnd],
+				Users:       users[u:uEnd],
+				UsersEnd:    uEnd,
+				LastOfUsers: sEnd == len(segmentIDs),
+			})
+		}
+	}
+	return out
+}
+
+// do performs one call and decodes a 2xx JSON body into out (if non-nil).
+func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (err error) {
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return &APIError{Op: op, Message: "waiting for client-side rate limit: " + err.Error(), Err: err}
+		}
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("chatbot: %s: encode request: %w", op, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	u := *c.base
+	u.Path += path
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return fmt.Errorf("chatbot: %s: %w", op, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+string(c.token))
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+
+	start := time.Now()
+	status := 0
+	if c.observe != nil {
+		defer func() { c.observe(op, status, time.Since(start)) }()
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return &APIError{Op: op, Message: c.redact(networkCause(err)), Err: err}
+	}
+	defer resp.Body.Close()
+	status = resp.StatusCode
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		status = 0
+		return &APIError{Op: op, Message: c.redact("reading response: " + networkCause(err)), Err: err}
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return c.apiError(op, resp, raw)
+	}
+	if out == nil || len(bytes.TrimSpace(raw)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return &APIError{Op: op, StatusCode: resp.StatusCode, Message: "undecodable response: " + err.Error(),
+			Body: c.redact(truncate(raw))}
+	}
+	return nil
+}
+
+// apiError builds the APIError for a non-2xx response, tolerating any body shape.
+func (c *Client) apiError(op string, resp *http.Response, raw []byte) *APIError {
+	e := &APIError{
+		Op:         op,
+		StatusCode: resp.StatusCode,
+		Body:       c.redact(truncate(raw)),
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+	}
+	var doc struct {
+		Status  *Status `json:"status"`
+		Message string  `json:"message"`
+		Error   any     `json:"error"`
+	}
+	switch {
+	case json.Unmarshal(raw, &doc) == nil && doc.Status != nil && doc.Status.Message != "":
+		e.Message = doc.Status.Message
+	case doc.Message != "":
+		e.Message = doc.Message
+	case doc.Error != nil:
+		e.Message = fmt.Sprint(doc.Error)
+	default:
+		e.Message = strings.TrimSpace(e.Body)
+		if len(e.Message) > 200 {
+			e.Message = e.Message[:200] + "..."
+		}
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	e.Message = c.redact(e.Message)
+	return e
+}
+
+// redact removes the token from text that may echo the request.
+func (c *Client) redact(s string) string {
+	if c.token == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, string(c.token), "[redacted]")
+}
+
+// networkCause describes a transport failure without the *url.Error's method and URL prefix.
+func networkCause(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
+func truncate(b []byte) string {
+	if len(b) > maxErrorBody {
+		b = b[:maxErrorBody]
+	}
+	return string(b)
+}

@@ -1,0 +1,403 @@
+package chatbot_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
+)
+
+const token = "s3cr3t-developer-token"
+
+// newPair starts a simulator and returns it with a client pointed at it.
+func newPair(t *testing.T, opts simulator.Options) (*simulator.Server, *chatbot.Client) {
+	t.Helper()
+	if opts.Token == "" {
+		opts.Token = token
+	}
+	sim, err := simulator.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	c, err := chatbot.New(srv.URL, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, c
+}
+
+func users(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%05d", prefix, i)
+	}
+	return out
+}
+
+func TestEveryEndpointRoundTrip(t *testing.T) {
+	sim, c := newPair(t, simulator.Options{})
+	ctx := context.Background()
+
+	before := time.Now().UTC().Add(-time.Second)
+	id, err := c.CreateSegment(ctx, "Foo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(id) != 24 {
+		t.Errorf("id %q: want 24 characters like the vendor's", id)
+	}
+	if n, err := c.AddMembers(ctx, []string{id}, []string{"u1", "u2", "u2"}); err != nil || n != 3 {
+		t.Fatalf("AddMembers = %d, %v", n, err)
+	}
+	// Adding an existing member is a no-op: users counts distinct members.
+	if _, err := c.AddMembers(ctx, []string{id}, []string{"u1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RenameSegment(ctx, id, "Bar"); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.ListSegments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].ID != id || list[0].Name != "Bar" || list[0].Users != 2 {
+		t.Fatalf("list = %+v, want one segment %s named Bar with 2 users", list, id)
+	}
+	if got := list[0].CreatedAt.Time; got.Before(before) || got.After(time.Now().Add(time.Second)) {
+		t.Errorf("createdAt %v is not the creation time", got)
+	}
+	if seg, _ := sim.Segment(id); strings.Join(seg.Members, ",") != "u1,u2" {
+		t.Errorf("simulator members = %v", seg.Members)
+	}
+	if err := c.DeleteSegment(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if list, err = c.ListSegments(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("after delete: %v, %v", list, err)
+	}
+	got := sim.Counts().Succeeded
+	for ep, want := range map[simulator.Endpoint]int64{"list": 2, "create": 1, "add": 2, "rename": 1, "delete": 1} {
+		if got[ep] != want {
+			t.Errorf("succeeded[%s] = %d, want %d", ep, got[ep], want)
+		}
+	}
+}
+
+func TestBatches(t *testing.T) {
+	for _, tc := range []struct {
+		segments, users, calls int
+	}{
+		{1, 1, 1},
+		{100, 1000, 1},
+		{101, 1000, 2},
+		{100, 1001, 2},
+		{150, 2500, 6},
+		{250, 3000, 9},
+		{0, 10, 0},
+	} {
+		t.Run(fmt.Sprintf("%dx%d", tc.segments, tc.users), func(t *testing.T) {
+			segs, us := users("s", tc.segments), users("u", tc.users)
+			batches := chatbot.Batches(segs, us)
+			if len(batches) != tc.calls {
+				t.Fatalf("%d batches, want %d", len(batches), tc.calls)
+			}
+			pairs := map[string]bool{}
+			for _, b := range batches {
+				if len(b.Segments) > chatbot.MaxSegmentsPerAdd || len(b.Users) > chatbot.MaxUsersPerAdd || len(b.Segments) == 0 || len(b.Users) == 0 {
+					t.Fatalf("batch of %d segments x %d users breaks the API's limits", len(b.Segments), len(b.Users))
+				}
+				for _, s := range b.Segments {
+					for _, u := range b.Users {
+						pairs[s+"/"+u] = true
+					}
+				}
+			}
+			if len(pairs) != tc.segments*tc.users {
+				t.Fatalf("batches cover %d segment/user pairs, want %d", len(pairs), tc.segments*tc.users)
+			}
+		})
+	}
+}
+
+func TestAddMembersSplitsIntoAPICalls(t *testing.T) {
+	sim, c := newPair(t, simulator.Options{})
+	ctx := context.Background()
+	var ids []string
+	for i := range 150 {
+		ids = append(ids, sim.Create(fmt.Sprintf("seg-%d", i)))
+	}
+	us := users("user", 2500)
+	n, err := c.AddMembers(ctx, ids, us)
+	if err != nil || n != 2500 {
+		t.Fatalf("AddMembers = %d, %v", n, err)
+	}
+	if calls := sim.Counts().Succeeded[simulator.EndpointAdd]; calls != 6 {
+		t.Errorf("2,500 users to 150 segments took %d calls, want exactly 6", calls)
+	}
+	for _, id := range []string{ids[0], ids[99], ids[100], ids[149]} {
+		if seg, _ := sim.Segment(id); len(seg.Members) != 2500 {
+			t.Errorf("segment %s has %d members, want 2500", id, len(seg.Members))
+		}
+	}
+}
+
+func TestAddMembersReportsTheConfirmedPrefixOnFailure(t *testing.T) {
+	sim, err := simulator.New(simulator.Options{Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fail the fourth add call: users 0-999 went to both segment groups (calls 1-2), users
+	// 1000-1999 reached only the first group (call 3).
+	var adds atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/users/segments/members" && adds.Add(1) == 4 {
+			http.Error(w, `{"status":{"code":503,"type":"error","message":"busy"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		sim.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	c, _ := chatbot.New(srv.URL, token)
+	var ids []string
+	for i := range 101 {
+		ids = append(ids, sim.Create(fmt.Sprint(i)))
+	}
+	n, err := c.AddMembers(context.Background(), ids, users("u", 2500))
+	if n != 1000 || !chatbot.IsRetryable(err) {
+		t.Fatalf("AddMembers = %d, %v; want 1000 confirmed and a retryable error", n, err)
+	}
+}
+
+func TestErrorClasses(t *testing.T) {
+	ctx := context.Background()
+	sim, c := newPair(t, simulator.Options{})
+	id := sim.Create("x")
+
+	wrong, _ := chatbot.New(c.BaseURL(), "not-the-token")
+	_, err := wrong.ListSegments(ctx)
+	expectAPIError(t, "wrong token", err, 401, false)
+	if e, _ := chatbot.AsAPIError(err); !e.Unauthorized() || !strings.Contains(e.Message, "authorization failed") {
+		t.Errorf("wrong token: %+v", e)
+	}
+
+	err = c.RenameSegment(ctx, "doesnotexist0000000000000", "y")
+	expectAPIError(t, "rename unknown", err, 404, false)
+	if !chatbot.IsNotFound(err) {
+		t.Error("IsNotFound false for a 404")
+	}
+	expectAPIError(t, "delete unknown", c.DeleteSegment(ctx, "doesnotexist0000000000000"), 404, false)
+	_, err = c.AddMembers(ctx, []string{"doesnotexist0000000000000"}, []string{"u"})
+	expectAPIError(t, "add to unknown", err, 404, false)
+
+	_, err = c.CreateSegment(ctx, strings.Repeat("n", 257))
+	expectAPIError(t, "257-character name", err, 400, false)
+	if e, _ := chatbot.AsAPIError(err); !strings.Contains(e.Message, "1 to 256") {
+		t.Errorf("400 message %q does not carry the server's reason", e.Message)
+	}
+
+	_ = sim.SetFaults(simulator.Faults{FailNext: 1})
+	_, err = c.ListSegments(ctx)
+	expectAPIError(t, "injected 500", err, 500, true)
+
+	_ = sim.SetFaults(simulator.Faults{FailNext: 1, ErrorCode: 503, RetryAfter: simulator.Duration(2 * time.Second)})
+	_, err = c.ListSegments(ctx)
+	expectAPIError(t, "injected 503", err, 503, true)
+	if chatbot.RetryAfter(err) != 2*time.Second {
+		t.Errorf("503 Retry-After = %v, want 2s", chatbot.RetryAfter(err))
+	}
+
+	_ = sim.SetFaults(simulator.Faults{DropRate: 1})
+	_, err = c.ListSegments(ctx)
+	expectAPIError(t, "dropped connection", err, 0, true)
+	_ = sim.SetFaults(simulator.Faults{})
+
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = c.ListSegments(cancelled)
+	expectAPIError(t, "cancelled context", err, 0, false)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled context: %v does not wrap context.Canceled", err)
+	}
+
+	if err := c.RenameSegment(ctx, id, "still works"); err != nil {
+		t.Fatalf("after faults: %v", err)
+	}
+}
+
+func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	_, c := newPair(t, simulator.Options{RateLimit: 2, Now: clock})
+	ctx := context.Background()
+	for i := range 2 {
+		if _, err := c.ListSegments(ctx); err != nil {
+			t.Fatalf("call %d within the limit: %v", i, err)
+		}
+	}
+	_, err := c.ListSegments(ctx)
+	expectAPIError(t, "third call in one second", err, 429, true)
+	if chatbot.RetryAfter(err) != time.Second {
+		t.Errorf("Retry-After = %v, want 1s", chatbot.RetryAfter(err))
+	}
+	mu.Lock()
+	now = now.Add(time.Second)
+	mu.Unlock()
+	if _, err := c.ListSegments(ctx); err != nil {
+		t.Fatalf("after waiting Retry-After: %v", err)
+	}
+}
+
+func TestNonJSONErrorBodyIsKept(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "Wed, 21 Oct 2099 07:28:00 GMT")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write([]byte("<html>upstream timed out</html>"))
+	}))
+	defer srv.Close()
+	c, _ := chatbot.New(srv.URL, token)
+	_, err := c.ListSegments(context.Background())
+	e := expectAPIError(t, "502 html", err, 502, true)
+	if e.Message != "<html>upstream timed out</html>" || e.Body != e.Message {
+		t.Errorf("message %q body %q", e.Message, e.Body)
+	}
+	if e.RetryAfter < time.Hour {
+		t.Errorf("HTTP-date Retry-After parsed as %v", e.RetryAfter)
+	}
+}
+
+func TestTokenNeverLeaks(t *testing.T) {
+	// A server that echoes the Authorization header back, in a header-shaped error body.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		fmt.Fprintf(w, `{"status":{"code":403,"type":"error","message":"token %s has no access"}}`, r.Header.Get("Authorization"))
+	}))
+	defer srv.Close()
+	c, _ := chatbot.New(srv.URL, token)
+	_, err := c.ListSegments(context.Background())
+	e := expectAPIError(t, "403 echo", err, 403, false)
+	for what, text := range map[string]string{
+		"error":  err.Error(),
+		"fields": fmt.Sprintf("%+v", *e),
+		"client": fmt.Sprintf("%v %+v %#v", c, c, c),
+	} {
+		if strings.Contains(text, token) {
+			t.Errorf("%s shows the token: %s", what, text)
+		}
+	}
+	if !e.Unauthorized() {
+		t.Error("403 is not reported as Unauthorized")
+	}
+}
+
+func TestUserAgentAndHeaders(t *testing.T) {
+	var got http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Clone()
+		_, _ = w.Write([]byte(`[]`))
+	}))
+	defer srv.Close()
+	c, _ := chatbot.New(srv.URL+"/", token)
+	if _, err := c.ListSegments(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got.Get("User-Agent") != "segment-operator/dev" || got.Get("Authorization") != "Bearer "+token {
+		t.Errorf("headers: %v", got)
+	}
+}
+
+func TestNewRejectsBadConfiguration(t *testing.T) {
+	for _, tc := range []struct{ url, token string }{
+		{"ftp://x", "t"}, {"http://", "t"}, {"://", "t"}, {"http://x", ""},
+	} {
+		if _, err := chatbot.New(tc.url, tc.token); err == nil {
+			t.Errorf("New(%q, %q) accepted", tc.url, tc.token)
+		}
+	}
+	c, err := chatbot.New("", "t")
+	if err != nil || c.BaseURL() != chatbot.DefaultBaseURL {
+		t.Errorf("default base URL: %v %v", c, err)
+	}
+}
+
+func TestParseTimestamp(t *testing.T) {
+	want := time.Date(2019, 1, 23, 13, 32, 30, 163e6, time.UTC)
+	for _, s := range []string{"2019-01-23 13:32:30.163Z", "2019-01-23T13:32:30.163Z", "2019-01-23T15:32:30.163+02:00"} {
+		got, err := chatbot.ParseTimestamp(s)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("ParseTimestamp(%q) = %v, %v", s, got, err)
+		}
+	}
+	if _, err := chatbot.ParseTimestamp("yesterday"); err == nil {
+		t.Error("accepted garbage")
+	}
+	if s := chatbot.FormatCreatedAt(want); s != "2019-01-23 13:32:30.163Z" {
+		t.Errorf("FormatCreatedAt = %q", s)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	sim, c := newPair(t, simulator.Options{})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := c.CreateSegment(ctx, fmt.Sprintf("w%d", w))
+			if err == nil {
+				_, err = c.AddMembers(ctx, []string{id}, users(fmt.Sprintf("w%d-", w), 50))
+			}
+			if err == nil {
+				err = c.RenameSegment(ctx, id, fmt.Sprintf("w%d-renamed", w))
+			}
+			if err == nil {
+				_, err = c.ListSegments(ctx)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	segs := sim.Segments()
+	if len(segs) != 16 {
+		t.Fatalf("%d segments, want 16", len(segs))
+	}
+	for _, s := range segs {
+		if len(s.Members) != 50 || !strings.HasSuffix(s.Name, "-renamed") {
+			t.Errorf("segment %+v", s)
+		}
+	}
+}
+
+func expectAPIError(t *testing.T, what string, err error, status int, retryable bool) *chatbot.APIError {
+	t.Helper()
+	e, ok := chatbot.AsAPIError(err)
+	if !ok {
+		t.Fatalf("%s: got %v (%T), want *chatbot.APIError", what, err, err)
+	}
+	if e.StatusCode != status || e.Retryable() != retryable {
+		t.Errorf("%s: status %d retryable %v, want %d %v (%v)", what, e.StatusCode, e.Retryable(), status, retryable, e)
+	}
+	if status >= 400 && status < 500 && status != 429 && !e.Terminal() {
+		t.Errorf("%s: %d not terminal", what, status)
+	}
+	return e
+}

@@ -1,0 +1,131 @@
+package chatbot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxErrorBody bounds how much of an error response is kept in an APIError.
+const maxErrorBody = 4 << 10
+
+// APIError is what every Client method returns when a call did not succeed: an HTTP
+// error status from the API, or a network failure before any status arrived.
+type APIError struct {
+	// Op names the call: "list segments", "create segment", "add members",
+	// "rename segment" or "delete segment".
+	Op string
+	// StatusCode is the HTTP status; 0 when the call failed before a response arrived.
+	StatusCode int
+	// Message is the server's explanation: the status message of a JSON error body, or the
+	// body itself when it is not the documented JSON shape. For network failures, the cause.
+	Message string
+	// Body is the raw response body (at most 4 KiB), kept because the error format is not
+	// documented.
+	Body string
+	// RetryAfter is how long the server asked the caller to wait (Retry-After on 429 or
+	// 503); 0 when it did not say.
+	RetryAfter time.Duration
+	// Err is the underlying network error, if any.
+	Err error
+}
+
+// Error describes the failure without any credential.
+func (e *APIError) Error() string {
+	var b strings.Builder
+	b.WriteString("chatbot: ")
+	b.WriteString(e.Op)
+	if e.StatusCode == 0 {
+		b.WriteString(": request failed")
+	} else {
+		fmt.Fprintf(&b, ": HTTP %d", e.StatusCode)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	if e.RetryAfter > 0 {
+		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
+	}
+	return b.String()
+}
+
+// Unwrap returns the network error beneath, if any.
+func (e *APIError) Unwrap() error { return e.Err }
+
+// Retryable reports whether the same call may succeed later without any change on our side:
+// rate limiting (429), server errors (5xx) and network failures. A cancelled or expired
+// context is not retryable here: the caller gave up.
+func (e *APIError) Retryable() bool {
+	switch {
+	case e.StatusCode == 0:
+		return !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
+	case e.StatusCode == http.StatusTooManyRequests, e.StatusCode == http.StatusRequestTimeout:
+		return true
+	default:
+		return e.StatusCode >= 500
+	}
+}
+
+// Terminal reports whether the call will keep failing until the request or the credentials
+// change (400, 401, 403, 404, 422 and any other 4xx).
+func (e *APIError) Terminal() bool { return !e.Retryable() && e.StatusCode != 0 }
+
+// NotFound reports a 404: the segment ID does not exist (any more).
+func (e *APIError) NotFound() bool { return e.StatusCode == http.StatusNotFound }
+
+// Unauthorized reports a 401 or 403: the token is missing, wrong or lacks access.
+func (e *APIError) Unauthorized() bool {
+	return e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden
+}
+
+// AsAPIError returns the *APIError in err's chain, if any.
+func AsAPIError(err error) (*APIError, bool) {
+	var apiErr *APIError
+	ok := errors.As(err, &apiErr)
+	return apiErr, ok
+}
+
+// IsNotFound reports whether err is an API 404.
+func IsNotFound(err error) bool {
+	e, ok := AsAPIError(err)
+	return ok && e.NotFound()
+}
+
+// IsRetryable reports whether err is an API error worth retrying unchanged.
+func IsRetryable(err error) bool {
+	e, ok := AsAPIError(err)
+	return ok && e.Retryable()
+}
+
+// RetryAfter returns the wait the server asked for in err, or 0.
+func RetryAfter(err error) time.Duration {
+	if e, ok := AsAPIError(err); ok {
+		return e.RetryAfter
+	}
+	return 0
+}
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(secs * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
