@@ -23,7 +23,7 @@ type Faults struct {
 	FailNext int `json:"failNext,omitempty"`
 	// ErrorRate is the fraction of calls answered with ErrorCode, before any effect.
 	ErrorRate float64 `json:"errorRate,omitempty"`
-	// ErrorCode is the status of those failures: 500 (default), 502, 503 or 504.
+	// ErrorCode is the status of those failures: 500 (default) or another 5xx, or 429.
 	ErrorCode int `json:"errorCode,omitempty"`
 	// RetryAfter, if set, is sent as Retry-After with injected errors.
 	RetryAfter Duration `json:"retryAfter,omitempty"`
@@ -49,8 +49,8 @@ func (f *Faults) validate() error {
 			return fmt.Errorf("simulator: fault %s must be between 0 and 1, got %v", name, r)
 		}
 	}
-	if f.ErrorCode != 0 && (f.ErrorCode < 500 || f.ErrorCode > 599) {
-		return fmt.Errorf("simulator: fault errorCode must be a 5xx status, got %d", f.ErrorCode)
+	if f.ErrorCode != 0 && f.ErrorCode != http.StatusTooManyRequests && (f.ErrorCode < 500 || f.ErrorCode > 599) {
+		return fmt.Errorf("simulator: fault errorCode must be 429 or a 5xx status, got %d", f.ErrorCode)
 	}
 	if f.FailNext < 0 {
 		return fmt.Errorf("simulator: fault failNext must not be negative")

@@ -198,6 +198,13 @@ func (s *Server) Reset() {
 	s.persist()
 }
 
+// SetToken changes the token the server accepts, as when the account's token is rotated.
+func (s *Server) SetToken(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.token = token
+}
+
 // SetLatency changes the latency added to every vendor call.
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()

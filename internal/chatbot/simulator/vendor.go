@@ -120,6 +120,8 @@ func (s *Server) vendor(ep Endpoint, h handler) http.Handler {
 // authorized checks the Bearer token. The scheme is matched case-insensitively.
 func (s *Server) authorized(r *http.Request) bool {
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return ok && strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(token) == s.token
 }
 

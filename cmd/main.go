@@ -1,0 +1,138 @@
+// Command manager runs the segment-operator: it reconciles Segment objects with ChatBot.com
+// user segments.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/controller"
+	"github.com/segment-operator/segment-operator/internal/remote"
+	"github.com/segment-operator/segment-operator/internal/version"
+)
+
+var (
+	scheme   = runtime.NewScheme()
+	setupLog = ctrl.Log.WithName("setup")
+)
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(usersv1alpha1.AddToScheme(scheme))
+}
+
+func main() {
+	var (
+		metricsAddr, probeAddr  string
+		secureMetrics, enableH2 bool
+		leaderElect             bool
+		apiURL, tokenFile       string
+		driftInterval           time.Duration
+		maxConcurrent, apiBurst int
+		apiQPS                  float64
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, allowing only authenticated and authorized callers (TokenReview, SubjectAccessReview).")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the liveness and readiness probes bind to.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
+	flag.BoolVar(&enableH2, "enable-http2", false, "Serve metrics over HTTP/2 too (off because of the HTTP/2 rapid-reset CVEs).")
+	flag.StringVar(&apiURL, "chatbot-api-url", chatbot.DefaultBaseURL, "Base URL of the ChatBot API (the simulator's for tests and demos).")
+	flag.StringVar(&tokenFile, "chatbot-api-token-file", "", "File holding the ChatBot Developer access token, re-read when it changes. Without it, $CHATBOT_API_TOKEN.")
+	flag.DurationVar(&driftInterval, "drift-interval", 5*time.Minute, "How often each Segment is compared with the remote account; one listing per account serves all Segments in an interval.")
+	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "How many Segments are reconciled at once.")
+	flag.Float64Var(&apiQPS, "chatbot-api-qps", 0, "Most ChatBot API calls per second per account (0: no client-side limit).")
+	flag.IntVar(&apiBurst, "chatbot-api-burst", 10, "Most ChatBot API calls at once per account when --chatbot-api-qps is set.")
+	opts := zap.Options{Development: false}
+	opts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+
+	if err := run(runConfig{
+		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableH2: enableH2,
+		leaderElect: leaderElect, driftInterval: driftInterval, maxConcurrent: maxConcurrent,
+		apiQPS: apiQPS, apiBurst: apiBurst,
+		creds: &remote.DefaultCredentials{BaseURL: apiURL, Token: os.Getenv("CHATBOT_API_TOKEN"), TokenFile: tokenFile},
+	}); err != nil {
+		setupLog.Error(err, "manager stopped")
+		os.Exit(1)
+	}
+}
+
+type runConfig struct {
+	metricsAddr, probeAddr  string
+	secureMetrics, enableH2 bool
+	leaderElect             bool
+	driftInterval           time.Duration
+	maxConcurrent, apiBurst int
+	apiQPS                  float64
+	creds                   *remote.DefaultCredentials
+}
+
+func run(cfg runConfig) error {
+	if cfg.driftInterval < time.Second {
+		return fmt.Errorf("--drift-interval must be at least 1s, got %s", cfg.driftInterval)
+	}
+	// Fail fast on missing credentials; the token itself is never logged.
+	if _, err := cfg.creds.Get(); err != nil {
+		return err
+	}
+	setupLog.Info("starting segment-operator", "version", version.Version, "chatbotAPI", cfg.creds.BaseURL,
+		"driftInterval", cfg.driftInterval.String())
+
+	var tlsOpts []func(*tls.Config)
+	if !cfg.enableH2 {
+		tlsOpts = append(tlsOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
+	}
+	metricsOpts := metricsserver.Options{BindAddress: cfg.metricsAddr, SecureServing: cfg.secureMetrics, TLSOpts: tlsOpts}
+	if cfg.secureMetrics {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsOpts,
+		HealthProbeBindAddress: cfg.probeAddr,
+		LeaderElection:         cfg.leaderElect,
+		LeaderElectionID:       "segment-operator.users.chatbot.com",
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+
+	accounts := remote.NewAccounts(remote.AccountOptions{QPS: cfg.apiQPS, Burst: cfg.apiBurst})
+	if err := (&controller.SegmentReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("segment-operator"),
+		Accounts: accounts,
+		Credentials: func(context.Context, *usersv1alpha1.Segment) (remote.Credentials, error) {
+			return cfg.creds.Get()
+		},
+		DriftInterval:           cfg.driftInterval,
+		MaxConcurrentReconciles: cfg.maxConcurrent,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up Segment controller: %w", err)
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	return mgr.Start(ctrl.SetupSignalHandler())
+}

@@ -1,0 +1,193 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/remote"
+)
+
+// confirmGoneAfter is how old a listing may be before a segment missing from it is
+// confirmed with a new listing, rather than taken as deleted.
+const confirmGoneAfter = 2 * time.Second
+
+// observe finds the remote segment in the account's shared listing. The API has no
+// get-by-id, so this lists the account, at most once per DriftInterval for all its
+// Segments. A segment missing from an older listing is confirmed with a fresh one before it
+// is declared gone: recreating it is not a step to take on stale evidence.
+func (r *SegmentReconciler) observe(ctx context.Context, acct *remote.Account, id string) (chatbot.Segment, bool, error) {
+	fetchedAt, err := acct.Observations.Ensure(ctx, r.DriftInterval)
+	if err != nil {
+		return chatbot.Segment{}, false, fmt.Errorf("list segments: %w", err)
+	}
+	if seg, ok := acct.Observations.Lookup(id); ok {
+		return seg, true, nil
+	}
+	if time.Since(fetchedAt) > confirmGoneAfter {
+		if _, err := acct.Observations.Refresh(ctx); err != nil {
+			return chatbot.Segment{}, false, fmt.Errorf("list segments: %w", err)
+		}
+	}
+	seg, ok := acct.Observations.Lookup(id)
+	return seg, ok, nil
+}
+
+// create creates the remote segment and records its ID in status at once: the create call
+// is not idempotent, so an ID not persisted is a duplicate segment in waiting.
+func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter) error {
+	name := seg.RemoteName()
+	id, err := acct.Client.CreateSegment(ctx, name)
+	if err != nil {
+		return fmt.Errorf("create segment: %w", err)
+	}
+	acct.Observations.Created(chatbot.Segment{ID: id, Name: name})
+	resetRemote(seg)
+	seg.Status.ID = id
+	seg.Status.Name = name
+	setCondition(seg, usersv1alpha1.ConditionReady, false, usersv1alpha1.ReasonCreating,
+		fmt.Sprintf("Created remote segment %s; adding members", id))
+	setCondition(seg, usersv1alpha1.ConditionReconciling, true, usersv1alpha1.ReasonCreating, "Adding members")
+	r.event(seg, "Created", "Create", "Created remote segment %s named %q", id, name)
+	logf.FromContext(ctx).Info("created remote segment", "remoteID", id)
+	if err := st.write(ctx, seg); err != nil {
+		return fmt.Errorf("record remote segment ID %s in status: %w", id, err)
+	}
+	return nil
+}
+
+// rename gives the remote segment the desired name; its ID and members stay.
+func (r *SegmentReconciler) rename(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) error {
+	id, from, to := seg.Status.ID, seg.Status.Name, seg.RemoteName()
+	if err := acct.Client.RenameSegment(ctx, id, to); err != nil {
+		if chatbot.IsNotFound(err) {
+			acct.Observations.Deleted(id)
+		}
+		return fmt.Errorf("rename segment %s: %w", id, err)
+	}
+	acct.Observations.Renamed(id, to)
+	seg.Status.Name = to
+	r.event(seg, "Renamed", "Rename", "Renamed remote segment %s from %q to %q", id, from, to)
+	logf.FromContext(ctx).Info("renamed remote segment", "from", from, "to", to)
+	return nil
+}
+
+// addMembers adds the desired members not yet added. What was added is recorded even when
+// a later batch fails, so no member is sent twice and none is forgotten.
+func (r *SegmentReconciler) addMembers(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) error {
+	missing := difference(seg.Spec.Members, seg.Status.AddedMembers)
+	if len(missing) == 0 {
+		return nil
+	}
+	id := seg.Status.ID
+	n, err := acct.Client.AddMembers(ctx, []string{id}, missing)
+	if n > 0 {
+		seg.Status.AddedMembers = union(seg.Status.AddedMembers, missing[:n])
+		acct.Observations.MembersAdded(id, len(seg.Status.AddedMembers))
+		if observed, ok := acct.Observations.Lookup(id); ok {
+			seg.Status.RemoteMembers = int32(observed.Users)
+		}
+		r.event(seg, "MembersAdded", "AddMembers", "Added %d members to remote segment %s", n, id)
+		logf.FromContext(ctx).Info("added members", "count", n)
+	}
+	if err != nil {
+		if chatbot.IsNotFound(err) {
+			acct.Observations.Deleted(id)
+		}
+		return fmt.Errorf("add members to segment %s: %w", id, err)
+	}
+	return nil
+}
+
+// reportNotRemovable says, visibly, which removals from spec.members the API cannot carry
+// out: it has no remove-member endpoint.
+func (r *SegmentReconciler) reportNotRemovable(seg *usersv1alpha1.Segment) {
+	extra := difference(seg.Status.AddedMembers, seg.Spec.Members)
+	before := seg.Status.NotRemovableMembers
+	seg.Status.NotRemovableMembers = int32(len(extra))
+	if len(extra) == 0 {
+		removeCondition(seg, usersv1alpha1.ConditionMembersNotRemovable)
+		return
+	}
+	msg := fmt.Sprintf("%d members were removed from spec.members, but the ChatBot API cannot remove members: "+
+		"they stay in remote segment %s until it is deleted (for example %s)", len(extra), seg.Status.ID, sample(extra))
+	setCondition(seg, usersv1alpha1.ConditionMembersNotRemovable, true, usersv1alpha1.ReasonRemovedFromSpec, msg)
+	if int32(len(extra)) != before {
+		r.warn(seg, usersv1alpha1.ConditionMembersNotRemovable, "RemoveMembers", "%s", msg)
+	}
+}
+
+// delete deletes the remote segment; one that is already gone is fine.
+func (r *SegmentReconciler) delete(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) error {
+	id := seg.Status.ID
+	err := acct.Client.DeleteSegment(ctx, id)
+	switch {
+	case chatbot.IsNotFound(err):
+		r.event(seg, "AlreadyDeleted", "Delete", "Remote segment %s was already gone", id)
+	case err != nil:
+		return fmt.Errorf("delete segment %s: %w", id, err)
+	default:
+		r.event(seg, "Deleted", "Delete", "Deleted remote segment %s", id)
+		logf.FromContext(ctx).Info("deleted remote segment")
+	}
+	acct.Observations.Deleted(id)
+	return nil
+}
+
+// recordObserved copies what the API reports of the remote segment into status.
+func recordObserved(seg *usersv1alpha1.Segment, observed chatbot.Segment) {
+	seg.Status.Name = observed.Name
+	seg.Status.RemoteMembers = int32(observed.Users)
+	if !observed.CreatedAt.IsZero() {
+		t := metav1.NewTime(observed.CreatedAt.Time)
+		seg.Status.CreatedAt = &t
+	}
+}
+
+// resetRemote forgets the remote segment: it is gone, or about to be created anew.
+func resetRemote(seg *usersv1alpha1.Segment) {
+	seg.Status.ID = ""
+	seg.Status.Name = ""
+	seg.Status.RemoteMembers = 0
+	seg.Status.CreatedAt = nil
+	seg.Status.AddedMembers = nil
+	seg.Status.NotRemovableMembers = 0
+}
+
+// difference returns the items of a not in b, sorted.
+func difference(a, b []string) []string {
+	in := make(map[string]struct{}, len(b))
+	for _, s := range b {
+		in[s] = struct{}{}
+	}
+	var out []string
+	for _, s := range a {
+		if _, ok := in[s]; !ok {
+			out = append(out, s)
+			in[s] = struct{}{} // a is a set, but never send a duplicate
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// union returns the sorted union of two sets.
+func union(a, b []string) []string {
+	out := append(slices.Clone(a), b...)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// sample names up to three items, for messages.
+func sample(items []string) string {
+	if len(items) > 3 {
+		return fmt.Sprintf("%v and %d more", items[:3], len(items)-3)
+	}
+	return fmt.Sprint(items)
+}

@@ -1,0 +1,132 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/chatbot"
+)
+
+// statusWriter writes a Segment's status only when it changed since the last write, so that
+// a reconcile that finds nothing to do writes nothing.
+type statusWriter struct {
+	c       client.Client
+	written usersv1alpha1.SegmentStatus
+}
+
+func newStatusWriter(c client.Client, seg *usersv1alpha1.Segment) *statusWriter {
+	return &statusWriter{c: c, written: *seg.Status.DeepCopy()}
+}
+
+// write patches the status subresource with what changed. A merge patch, not an update:
+// the remote ID must be recorded even if the Segment changed meanwhile.
+func (w *statusWriter) write(ctx context.Context, seg *usersv1alpha1.Segment) error {
+	seg.Status.ObservedGeneration = seg.Generation
+	if equality.Semantic.DeepEqual(w.written, seg.Status) {
+		return nil
+	}
+	base := seg.DeepCopy()
+	base.Status = w.written
+	if err := w.c.Status().Patch(ctx, seg, client.MergeFrom(base)); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	w.written = *seg.Status.DeepCopy()
+	return nil
+}
+
+func setCondition(seg *usersv1alpha1.Segment, condType string, status bool, reason, msg string) {
+	s := metav1.ConditionFalse
+	if status {
+		s = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&seg.Status.Conditions, metav1.Condition{
+		Type: condType, Status: s, Reason: reason, Message: msg, ObservedGeneration: seg.Generation,
+	})
+}
+
+func removeCondition(seg *usersv1alpha1.Segment, condType string) {
+	meta.RemoveStatusCondition(&seg.Status.Conditions, condType)
+}
+
+// ready marks the Segment in sync with its remote segment.
+func (r *SegmentReconciler) ready(seg *usersv1alpha1.Segment) {
+	setCondition(seg, usersv1alpha1.ConditionReady, true, usersv1alpha1.ReasonSynced,
+		fmt.Sprintf("Remote segment %s is named %q and has all %d desired members", seg.Status.ID, seg.RemoteName(), len(seg.Spec.Members)))
+	removeCondition(seg, usersv1alpha1.ConditionReconciling)
+	removeCondition(seg, usersv1alpha1.ConditionStalled)
+}
+
+// fail records err in status and decides when to try again:
+//   - rate limited (429): after the server's Retry-After;
+//   - other retryable errors (5xx, network): after Retry-After if given, else with backoff;
+//   - the token refused (401, 403) or missing: not before the next drift check, by which a
+//     rotated token or Secret is picked up (a changed Secret triggers a reconcile itself);
+//   - the request refused (other 4xx): not until the spec changes.
+//
+// The last two mark the Segment Stalled, which kstatus, Flux and Argo CD report as failed.
+func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, err error) (ctrl.Result, error) {
+	var (
+		reason  string
+		stalled bool
+		result  ctrl.Result
+		retErr  error
+	)
+	apiErr, isAPI := chatbot.AsAPIError(err)
+	switch {
+	case isCredentialsError(err):
+		reason, stalled, result = usersv1alpha1.ReasonCredentialsError, true, ctrl.Result{RequeueAfter: r.DriftInterval}
+	case !isAPI:
+		// A Kubernetes API error or similar: let controller-runtime back off and log it.
+		return ctrl.Result{}, err
+	case apiErr.Unauthorized():
+		reason, stalled, result = usersv1alpha1.ReasonUnauthorized, true, ctrl.Result{RequeueAfter: r.DriftInterval}
+	case apiErr.StatusCode == http.StatusTooManyRequests:
+		reason, result = usersv1alpha1.ReasonRateLimited, ctrl.Result{RequeueAfter: jitter(max(apiErr.RetryAfter, time.Second))}
+	case apiErr.Retryable() && apiErr.RetryAfter > 0:
+		reason, result = usersv1alpha1.ReasonRemoteError, ctrl.Result{RequeueAfter: jitter(apiErr.RetryAfter)}
+	case apiErr.Retryable():
+		reason, retErr = usersv1alpha1.ReasonRemoteError, err
+	case apiErr.NotFound():
+		// The segment vanished between observing and acting: start over now.
+		reason, result = usersv1alpha1.ReasonRemoteError, ctrl.Result{RequeueAfter: time.Millisecond}
+	default:
+		reason, stalled = usersv1alpha1.ReasonRemoteRejected, true
+	}
+
+	if ready := meta.FindStatusCondition(seg.Status.Conditions, usersv1alpha1.ConditionReady); ready == nil || ready.Reason != usersv1alpha1.ReasonDeleting {
+		setCondition(seg, usersv1alpha1.ConditionReady, false, reason, err.Error())
+	}
+	if stalled {
+		setCondition(seg, usersv1alpha1.ConditionStalled, true, reason, err.Error())
+		removeCondition(seg, usersv1alpha1.ConditionReconciling)
+		if prev := meta.FindStatusCondition(st.written.Conditions, usersv1alpha1.ConditionStalled); prev == nil || prev.Reason != reason {
+			r.warn(seg, reason, "Reconcile", "%s", err.Error())
+		}
+	} else {
+		setCondition(seg, usersv1alpha1.ConditionReconciling, true, reason, "Retrying: "+err.Error())
+		removeCondition(seg, usersv1alpha1.ConditionStalled)
+	}
+	logf.FromContext(ctx).Info("reconcile failed", "reason", reason, "error", err.Error(), "retryIn", result.RequeueAfter)
+	if werr := st.write(ctx, seg); werr != nil {
+		return ctrl.Result{}, errors.Join(err, werr)
+	}
+	return result, retErr
+}
+
+// jitter spreads retries of many Segments over up to a quarter more than d, so that a rate
+// limit lifting does not meet them all at once.
+func jitter(d time.Duration) time.Duration {
+	return d + time.Duration(rand.Int64N(int64(d/4)+1))
+}

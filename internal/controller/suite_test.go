@@ -1,0 +1,130 @@
+package controller_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
+	"github.com/segment-operator/segment-operator/internal/controller"
+	"github.com/segment-operator/segment-operator/internal/remote"
+)
+
+// The suite runs one control plane (kube-apiserver + etcd), one simulator and one manager
+// for every spec; specs work in namespaces of their own and run one at a time.
+const (
+	simToken      = "suite-token"
+	driftInterval = 2 * time.Second
+)
+
+var (
+	ctx       context.Context
+	cancel    context.CancelFunc
+	testEnv   *envtest.Environment
+	cfg       *rest.Config
+	k8sClient client.Client
+	sim       *simulator.Server
+	simURL    string
+
+	// managerToken is the token the manager's default credentials hold; specs change it.
+	tokenMu      sync.Mutex
+	managerToken = simToken
+)
+
+func TestControllers(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Controller Suite")
+}
+
+var _ = BeforeSuite(func() {
+	logf.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
+	ctx, cancel = context.WithCancel(context.TODO())
+
+	Expect(usersv1alpha1.AddToScheme(scheme.Scheme)).To(Succeed())
+	testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: envtestAssets(),
+	}
+	var err error
+	cfg, err = testEnv.Start()
+	Expect(err).NotTo(HaveOccurred())
+	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme.Scheme})
+	Expect(err).NotTo(HaveOccurred())
+
+	sim, err = simulator.New(simulator.Options{Token: simToken})
+	Expect(err).NotTo(HaveOccurred())
+	srv := httptest.NewServer(sim)
+	DeferCleanup(srv.Close)
+	simURL = srv.URL
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme.Scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect((&controller.SegmentReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorder("segment-operator"),
+		Accounts: remote.NewAccounts(remote.AccountOptions{}),
+		Credentials: func(context.Context, *usersv1alpha1.Segment) (remote.Credentials, error) {
+			tokenMu.Lock()
+			defer tokenMu.Unlock()
+			return remote.Credentials{BaseURL: simURL, Token: managerToken}, nil
+		},
+		DriftInterval:           driftInterval,
+		MaxConcurrentReconciles: 4,
+	}).SetupWithManager(mgr)).To(Succeed())
+
+	go func() {
+		defer GinkgoRecover()
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+})
+
+var _ = AfterSuite(func() {
+	cancel()
+	if testEnv != nil {
+		Expect(testEnv.Stop()).To(Succeed())
+	}
+})
+
+// envtestAssets returns the directory of kube-apiserver and etcd: $KUBEBUILDER_ASSETS as
+// `make test` sets it, or else what hack/envtest.sh builds (and caches) for this checkout.
+func envtestAssets() string {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	Expect(err).NotTo(HaveOccurred())
+	cmd := exec.Command(filepath.Join(root, "hack", "envtest.sh"), filepath.Join(root, "bin"))
+	cmd.Stderr = GinkgoWriter
+	out, err := cmd.Output()
+	Expect(err).NotTo(HaveOccurred(), "hack/envtest.sh could not build the envtest control plane")
+	return strings.TrimSpace(string(out))
+}
+
+func setManagerToken(token string) {
+	tokenMu.Lock()
+	defer tokenMu.Unlock()
+	managerToken = token
+}

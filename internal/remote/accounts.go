@@ -1,0 +1,143 @@
+package remote
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/segment-operator/segment-operator/internal/chatbot"
+)
+
+// Credentials identify one ChatBot account: where its API is and the Developer access token.
+type Credentials struct {
+	BaseURL string
+	Token   string
+}
+
+// key identifies the account without holding the token.
+func (c Credentials) key() string {
+	sum := sha256.Sum256([]byte(c.BaseURL + "\x00" + c.Token))
+	return hex.EncodeToString(sum[:])
+}
+
+// Account is one ChatBot account as the operator sees it.
+type Account struct {
+	// ID names the account in logs and metrics without revealing the token: the first 12
+	// hex digits of a SHA-256 of base URL and token.
+	ID           string
+	Client       *chatbot.Client
+	Observations *Observations
+}
+
+// AccountOptions configure every account's client.
+type AccountOptions struct {
+	// QPS is the most API calls per second the operator makes to one account (0: no limit);
+	// Burst how many may go at once.
+	QPS   float64
+	Burst int
+	// Observer is told of every API call, for metrics; it receives the account ID.
+	Observer func(account, op string, status int, elapsed time.Duration)
+	// Options are passed to every client.
+	Options []chatbot.Option
+}
+
+// Accounts hands out one Account per set of credentials, so that clients, rate limits and
+// observations are shared by every Segment of an account and never mixed between accounts.
+type Accounts struct {
+	opts AccountOptions
+	mu   sync.Mutex
+	m    map[string]*Account
+}
+
+// NewAccounts returns an empty registry.
+func NewAccounts(opts AccountOptions) *Accounts {
+	return &Accounts{opts: opts, m: map[string]*Account{}}
+}
+
+// For returns the account for c, creating it on first use.
+func (a *Accounts) For(c Credentials) (*Account, error) {
+	key := c.key()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if acct, ok := a.m[key]; ok {
+		return acct, nil
+	}
+	id := key[:12]
+	opts := append([]chatbot.Option(nil), a.opts.Options...)
+	if a.opts.QPS > 0 {
+		opts = append(opts, chatbot.WithLimiter(rate.NewLimiter(rate.Limit(a.opts.QPS), max(1, a.opts.Burst))))
+	}
+	if obs := a.opts.Observer; obs != nil {
+		opts = append(opts, chatbot.WithObserver(func(op string, status int, d time.Duration) { obs(id, op, status, d) }))
+	}
+	client, err := chatbot.New(c.BaseURL, c.Token, opts...)
+	if err != nil {
+		return nil, err
+	}
+	acct := &Account{ID: id, Client: client, Observations: NewObservations(client, nil)}
+	a.m[key] = acct
+	return acct, nil
+}
+
+// All returns every account in use.
+func (a *Accounts) All() []*Account {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]*Account, 0, len(a.m))
+	for _, acct := range a.m {
+		out = append(out, acct)
+	}
+	return out
+}
+
+// DefaultCredentials are the manager's own credentials, used by Segments that name none:
+// a base URL and a token given directly (from $CHATBOT_API_TOKEN) or read from a file. A
+// file is re-read when it changes, so a rotated Secret mounted as a volume takes effect
+// without a restart.
+type DefaultCredentials struct {
+	BaseURL   string
+	Token     string
+	TokenFile string
+
+	mu      sync.Mutex
+	modTime time.Time
+	cached  string
+}
+
+// ErrNoCredentials means the manager was given no token.
+var ErrNoCredentials = errors.New("no ChatBot API token: set $CHATBOT_API_TOKEN or --chatbot-api-token-file")
+
+// Get returns the credentials now in force.
+func (d *DefaultCredentials) Get() (Credentials, error) {
+	if d.TokenFile == "" {
+		if d.Token == "" {
+			return Credentials{}, ErrNoCredentials
+		}
+		return Credentials{BaseURL: d.BaseURL, Token: d.Token}, nil
+	}
+	fi, err := os.Stat(d.TokenFile)
+	if err != nil {
+		return Credentials{}, fmt.Errorf("token file: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cached == "" || !fi.ModTime().Equal(d.modTime) {
+		b, err := os.ReadFile(d.TokenFile)
+		if err != nil {
+			return Credentials{}, fmt.Errorf("token file: %w", err)
+		}
+		token := strings.TrimSpace(string(b))
+		if token == "" {
+			return Credentials{}, fmt.Errorf("token file %s is empty", d.TokenFile)
+		}
+		d.cached, d.modTime = token, fi.ModTime()
+	}
+	return Credentials{BaseURL: d.BaseURL, Token: d.cached}, nil
+}

@@ -1,0 +1,184 @@
+// Package remote keeps the operator's view of ChatBot accounts: one client and one shared
+// observation of the account's segments per set of credentials.
+//
+// The API has no get-by-id, so observing any segment means listing the whole account. Doing
+// that once per Segment per reconcile would make the cost grow with Segments x reconciles;
+// instead one listing serves every Segment of the account for a bounded time, and the
+// operator's own writes are applied to it as they succeed.
+package remote
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/segment-operator/segment-operator/internal/chatbot"
+)
+
+// listTimeout bounds one listing shared by many reconciles.
+const listTimeout = 60 * time.Second
+
+// Lister lists an account's segments; *chatbot.Client is one.
+type Lister interface {
+	ListSegments(ctx context.Context) ([]chatbot.Segment, error)
+}
+
+// Observations is the shared, self-updating view of one account's segments.
+type Observations struct {
+	lister Lister
+	now    func() time.Time
+	group  singleflight.Group
+
+	mu        sync.Mutex
+	segments  map[string]chatbot.Segment
+	fetchedAt time.Time // zero: never listed
+	seq       uint64    // sequence number of the last local write
+	journal   []write   // local writes not yet known to be in a listing
+}
+
+// write is one of our own changes, replayed onto listings that began before it.
+type write struct {
+	seq   uint64
+	apply func(map[string]chatbot.Segment)
+}
+
+// NewObservations returns an empty view that lists through l.
+func NewObservations(l Lister, now func() time.Time) *Observations {
+	if now == nil {
+		now = time.Now
+	}
+	return &Observations{lister: l, now: now, segments: map[string]chatbot.Segment{}}
+}
+
+// Ensure makes sure the view is no older than maxAge, listing the account if it is.
+// Concurrent callers share one listing. It returns when the view's listing began.
+func (o *Observations) Ensure(ctx context.Context, maxAge time.Duration) (time.Time, error) {
+	o.mu.Lock()
+	fetchedAt := o.fetchedAt
+	o.mu.Unlock()
+	if !fetchedAt.IsZero() && o.now().Sub(fetchedAt) < maxAge {
+		return fetchedAt, nil
+	}
+	return o.Refresh(ctx)
+}
+
+// Refresh lists the account now, or joins a listing already under way, and returns when
+// the view's listing began.
+func (o *Observations) Refresh(ctx context.Context) (time.Time, error) {
+	ch := o.group.DoChan("list", func() (any, error) {
+		// The listing serves every waiting reconcile: one caller's cancellation must not
+		// fail the others.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listTimeout)
+		defer cancel()
+		return nil, o.list(lctx)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return time.Time{}, res.Err
+		}
+		return o.FetchedAt(), nil
+	case <-ctx.Done():
+		return time.Time{}, ctx.Err()
+	}
+}
+
+// FetchedAt is when the view's listing began; zero if the account was never listed.
+func (o *Observations) FetchedAt() time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.fetchedAt
+}
+
+// Lookup returns the segment with the given ID as the view has it.
+func (o *Observations) Lookup(id string) (chatbot.Segment, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	seg, ok := o.segments[id]
+	return seg, ok
+}
+
+// Segments returns every segment in the view.
+func (o *Observations) Segments() []chatbot.Segment {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]chatbot.Segment, 0, len(o.segments))
+	for _, seg := range o.segments {
+		out = append(out, seg)
+	}
+	return out
+}
+
+// list replaces the view with a fresh listing plus the local writes made since it began.
+func (o *Observations) list(ctx context.Context) error {
+	o.mu.Lock()
+	startSeq, started := o.seq, o.now()
+	o.mu.Unlock()
+
+	listed, err := o.lister.ListSegments(ctx)
+	if err != nil {
+		return err
+	}
+	segments := make(map[string]chatbot.Segment, len(listed))
+	for _, seg := range listed {
+		segments[seg.ID] = seg
+	}
+
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	kept := o.journal[:0]
+	for _, w := range o.journal {
+		if w.seq > startSeq { // made after the listing began: it may not be in it
+			w.apply(segments)
+			kept = append(kept, w)
+		}
+	}
+	o.journal = kept
+	o.segments = segments
+	o.fetchedAt = started
+	return nil
+}
+
+// record applies one of our own successful writes to the view, and journals it for
+// listings already under way.
+func (o *Observations) record(apply func(map[string]chatbot.Segment)) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.seq++
+	apply(o.segments)
+	o.journal = append(o.journal, write{seq: o.seq, apply: apply})
+}
+
+// Created records a segment we created.
+func (o *Observations) Created(seg chatbot.Segment) {
+	o.record(func(m map[string]chatbot.Segment) { m[seg.ID] = seg })
+}
+
+// Renamed records a rename we made.
+func (o *Observations) Renamed(id, name string) {
+	o.record(func(m map[string]chatbot.Segment) {
+		if seg, ok := m[id]; ok {
+			seg.Name = name
+			m[id] = seg
+		}
+	})
+}
+
+// Deleted records a deletion we made, or a 404 we were answered.
+func (o *Observations) Deleted(id string) {
+	o.record(func(m map[string]chatbot.Segment) { delete(m, id) })
+}
+
+// MembersAdded records that we added members to a segment. The API reports only a count of
+// distinct members, and some of ours may have been members already, so the count becomes
+// at least the number we know of; the next listing gives the exact figure.
+func (o *Observations) MembersAdded(id string, atLeast int) {
+	o.record(func(m map[string]chatbot.Segment) {
+		if seg, ok := m[id]; ok && seg.Users < atLeast {
+			seg.Users = atLeast
+			m[id] = seg
+		}
+	})
+}
