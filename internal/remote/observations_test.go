@@ -1,0 +1,183 @@
+package remote_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
+	"github.com/segment-operator/segment-operator/internal/remote"
+)
+
+// gatedLister lists through the real client, then holds the result until released: the
+// listing has been served, but the caller has not seen it yet.
+type gatedLister struct {
+	client  *chatbot.Client
+	served  chan struct{}
+	release chan struct{}
+	calls   atomic.Int32
+}
+
+func (g *gatedLister) ListSegments(ctx context.Context) ([]chatbot.Segment, error) {
+	g.calls.Add(1)
+	segs, err := g.client.ListSegments(ctx)
+	if g.served != nil {
+		g.served <- struct{}{}
+		<-g.release
+	}
+	return segs, err
+}
+
+func setup(t *testing.T) (*simulator.Server, *chatbot.Client) {
+	t.Helper()
+	sim, err := simulator.New(simulator.Options{Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	c, err := chatbot.New(srv.URL, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, c
+}
+
+// A listing that began before our own writes must not undo them when it lands: a segment we
+// just created would look deleted (and be created twice), one we deleted would come back.
+func TestListingInFlightKeepsOurWrites(t *testing.T) {
+	sim, c := setup(t)
+	ctx := context.Background()
+	doomed := sim.Create("doomed")
+	renamed := sim.Create("old name")
+	l := &gatedLister{client: c, served: make(chan struct{}), release: make(chan struct{})}
+	obs := remote.NewObservations(l, nil)
+
+	done := make(chan error)
+	go func() { _, err := obs.Refresh(ctx); done <- err }()
+	<-l.served // the server has answered without any of the writes below
+
+	id, err := c.CreateSegment(ctx, "fresh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs.Created(chatbot.Segment{ID: id, Name: "fresh"})
+	if err := c.DeleteSegment(ctx, doomed); err != nil {
+		t.Fatal(err)
+	}
+	obs.Deleted(doomed)
+	if err := c.RenameSegment(ctx, renamed, "new name"); err != nil {
+		t.Fatal(err)
+	}
+	obs.Renamed(renamed, "new name")
+
+	close(l.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := obs.Lookup(id); !ok {
+		t.Error("segment created during the listing is missing")
+	}
+	if _, ok := obs.Lookup(doomed); ok {
+		t.Error("segment deleted during the listing came back")
+	}
+	if seg, _ := obs.Lookup(renamed); seg.Name != "new name" {
+		t.Errorf("rename made during the listing was undone: %q", seg.Name)
+	}
+
+	// A listing begun after the writes contains them; the journal is then emptied.
+	l.served = nil
+	if _, err := obs.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(obs.Segments()) != 2 {
+		t.Errorf("after a clean listing: %+v", obs.Segments())
+	}
+}
+
+func TestConcurrentCallersShareOneListing(t *testing.T) {
+	sim, c := setup(t)
+	sim.Create("a")
+	l := &gatedLister{client: c, served: make(chan struct{}, 1), release: make(chan struct{})}
+	obs := remote.NewObservations(l, nil)
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := obs.Ensure(context.Background(), time.Minute); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	<-l.served // one listing is held open; without sharing, each caller would start its own
+	close(l.release)
+	wg.Wait()
+	if n := l.calls.Load(); n > 2 {
+		t.Errorf("20 concurrent callers made %d listings", n)
+	}
+}
+
+func TestEnsureListsOnlyWhenStale(t *testing.T) {
+	_, c := setup(t)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := &gatedLister{client: c}
+	obs := remote.NewObservations(l, func() time.Time { return now })
+	ctx := context.Background()
+	for range 5 {
+		if _, err := obs.Ensure(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(59 * time.Second)
+	_, _ = obs.Ensure(ctx, time.Minute)
+	if l.calls.Load() != 1 {
+		t.Fatalf("%d listings within the max age, want 1", l.calls.Load())
+	}
+	now = now.Add(time.Second)
+	fetched, _ := obs.Ensure(ctx, time.Minute)
+	if l.calls.Load() != 2 || !fetched.Equal(now) {
+		t.Fatalf("stale view: %d listings, fetched %v", l.calls.Load(), fetched)
+	}
+}
+
+func TestAccountsAreKeptApart(t *testing.T) {
+	accounts := remote.NewAccounts(remote.AccountOptions{})
+	a1, _ := accounts.For(remote.Credentials{BaseURL: "http://x", Token: "one"})
+	a2, _ := accounts.For(remote.Credentials{BaseURL: "http://x", Token: "two"})
+	again, _ := accounts.For(remote.Credentials{BaseURL: "http://x", Token: "one"})
+	if a1 == a2 || a1.Observations == a2.Observations || a1 != again {
+		t.Fatal("accounts are shared between tokens, or not reused for the same token")
+	}
+	if a1.ID == a2.ID || len(a1.ID) != 12 {
+		t.Fatalf("account IDs %q %q", a1.ID, a2.ID)
+	}
+}
+
+func TestDefaultCredentialsRereadTheTokenFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte("first\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := &remote.DefaultCredentials{BaseURL: "http://x", TokenFile: file}
+	if c, err := d.Get(); err != nil || c.Token != "first" {
+		t.Fatalf("%v %v", c.Token, err)
+	}
+	if err := os.WriteFile(file, []byte("second"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Minute)
+	_ = os.Chtimes(file, later, later)
+	if c, err := d.Get(); err != nil || c.Token != "second" {
+		t.Fatalf("after rotation: %v %v", c.Token, err)
+	}
+	if _, err := (&remote.DefaultCredentials{}).Get(); err != remote.ErrNoCredentials {
+		t.Fatalf("no token: %v", err)
+	}
+}
