@@ -9,6 +9,8 @@ LDFLAGS := -X github.com/segment-operator/segment-operator/internal/version.Vers
 LOCALBIN ?= $(shell pwd)/bin
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
+KUSTOMIZE ?= $(LOCALBIN)/kustomize
+KUSTOMIZE_VERSION ?= v5.8.1
 
 # Test flags: the whole suite, with the race detector, uncached.
 GO_TEST_FLAGS ?= -race -count=1
@@ -51,15 +53,52 @@ test: manifests generate fmt vet envtest ## Generate, then run every test (unit,
 envtest: ## Build the envtest control plane (kube-apiserver, etcd) from the Go module proxy into bin/k8s/ (cached).
 	@hack/envtest.sh $(LOCALBIN) >/dev/null
 
+.PHONY: demo
+demo: manifests envtest ## Run the operator locally (control plane + simulator + manager), apply config/samples and show the lifecycle. DEMO_KEEP=1 keeps it running.
+	go run ./hack/demo
+
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build the simulator binary (and the manager, once it exists).
-	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/ ./cmd/...
+build: manifests generate fmt vet ## Build the manager (bin/manager) and the simulator (bin/chatbot-sim).
+	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager ./cmd
+	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/chatbot-sim ./cmd/chatbot-sim
+
+.PHONY: run
+run: manifests generate fmt vet ## Run the manager from your host against the cluster in $$KUBECONFIG (needs $$CHATBOT_API_TOKEN).
+	go run ./cmd --metrics-bind-address=0
 
 .PHONY: run-sim
 run-sim: ## Run the ChatBot API simulator on 127.0.0.1:8090 with token "dev-token".
 	go run ./cmd/chatbot-sim --listen 127.0.0.1:8090 --token dev-token
+
+.PHONY: build-installer
+build-installer: manifests generate kustomize ## Write dist/install.yaml: CRD, RBAC and manager for image $(IMG).
+	mkdir -p dist
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE) build config/default > dist/install.yaml
+	@echo "wrote dist/install.yaml for $(IMG)"
+
+##@ Deployment
+
+.PHONY: install
+install: manifests kustomize ## Install the CRD into the cluster in $$KUBECONFIG.
+	$(KUSTOMIZE) build config/crd | kubectl apply -f -
+
+.PHONY: uninstall
+uninstall: manifests kustomize ## Remove the CRD (and every Segment) from the cluster in $$KUBECONFIG.
+	$(KUSTOMIZE) build config/crd | kubectl delete --ignore-not-found -f -
+
+.PHONY: deploy
+deploy: manifests kustomize ## Deploy the operator (image $(IMG)) to the cluster in $$KUBECONFIG.
+	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
+	$(KUSTOMIZE) build config/default | kubectl apply -f -
+
+.PHONY: undeploy
+undeploy: kustomize ## Remove the operator from the cluster in $$KUBECONFIG.
+	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
+
+##@ Build
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a Docker engine).
@@ -71,6 +110,11 @@ docker-build: ## Build the manager image (needs a Docker engine).
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen into bin/.
 $(CONTROLLER_GEN): $(LOCALBIN)
 	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
+
+.PHONY: kustomize
+kustomize: $(KUSTOMIZE) ## Install kustomize into bin/.
+$(KUSTOMIZE): $(LOCALBIN)
+	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
 
 $(LOCALBIN):
 	mkdir -p $(LOCALBIN)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# envtest.sh builds the envtest control plane (kube-apiserver and etcd) from the Go module
-# proxy and prints the directory that holds them, for KUBEBUILDER_ASSETS.
+# envtest.sh builds the envtest control plane (kube-apiserver and etcd) and kubectl from the
+# Go module proxy and prints the directory that holds them, for KUBEBUILDER_ASSETS.
 #
 # setup-envtest downloads prebuilt binaries from a bucket that is not reachable from every
 # machine (ours included), so both binaries are compiled from source instead. The versions
@@ -22,9 +22,9 @@ etcd_version=$(awk '$1=="require" && $2=="go.etcd.io/etcd/server/v3" {print $3}'
 
 out="$bindir/k8s/${k8s_version#v}-$(go env GOOS)-$(go env GOARCH)"
 stamp="$out/.built-from"
-want="kube-apiserver $k8s_version, etcd $etcd_version"
+want="kube-apiserver $k8s_version, kubectl $k8s_version, etcd $etcd_version"
 
-if [[ -x "$out/kube-apiserver" && -x "$out/etcd" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+if [[ -x "$out/kube-apiserver" && -x "$out/etcd" && -x "$out/kubectl" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   echo "$out"
   exit 0
 fi
@@ -40,8 +40,10 @@ build() { # build <module dir> <package> <output>
   mv "$dst.tmp" "$dst"
 }
 
-build "$root/hack/envtest/etcd" go.etcd.io/etcd/server/v3 "$out/etcd"
+[[ -x "$out/etcd" && -f "$stamp" ]] && grep -q "etcd $etcd_version" "$stamp" ||
+  build "$root/hack/envtest/etcd" go.etcd.io/etcd/server/v3 "$out/etcd"
 build "$root/hack/envtest/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$out/kube-apiserver"
+build "$root/hack/envtest/kube-apiserver" k8s.io/kubernetes/cmd/kubectl "$out/kubectl"
 echo "$want" > "$stamp"
 log "built $want into $out"
 echo "$out"

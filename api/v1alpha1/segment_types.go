@@ -86,6 +86,7 @@ type SegmentStatus struct {
 	// len(spec.members): members added outside the operator, or removed from the spec,
 	// stay in the segment.
 	// +optional
+	// +kubebuilder:default=0
 	RemoteMembers int32 `json:"remoteMembers"`
 
 	// createdAt is when ChatBot created the remote segment.

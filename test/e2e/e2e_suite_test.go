@@ -1,0 +1,49 @@
+// Package e2e runs the operator as users do: the manager and simulator binaries built from
+// this checkout, against a real control plane, driven with kubectl.
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/segment-operator/segment-operator/test/localenv"
+)
+
+const token = "e2e-token-never-logged"
+
+var env *localenv.Env
+
+func TestE2E(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "e2e suite")
+}
+
+var _ = BeforeSuite(func() {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	Expect(err).NotTo(HaveOccurred())
+	env, err = localenv.Start(localenv.Options{
+		Root: root, WorkDir: GinkgoT().TempDir(), Token: token, DriftInterval: 5 * time.Second,
+	})
+	Expect(err).NotTo(HaveOccurred())
+	Expect(env.Build()).To(Succeed())
+	Expect(env.StartSimulator()).To(Succeed())
+	Expect(env.StartManager()).To(Succeed())
+})
+
+var _ = AfterSuite(func() {
+	if env != nil {
+		Expect(env.Stop()).To(Succeed())
+	}
+})
+
+func kubectl(args ...string) string {
+	GinkgoHelper()
+	out, err := env.Kubectl(context.Background(), nil, args...)
+	Expect(err).NotTo(HaveOccurred())
+	return out
+}

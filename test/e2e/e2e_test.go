@@ -1,0 +1,80 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+)
+
+var _ = Describe("the operator as installed from this checkout", Ordered, func() {
+	It("makes every sample in config/samples Ready with a remote segment", func() {
+		kubectl("apply", "-k", "config/samples")
+		kubectl("wait", "--for=condition=Ready", "segments", "--all", "--timeout=60s")
+
+		var list struct {
+			Items []struct {
+				Metadata struct{ Name string }
+				Spec     struct {
+					Name    string
+					Members []string
+				}
+				Status struct {
+					ID            string
+					Name          string
+					RemoteMembers int
+				}
+			}
+		}
+		Expect(json.Unmarshal([]byte(kubectl("get", "segments", "-o", "json")), &list)).To(Succeed())
+		Expect(list.Items).To(HaveLen(3))
+
+		st, err := env.SimState(context.Background())
+		Expect(err).NotTo(HaveOccurred())
+		remote := map[string]int{}
+		names := map[string]string{}
+		for _, s := range st.Segments {
+			remote[s.ID] = len(s.Members)
+			names[s.ID] = s.Name
+		}
+		Expect(remote).To(HaveLen(3))
+		for _, item := range list.Items {
+			want := item.Spec.Name
+			if want == "" {
+				want = item.Metadata.Name
+			}
+			Expect(names).To(HaveKeyWithValue(item.Status.ID, want), item.Metadata.Name)
+			Expect(remote[item.Status.ID]).To(Equal(len(item.Spec.Members)), item.Metadata.Name)
+		}
+		Expect(kubectl("get", "segments")).To(MatchRegexp(`(?m)^NAME\s+REMOTE NAME\s+ID\s+MEMBERS\s+READY\s+AGE$`))
+	})
+
+	It("renders config/default, and the control plane accepts it in a server-side dry run", func() {
+		rendered := kubectl("kustomize", "config/default")
+		for _, kind := range []string{"CustomResourceDefinition", "Deployment", "ClusterRole", "ServiceAccount", "Service", "Namespace"} {
+			Expect(rendered).To(ContainSubstring("kind: " + kind))
+		}
+		// A dry run creates nothing, so the namespaced objects need their namespace for real.
+		kubectl("create", "namespace", "segment-operator-system")
+		out, err := env.Kubectl(context.Background(), []byte(rendered), "apply", "--dry-run=server", "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(ContainSubstring("deployment.apps/segment-operator-controller-manager created (server dry run)"))
+	})
+
+	It("explains the resource with kubectl explain", func() {
+		out := kubectl("explain", "segment.spec")
+		Expect(out).To(ContainSubstring("members"))
+		Expect(out).To(ContainSubstring("has no way to remove a member"))
+	})
+
+	It("never writes the API token to its log", func() {
+		kubectl("delete", "-k", "config/samples", "--timeout=60s")
+		log, err := os.ReadFile(env.ManagerLog)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(log)).To(ContainSubstring("created remote segment"))
+		Expect(strings.Contains(string(log), token)).To(BeFalse(), "the manager log contains the token")
+	})
+})

@@ -1,0 +1,218 @@
+// Package localenv runs the whole product on one machine: a Kubernetes control plane (the
+// envtest kube-apiserver and etcd), the ChatBot API simulator and the manager, each the
+// real binary built from this checkout. `make demo` and the e2e tests use it.
+package localenv
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
+)
+
+// Options configure an Env.
+type Options struct {
+	// Root is the repository checkout.
+	Root string
+	// WorkDir holds the kubeconfig, binaries and logs.
+	WorkDir string
+	// Token is the ChatBot API token the simulator accepts and the manager uses.
+	Token string
+	// DriftInterval is passed to the manager.
+	DriftInterval time.Duration
+	// ManagerArgs are extra manager flags.
+	ManagerArgs []string
+	// SimulatorArgs are extra simulator flags.
+	SimulatorArgs []string
+}
+
+// Env is a running local environment.
+type Env struct {
+	opts       Options
+	testEnv    *envtest.Environment
+	assets     string
+	Kubeconfig string
+	SimURL     string
+	SimLog     string
+	ManagerLog string
+	procs      []*exec.Cmd
+}
+
+// Start starts the control plane, installs the CRDs and writes a kubeconfig; the simulator
+// and manager are started by StartSimulator and StartManager.
+func Start(opts Options) (*Env, error) {
+	if err := os.MkdirAll(opts.WorkDir, 0o755); err != nil {
+		return nil, err
+	}
+	e := &Env{opts: opts,
+		Kubeconfig: filepath.Join(opts.WorkDir, "kubeconfig"),
+		SimLog:     filepath.Join(opts.WorkDir, "chatbot-sim.log"),
+		ManagerLog: filepath.Join(opts.WorkDir, "manager.log"),
+	}
+	var err error
+	if e.assets, err = Assets(opts.Root); err != nil {
+		return nil, err
+	}
+	e.testEnv = &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join(opts.Root, "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: e.assets,
+	}
+	if _, err := e.testEnv.Start(); err != nil {
+		return nil, fmt.Errorf("start control plane: %w", err)
+	}
+	user, err := e.testEnv.AddUser(envtest.User{Name: "local-admin", Groups: []string{"system:masters"}}, nil)
+	if err == nil {
+		var kc []byte
+		if kc, err = user.KubeConfig(); err == nil {
+			err = os.WriteFile(e.Kubeconfig, kc, 0o600)
+		}
+	}
+	if err != nil {
+		_ = e.Stop()
+		return nil, fmt.Errorf("write kubeconfig: %w", err)
+	}
+	return e, nil
+}
+
+// Assets builds (or finds cached) kube-apiserver, etcd and kubectl; it returns their directory.
+func Assets(root string) (string, error) {
+	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
+		return dir, nil
+	}
+	cmd := exec.Command(filepath.Join(root, "hack", "envtest.sh"), filepath.Join(root, "bin"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("hack/envtest.sh: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// APIServerURL is the control plane's address.
+func (e *Env) APIServerURL() string { return e.testEnv.Config.Host }
+
+// Build compiles the manager and the simulator from the checkout into WorkDir/bin.
+func (e *Env) Build() error {
+	for bin, pkg := range map[string]string{"manager": "./cmd", "chatbot-sim": "./cmd/chatbot-sim"} {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(e.opts.WorkDir, "bin", bin), pkg)
+		cmd.Dir = e.opts.Root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+		}
+	}
+	return nil
+}
+
+// StartSimulator runs chatbot-sim on a free loopback port.
+func (e *Env) StartSimulator() error {
+	addrFile := filepath.Join(e.opts.WorkDir, "chatbot-sim.addr")
+	_ = os.Remove(addrFile)
+	args := append([]string{"--listen", "127.0.0.1:0", "--token", e.opts.Token, "--address-file", addrFile}, e.opts.SimulatorArgs...)
+	if err := e.spawn(filepath.Join(e.opts.WorkDir, "bin", "chatbot-sim"), args, nil, e.SimLog); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(addrFile); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			e.SimURL = "http://" + strings.TrimSpace(string(b))
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("simulator did not start; see %s", e.SimLog)
+}
+
+// StartManager runs the manager against the control plane and the simulator.
+func (e *Env) StartManager() error {
+	args := append([]string{
+		"--chatbot-api-url", e.SimURL,
+		"--drift-interval", e.opts.DriftInterval.String(),
+		"--health-probe-bind-address", "0",
+		"--metrics-bind-address", "0",
+	}, e.opts.ManagerArgs...)
+	env := []string{"KUBECONFIG=" + e.Kubeconfig, "CHATBOT_API_TOKEN=" + e.opts.Token}
+	return e.spawn(filepath.Join(e.opts.WorkDir, "bin", "manager"), args, env, e.ManagerLog)
+}
+
+// spawn starts a process that logs to logPath and dies with this one.
+func (e *Env) spawn(bin string, args, env []string, logPath string) error {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		_ = logFile.Close()
+		return fmt.Errorf("start %s: %w", filepath.Base(bin), err)
+	}
+	e.procs = append(e.procs, cmd)
+	return nil
+}
+
+// Kubectl runs kubectl against the control plane and returns its combined output.
+func (e *Env) Kubectl(ctx context.Context, stdin []byte, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(e.assets, "kubectl"), append([]string{"--kubeconfig", e.Kubeconfig}, args...)...)
+	cmd.Dir = e.opts.Root
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// SimState reads the simulator's full state through its control endpoint.
+func (e *Env) SimState(ctx context.Context) (simulator.State, error) {
+	var st simulator.State
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.SimURL+"/_sim/state", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// Stop stops the manager, the simulator and the control plane, in that order, and waits
+// for each.
+func (e *Env) Stop() error {
+	var errs []error
+	for i := len(e.procs) - 1; i >= 0; i-- {
+		p := e.procs[i]
+		_ = p.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- p.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = p.Process.Kill()
+			<-done
+			errs = append(errs, fmt.Errorf("%s did not stop on SIGTERM; killed", filepath.Base(p.Path)))
+		}
+	}
+	e.procs = nil
+	if e.testEnv != nil {
+		if err := e.testEnv.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("stop control plane: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
