@@ -3,7 +3,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
 	"github.com/segment-operator/segment-operator/internal/controller"
+	"github.com/segment-operator/segment-operator/internal/metrics"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/internal/version"
 )
@@ -87,9 +87,10 @@ func run(cfg runConfig) error {
 	if cfg.driftInterval < time.Second {
 		return fmt.Errorf("--drift-interval must be at least 1s, got %s", cfg.driftInterval)
 	}
-	// Fail fast on missing credentials; the token itself is never logged.
+	// Segments may name their own credentials; without default ones, only those work.
+	// The token itself is never logged.
 	if _, err := cfg.creds.Get(); err != nil {
-		return err
+		setupLog.Info("no default ChatBot credentials: only Segments with spec.credentialsRef will work", "reason", err.Error())
 	}
 	setupLog.Info("starting segment-operator", "version", version.Version, "chatbotAPI", cfg.creds.BaseURL,
 		"driftInterval", cfg.driftInterval.String())
@@ -109,22 +110,25 @@ func run(cfg runConfig) error {
 		HealthProbeBindAddress: cfg.probeAddr,
 		LeaderElection:         cfg.leaderElect,
 		LeaderElectionID:       "segment-operator.users.chatbot.com",
+		Cache:                  controller.CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
 
-	accounts := remote.NewAccounts(remote.AccountOptions{QPS: cfg.apiQPS, Burst: cfg.apiBurst})
+	accounts := remote.NewAccounts(remote.AccountOptions{QPS: cfg.apiQPS, Burst: cfg.apiBurst, Observer: metrics.ObserveAPICall})
+	if err := metrics.Register(mgr.GetClient(), accounts); err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	ctx := ctrl.SetupSignalHandler()
 	if err := (&controller.SegmentReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("segment-operator"),
-		Accounts: accounts,
-		Credentials: func(context.Context, *usersv1alpha1.Segment) (remote.Credentials, error) {
-			return cfg.creds.Get()
-		},
+		Client:                  mgr.GetClient(),
+		Recorder:                mgr.GetEventRecorder("segment-operator"),
+		Accounts:                accounts,
+		DefaultCredentials:      cfg.creds.Get,
 		DriftInterval:           cfg.driftInterval,
 		MaxConcurrentReconciles: cfg.maxConcurrent,
-	}).SetupWithManager(mgr); err != nil {
+	}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up Segment controller: %w", err)
 	}
 
@@ -134,5 +138,5 @@ func run(cfg runConfig) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
-	return mgr.Start(ctrl.SetupSignalHandler())
+	return mgr.Start(ctx)
 }

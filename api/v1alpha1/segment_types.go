@@ -19,6 +19,8 @@ const (
 	// ConditionMembersNotRemovable is True when members were removed from spec.members that
 	// the API cannot remove from the remote segment.
 	ConditionMembersNotRemovable = "MembersNotRemovable"
+	// ConditionSuspended is True while spec.suspend is set: no remote call is made.
+	ConditionSuspended = "Suspended"
 )
 
 // Condition reasons. They are stable: alerts and scripts may match on them.
@@ -43,11 +45,103 @@ const (
 	ReasonRemovedFromSpec = "RemovedFromSpec"
 	// ReasonRecreated: the remote segment was deleted outside the operator and made again.
 	ReasonRecreated = "Recreated"
+	// ReasonSuspended: spec.suspend is true.
+	ReasonSuspended = "Suspended"
+	// ReasonConflict: another Segment already manages the remote segment this one claims.
+	ReasonConflict = "Conflict"
+	// ReasonCreateUncertain: a create may have happened without its ID being recorded, and
+	// the listing does not say which segment it made. Set spec.id to adopt the right one.
+	ReasonCreateUncertain = "CreateUncertain"
+	// ReasonRemoteNotFound: the segment named by spec.id does not exist.
+	ReasonRemoteNotFound = "RemoteNotFound"
+	// ReasonAdoptionAmbiguous: adoptionPolicy AdoptByName found several segments with the name.
+	ReasonAdoptionAmbiguous = "AdoptionAmbiguous"
+	// ReasonObserved: managementPolicy ObserveOnly, and the remote segment matches the spec.
+	ReasonObserved = "Observed"
+	// ReasonDriftDetected: managementPolicy ObserveOnly, and status.plan lists what would change.
+	ReasonDriftDetected = "DriftDetected"
 )
 
 // SegmentFinalizer makes Kubernetes wait for the remote segment's deletion before it
 // removes a Segment.
 const SegmentFinalizer = "users.chatbot.com/finalizer"
+
+// AnnotationCreatePending records, as an RFC 3339 time, that the operator is about to call
+// the (non-idempotent) create endpoint. If the remote ID never reaches status (a crash, a
+// lost response), the next reconcile finds the segment created at or after this time instead
+// of creating a second one.
+const AnnotationCreatePending = "users.chatbot.com/create-pending"
+
+// CredentialsLabel must be on a Secret named by spec.credentialsRef, with the value "true":
+// the manager caches and reads only Secrets that carry it.
+const CredentialsLabel = "users.chatbot.com/credentials"
+
+// Keys of a credentials Secret.
+const (
+	// CredentialsTokenKey holds the ChatBot Developer access token. Required.
+	CredentialsTokenKey = "token"
+	// CredentialsURLKey holds the API base URL. Optional: the manager's --chatbot-api-url.
+	CredentialsURLKey = "apiURL"
+)
+
+// DeletionPolicy says what happens to the remote segment when the Segment is deleted.
+// +kubebuilder:validation:Enum=Delete;Orphan
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyDelete deletes the remote segment with the Segment.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	// DeletionPolicyOrphan leaves the remote segment in ChatBot.
+	DeletionPolicyOrphan DeletionPolicy = "Orphan"
+)
+
+// AdoptionPolicy says whether an existing remote segment may be taken over by name.
+// +kubebuilder:validation:Enum=None;AdoptByName
+type AdoptionPolicy string
+
+const (
+	// AdoptionPolicyNone creates a new remote segment (unless spec.id names one).
+	AdoptionPolicyNone AdoptionPolicy = "None"
+	// AdoptionPolicyAdoptByName adopts the one remote segment with the desired name that no
+	// other Segment manages, and creates one if there is none. Several: AdoptionAmbiguous.
+	AdoptionPolicyAdoptByName AdoptionPolicy = "AdoptByName"
+)
+
+// ManagementPolicy says whether the operator changes the remote segment.
+// +kubebuilder:validation:Enum=Manage;ObserveOnly
+type ManagementPolicy string
+
+const (
+	// ManagementPolicyManage creates, renames, fills and deletes the remote segment.
+	ManagementPolicyManage ManagementPolicy = "Manage"
+	// ManagementPolicyObserveOnly only reads: status.plan says what Manage would change.
+	ManagementPolicyObserveOnly ManagementPolicy = "ObserveOnly"
+)
+
+// MemberRemovalPolicy says what happens when members leave spec.members, which the API
+// cannot remove from a segment.
+// +kubebuilder:validation:Enum=Warn;Recreate
+type MemberRemovalPolicy string
+
+const (
+	// MemberRemovalPolicyWarn keeps the segment and reports MembersNotRemovable.
+	MemberRemovalPolicyWarn MemberRemovalPolicy = "Warn"
+	// MemberRemovalPolicyRecreate deletes the remote segment and creates a new one with
+	// exactly spec.members: a new remote ID, and anything attached to the old ID in ChatBot
+	// (members added outside the operator, references to the ID) is lost.
+	MemberRemovalPolicyRecreate MemberRemovalPolicy = "Recreate"
+)
+
+// CredentialsReference names a Secret in the Segment's own namespace.
+type CredentialsReference struct {
+	// name of a Secret in the Segment's namespace that carries the label
+	// users.chatbot.com/credentials=true, with the Developer access token under the key
+	// "token" and, optionally, the API base URL under "apiURL".
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+}
 
 // SegmentSpec is the desired state of a ChatBot.com user segment.
 type SegmentSpec struct {
@@ -70,6 +164,75 @@ type SegmentSpec struct {
 	// +kubebuilder:validation:items:MaxLength=64
 	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9]+$`
 	Members []string `json:"members,omitempty"`
+
+	// credentialsRef names the Secret, in this Segment's namespace, holding the ChatBot
+	// account's token. Omitted: the manager's own credentials. Segments of one account share
+	// one listing and one rate limit; accounts are never mixed.
+	// +optional
+	CredentialsRef *CredentialsReference `json:"credentialsRef,omitempty"`
+
+	// id adopts an existing remote segment by its ChatBot ID instead of creating one. It
+	// cannot be changed once set. If the segment does not exist the Segment reports
+	// RemoteNotFound (it is not recreated); if another Segment manages it, Conflict.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]+$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.id cannot be changed once set"
+	ID string `json:"id,omitempty"`
+
+	// adoptionPolicy: None (default) creates a new remote segment; AdoptByName first adopts
+	// the one existing segment with the desired name that no other Segment manages.
+	// +optional
+	// +kubebuilder:default=None
+	AdoptionPolicy AdoptionPolicy `json:"adoptionPolicy,omitempty"`
+
+	// deletionPolicy: Delete (default) deletes the remote segment when this Segment is
+	// deleted; Orphan leaves it in ChatBot.
+	// +optional
+	// +kubebuilder:default=Delete
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// memberRemovalPolicy: Warn (default) reports members removed from spec.members, which
+	// the API cannot remove; Recreate deletes the remote segment and creates a new one with
+	// exactly spec.members (new ID; members added outside the operator are lost).
+	// +optional
+	// +kubebuilder:default=Warn
+	MemberRemovalPolicy MemberRemovalPolicy `json:"memberRemovalPolicy,omitempty"`
+
+	// managementPolicy: Manage (default) changes the remote segment; ObserveOnly never
+	// writes, and status.plan shows what Manage would do.
+	// +optional
+	// +kubebuilder:default=Manage
+	ManagementPolicy ManagementPolicy `json:"managementPolicy,omitempty"`
+
+	// suspend stops every remote call for this Segment, until set back to false. A
+	// suspended Segment that is deleted keeps its finalizer (and its remote segment) until
+	// it is resumed, or its deletionPolicy set to Orphan.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// SegmentPlan is what the operator would change, reported under managementPolicy ObserveOnly.
+type SegmentPlan struct {
+	// create is true when there is no remote segment and one would be created.
+	// +optional
+	Create bool `json:"create,omitempty"`
+	// renameFrom and renameTo are set when the remote segment would be renamed.
+	// +optional
+	RenameFrom string `json:"renameFrom,omitempty"`
+	// +optional
+	RenameTo string `json:"renameTo,omitempty"`
+	// membersToAdd counts the desired members the operator has not added itself. The API
+	// cannot list members, so some of them may already be in the segment.
+	// +optional
+	MembersToAdd int32 `json:"membersToAdd,omitempty"`
+	// membersToAddSample names up to 10 of them.
+	// +optional
+	MembersToAddSample []string `json:"membersToAddSample,omitempty"`
+	// membersNotRemovable counts the members the operator added that are no longer
+	// desired, and that the API cannot remove.
+	// +optional
+	MembersNotRemovable int32 `json:"membersNotRemovable,omitempty"`
 }
 
 // SegmentStatus is the observed state of the remote segment.
@@ -106,12 +269,16 @@ type SegmentStatus struct {
 	// +optional
 	NotRemovableMembers int32 `json:"notRemovableMembers,omitempty"`
 
+	// plan lists what the operator would change, under managementPolicy ObserveOnly.
+	// +optional
+	Plan *SegmentPlan `json:"plan,omitempty"`
+
 	// observedGeneration is the metadata.generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions: Ready (the summary), Reconciling and Stalled (present while true), and
-	// MembersNotRemovable.
+	// conditions: Ready (the summary), Reconciling and Stalled (present while true),
+	// MembersNotRemovable and Suspended.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -144,6 +311,17 @@ type Segment struct {
 	// +optional
 	Status SegmentStatus `json:"status,omitempty"`
 }
+
+// DeletionPolicyOrDefault returns spec.deletionPolicy, Delete if unset.
+func (s *Segment) DeletionPolicyOrDefault() DeletionPolicy {
+	if s.Spec.DeletionPolicy == "" {
+		return DeletionPolicyDelete
+	}
+	return s.Spec.DeletionPolicy
+}
+
+// ObserveOnly reports whether the operator may only read the remote segment.
+func (s *Segment) ObserveOnly() bool { return s.Spec.ManagementPolicy == ManagementPolicyObserveOnly }
 
 // RemoteName is the name the remote segment should have: spec.name, or metadata.name.
 func (s *Segment) RemoteName() string {

@@ -83,7 +83,7 @@ func (d *demo) run(ctx context.Context) (code int) {
 	if err != nil {
 		return d.fail("apply the samples", err)
 	}
-	d.done(strings.Count(out, "created") + strings.Count(out, "configured") + strings.Count(out, "unchanged"), "Segments")
+	d.done(strings.Count(out, "created")+strings.Count(out, "configured")+strings.Count(out, "unchanged"), "Segments")
 
 	d.begin("kubectl wait --for=condition=Ready segments --all")
 	if _, err := env.Kubectl(ctx, nil, "wait", "--for=condition=Ready", "segments", "--all", "--timeout=90s"); err != nil {

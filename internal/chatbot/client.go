@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/segment-operator/segment-operator/internal/version"
@@ -50,7 +51,10 @@ func (secret) GoString() string { return "[redacted]" }
 
 // Client talks to one ChatBot account: one base URL, one Developer access token.
 // It is safe for concurrent use. It does not retry: every failure is returned as an
-// *APIError that says whether, and after how long, a retry makes sense.
+// *APIError that says whether, and after how long, a retry makes sense. After the API
+// answers 429 or 503 with Retry-After, the client refuses every call until that time has
+// passed, without sending it: an *APIError with status 429, Local set and the remaining
+// wait in RetryAfter.
 type Client struct {
 	base      *url.URL
 	token     secret
@@ -58,6 +62,10 @@ type Client struct {
 	userAgent string
 	limiter   Limiter
 	observe   Observer
+
+	// pausedUntil (Unix nanoseconds) is set by a 429 or 503 with Retry-After: until then
+	// the client sends nothing, so that every caller sharing it honours the wait.
+	pausedUntil atomic.Int64
 }
 
 // Option configures a Client.
@@ -200,6 +208,10 @@ func Batches(segmentIDs, users []string) []Batch {
 
 // do performs one call and decodes a 2xx JSON body into out (if non-nil).
 func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (err error) {
+	if wait := time.Until(time.Unix(0, c.pausedUntil.Load())); wait > 0 {
+		return &APIError{Op: op, StatusCode: http.StatusTooManyRequests, Local: true, RetryAfter: wait,
+			Message: "not sent: the API asked for a pause (Retry-After)"}
+	}
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
 			return &APIError{Op: op, Message: "waiting for client-side rate limit: " + err.Error(), Err: err}
@@ -243,7 +255,11 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 		return &APIError{Op: op, Message: c.redact("reading response: " + networkCause(err)), Err: err}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return c.apiError(op, resp, raw)
+		apiErr := c.apiError(op, resp, raw)
+		if apiErr.RetryAfter > 0 && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+			c.pause(time.Now().Add(apiErr.RetryAfter))
+		}
+		return apiErr
 	}
 	if out == nil || len(bytes.TrimSpace(raw)) == 0 {
 		return nil
@@ -253,6 +269,16 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 			Body: c.redact(truncate(raw))}
 	}
 	return nil
+}
+
+// pause makes the client send nothing until t (or a later pause already set).
+func (c *Client) pause(t time.Time) {
+	for {
+		cur := c.pausedUntil.Load()
+		if cur >= t.UnixNano() || c.pausedUntil.CompareAndSwap(cur, t.UnixNano()) {
+			return
+		}
+	}
 }
 
 // apiError builds the APIError for a non-2xx response, tolerating any body shape.

@@ -216,6 +216,7 @@ func TestErrorClasses(t *testing.T) {
 	if chatbot.RetryAfter(err) != 2*time.Second {
 		t.Errorf("503 Retry-After = %v, want 2s", chatbot.RetryAfter(err))
 	}
+	c, _ = chatbot.New(c.BaseURL(), token) // a client not pausing for that Retry-After
 
 	_ = sim.SetFaults(simulator.Faults{DropRate: 1})
 	_, err = c.ListSegments(ctx)
@@ -251,11 +252,31 @@ func TestRateLimitAnswers429WithRetryAfter(t *testing.T) {
 	if chatbot.RetryAfter(err) != time.Second {
 		t.Errorf("Retry-After = %v, want 1s", chatbot.RetryAfter(err))
 	}
-	mu.Lock()
-	now = now.Add(time.Second)
-	mu.Unlock()
-	if _, err := c.ListSegments(ctx); err != nil {
-		t.Fatalf("after waiting Retry-After: %v", err)
+}
+
+func TestClientPausesForRetryAfter(t *testing.T) {
+	sim, c := newPair(t, simulator.Options{})
+	ctx := context.Background()
+	_ = sim.SetFaults(simulator.Faults{FailNext: 1, ErrorCode: 429, RetryAfter: simulator.Duration(time.Hour)})
+	_, err := c.ListSegments(ctx)
+	expectAPIError(t, "429 from the server", err, 429, true)
+
+	// Every later call, whatever the operation, is refused without being sent.
+	sent := sim.Counts().Requests
+	_, err = c.CreateSegment(ctx, "x")
+	e := expectAPIError(t, "call during the pause", err, 429, true)
+	if !e.Local || e.RetryAfter < 59*time.Minute {
+		t.Errorf("local refusal: %+v", e)
+	}
+	if after := sim.Counts().Requests; after[simulator.EndpointCreate] != sent[simulator.EndpointCreate] {
+		t.Error("a call was sent during the Retry-After pause")
+	}
+	// A 500 without Retry-After does not pause.
+	other, _ := chatbot.New(c.BaseURL(), token)
+	_ = sim.SetFaults(simulator.Faults{FailNext: 1})
+	_, _ = other.ListSegments(ctx)
+	if _, err := other.ListSegments(ctx); err != nil {
+		t.Errorf("paused after a plain 500: %v", err)
 	}
 }
 

@@ -32,6 +32,9 @@ type APIError struct {
 	RetryAfter time.Duration
 	// Err is the underlying network error, if any.
 	Err error
+	// Local is true when the call was not sent at all: the client is pausing after a
+	// Retry-After.
+	Local bool
 }
 
 // Error describes the failure without any credential.

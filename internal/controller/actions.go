@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
@@ -39,15 +40,21 @@ func (r *SegmentReconciler) observe(ctx context.Context, acct *remote.Account, i
 	return seg, ok, nil
 }
 
-// create creates the remote segment and records its ID in status at once: the create call
-// is not idempotent, so an ID not persisted is a duplicate segment in waiting.
+// create creates the remote segment and records its ID in status at once. The create call
+// is not idempotent, so the attempt is recorded first (the create-pending annotation): if
+// the ID never reaches status, because the manager died or the response was lost, the next
+// reconcile finds the segment made instead of making another (see claim).
 func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter) error {
+	if err := r.setCreateIntent(ctx, seg); err != nil {
+		return fmt.Errorf("record create intent: %w", err)
+	}
 	name := seg.RemoteName()
 	id, err := acct.Client.CreateSegment(ctx, name)
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}
 	acct.Observations.Created(chatbot.Segment{ID: id, Name: name})
+	r.recordClaim(id, seg)
 	resetRemote(seg)
 	seg.Status.ID = id
 	seg.Status.Name = name
@@ -59,6 +66,50 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 	if err := st.write(ctx, seg); err != nil {
 		return fmt.Errorf("record remote segment ID %s in status: %w", id, err)
 	}
+	return r.clearCreateIntent(ctx, seg)
+}
+
+// setCreateIntent records the time of a create about to be attempted.
+func (r *SegmentReconciler) setCreateIntent(ctx context.Context, seg *usersv1alpha1.Segment) error {
+	base := seg.DeepCopy()
+	metav1.SetMetaDataAnnotation(&seg.ObjectMeta, usersv1alpha1.AnnotationCreatePending,
+		time.Now().UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano))
+	return r.Patch(ctx, seg, client.MergeFrom(base))
+}
+
+// clearCreateIntent removes the create record once the ID is safely in status.
+func (r *SegmentReconciler) clearCreateIntent(ctx context.Context, seg *usersv1alpha1.Segment) error {
+	if _, ok := seg.Annotations[usersv1alpha1.AnnotationCreatePending]; !ok {
+		return nil
+	}
+	base := seg.DeepCopy()
+	delete(seg.Annotations, usersv1alpha1.AnnotationCreatePending)
+	return r.Patch(ctx, seg, client.MergeFrom(base))
+}
+
+// recreateToRemoveMembers applies memberRemovalPolicy Recreate: the API cannot remove
+// members, so a segment holding members no longer desired is deleted and created anew with
+// exactly spec.members. Deleting first means nothing is ever left behind in ChatBot; for a
+// moment, the segment does not exist. A segment adopted through spec.id is never recreated:
+// its ID is fixed.
+func (r *SegmentReconciler) recreateToRemoveMembers(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter) error {
+	extra := difference(seg.Status.AddedMembers, seg.Spec.Members)
+	if seg.Spec.MemberRemovalPolicy != usersv1alpha1.MemberRemovalPolicyRecreate || len(extra) == 0 || seg.Spec.ID != "" {
+		return nil
+	}
+	old := seg.Status.ID
+	if err := r.delete(ctx, seg, acct); err != nil {
+		return err
+	}
+	resetRemote(seg)
+	if err := st.write(ctx, seg); err != nil {
+		return err
+	}
+	if err := r.create(ctx, seg, acct, st); err != nil {
+		return err
+	}
+	r.event(seg, "RecreatedToRemoveMembers", "Recreate",
+		"Deleted remote segment %s and created %s to remove %d members (memberRemovalPolicy Recreate)", old, seg.Status.ID, len(extra))
 	return nil
 }
 
@@ -137,6 +188,7 @@ func (r *SegmentReconciler) delete(ctx context.Context, seg *usersv1alpha1.Segme
 		logf.FromContext(ctx).Info("deleted remote segment")
 	}
 	acct.Observations.Deleted(id)
+	r.releaseClaim(id)
 	return nil
 }
 

@@ -3,7 +3,8 @@ package controller
 
 import (
 	"context"
-	"errors"
+	"maps"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -27,23 +29,32 @@ type SegmentReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Accounts *remote.Accounts
-	// Credentials picks the account a Segment belongs to.
-	Credentials func(ctx context.Context, seg *usersv1alpha1.Segment) (remote.Credentials, error)
+	// DefaultCredentials are used by Segments without spec.credentialsRef.
+	DefaultCredentials func() (remote.Credentials, error)
 	// DriftInterval is how often a Segment is checked against the remote account, and how
 	// old an account listing may be when it is used. One listing per account serves every
 	// Segment of that account within the interval.
 	DriftInterval time.Duration
 	// MaxConcurrentReconciles is how many Segments are reconciled at once.
 	MaxConcurrentReconciles int
+
+	// claimMu serializes taking over existing remote segments, so that two Segments cannot
+	// both adopt one between a check and a status write.
+	claimMu sync.Mutex
+	// claims are the remote IDs recorded by this process, by Segment.
+	claimsMu sync.Mutex
+	claims   map[string]claimant
 }
 
 // +kubebuilder:rbac:groups=users.chatbot.com,resources=segments,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=users.chatbot.com,resources=segments/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=users.chatbot.com,resources=segments/finalizers,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 
-// Reconcile reads the Segment, handles its deletion, makes sure of the finalizer, observes
-// the remote segment, then creates, renames or fills it, and writes what it found to status.
+// Reconcile reads the Segment, handles its deletion and suspension, makes sure of the
+// finalizer, observes the remote segment, then creates, adopts, renames or fills it (or,
+// observe-only, plans), and writes what it found to status.
 func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	seg := &usersv1alpha1.Segment{}
 	if err := r.Get(ctx, req.NamespacedName, seg); err != nil {
@@ -55,57 +66,73 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if !seg.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, seg, st)
 	}
+	if seg.Spec.Suspend {
+		return ctrl.Result{}, r.suspend(ctx, seg, st, "Reconciliation is suspended (spec.suspend): no remote call is made")
+	}
+	removeCondition(seg, usersv1alpha1.ConditionSuspended)
 
 	acct, err := r.account(ctx, seg)
 	if err != nil {
 		return r.fail(ctx, seg, st, err)
 	}
 
-	if !controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
-		// The finalizer goes on before the first remote create, so that no remote segment
-		// can outlive its Segment unnoticed.
-		base := seg.DeepCopy()
-		controllerutil.AddFinalizer(seg, usersv1alpha1.SegmentFinalizer)
-		if err := r.Patch(ctx, seg, client.MergeFrom(base)); err != nil {
+	if seg.ObserveOnly() {
+		if err := r.plan(ctx, seg, acct); err != nil {
+			return r.fail(ctx, seg, st, err)
+		}
+	} else {
+		if err := r.ensureFinalizer(ctx, seg); err != nil {
 			return ctrl.Result{}, err
 		}
+		if err := r.sync(ctx, seg, acct, st); err != nil {
+			return r.fail(ctx, seg, st, err)
+		}
+		r.ready(seg)
 	}
-
-	if err := r.sync(ctx, seg, acct, st); err != nil {
-		return r.fail(ctx, seg, st, err)
-	}
-	r.ready(seg)
 	if err := st.write(ctx, seg); err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: r.DriftInterval}, nil
 }
 
-// sync makes the remote segment match the spec: it observes, then creates or renames, then
-// adds the missing members.
+// sync makes the remote segment match the spec: it finds or creates the remote segment,
+// renames it, recreates it if members must go and the policy says so, and adds the
+// missing members.
 func (r *SegmentReconciler) sync(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter) error {
+	if seg.Status.ID == "" {
+		if err := r.claim(ctx, seg, acct, st); err != nil {
+			return err
+		}
+	}
 	if seg.Status.ID != "" {
 		observed, found, err := r.observe(ctx, acct, seg.Status.ID)
 		if err != nil {
 			return err
 		}
-		if !found {
+		switch {
+		case !found && seg.Spec.ID != "":
+			return stall(usersv1alpha1.ReasonRemoteNotFound, "Remote segment %s named by spec.id does not exist; "+
+				"an adopted segment is not recreated. Remove spec.id by recreating the Segment to make a new one", seg.Spec.ID)
+		case !found:
 			r.warn(seg, usersv1alpha1.ReasonRecreated, "Recreate",
 				"Remote segment %s no longer exists (deleted outside the operator); creating it again", seg.Status.ID)
 			resetRemote(seg)
-		} else {
+		default:
 			recordObserved(seg, observed)
-			if observed.Name != seg.RemoteName() {
-				if err := r.rename(ctx, seg, acct); err != nil {
-					return err
-				}
-			}
 		}
 	}
 	if seg.Status.ID == "" {
 		if err := r.create(ctx, seg, acct, st); err != nil {
 			return err
 		}
+	}
+	if seg.Status.Name != seg.RemoteName() {
+		if err := r.rename(ctx, seg, acct); err != nil {
+			return err
+		}
+	}
+	if err := r.recreateToRemoveMembers(ctx, seg, acct, st); err != nil {
+		return err
 	}
 	if err := r.addMembers(ctx, seg, acct); err != nil {
 		return err
@@ -114,12 +141,18 @@ func (r *SegmentReconciler) sync(ctx context.Context, seg *usersv1alpha1.Segment
 	return nil
 }
 
-// finalize deletes the remote segment, if one was created, then releases the Segment.
+// finalize deletes the remote segment (policy Delete), or leaves it (Orphan, ObserveOnly),
+// then releases the Segment. A suspended Segment is held until resumed.
 func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
 		return ctrl.Result{}, nil
 	}
-	if seg.Status.ID != "" {
+	remoteDelete := seg.Status.ID != "" && seg.DeletionPolicyOrDefault() == usersv1alpha1.DeletionPolicyDelete && !seg.ObserveOnly()
+	switch {
+	case remoteDelete && seg.Spec.Suspend:
+		return ctrl.Result{}, r.suspend(ctx, seg, st, "The Segment is being deleted but is suspended: remote segment "+seg.Status.ID+
+			" is kept, and so is the finalizer, until spec.suspend is false (then it is deleted) or spec.deletionPolicy is Orphan")
+	case remoteDelete:
 		acct, err := r.account(ctx, seg)
 		if err == nil {
 			err = r.delete(ctx, seg, acct)
@@ -129,34 +162,34 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 				"Cannot delete remote segment "+seg.Status.ID+" yet: "+err.Error())
 			return r.fail(ctx, seg, st, err)
 		}
+	case seg.Status.ID != "":
+		r.releaseClaim(seg.Status.ID)
+		r.event(seg, "Orphaned", "Delete", "Left remote segment %s in ChatBot (deletionPolicy %s, managementPolicy %s)",
+			seg.Status.ID, seg.DeletionPolicyOrDefault(), seg.Spec.ManagementPolicy)
 	}
 	base := seg.DeepCopy()
 	controllerutil.RemoveFinalizer(seg, usersv1alpha1.SegmentFinalizer)
 	return ctrl.Result{}, client.IgnoreNotFound(r.Patch(ctx, seg, client.MergeFrom(base)))
 }
 
-// account returns the ChatBot account the Segment belongs to.
-func (r *SegmentReconciler) account(ctx context.Context, seg *usersv1alpha1.Segment) (*remote.Account, error) {
-	creds, err := r.Credentials(ctx, seg)
-	if err != nil {
-		return nil, &credentialsError{err: err}
+// ensureFinalizer puts the finalizer on before the first remote create, so that no remote
+// segment can outlive its Segment unnoticed.
+func (r *SegmentReconciler) ensureFinalizer(ctx context.Context, seg *usersv1alpha1.Segment) error {
+	if controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
+		return nil
 	}
-	acct, err := r.Accounts.For(creds)
-	if err != nil {
-		return nil, &credentialsError{err: err}
-	}
-	return acct, nil
+	base := seg.DeepCopy()
+	controllerutil.AddFinalizer(seg, usersv1alpha1.SegmentFinalizer)
+	return r.Patch(ctx, seg, client.MergeFrom(base))
 }
 
-// credentialsError means the Segment's credentials could not be had or used.
-type credentialsError struct{ err error }
-
-func (e *credentialsError) Error() string { return "credentials: " + e.err.Error() }
-func (e *credentialsError) Unwrap() error { return e.err }
-
-func isCredentialsError(err error) bool {
-	var ce *credentialsError
-	return errors.As(err, &ce)
+// suspend records that no remote call is being made.
+func (r *SegmentReconciler) suspend(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, msg string) error {
+	setCondition(seg, usersv1alpha1.ConditionSuspended, true, usersv1alpha1.ReasonSuspended, msg)
+	setCondition(seg, usersv1alpha1.ConditionReady, false, usersv1alpha1.ReasonSuspended, msg)
+	removeCondition(seg, usersv1alpha1.ConditionReconciling)
+	removeCondition(seg, usersv1alpha1.ConditionStalled)
+	return st.write(ctx, seg)
 }
 
 func (r *SegmentReconciler) event(seg *usersv1alpha1.Segment, reason, action, note string, args ...any) {
@@ -167,12 +200,37 @@ func (r *SegmentReconciler) warn(seg *usersv1alpha1.Segment, reason, action, not
 	r.Recorder.Eventf(seg, nil, corev1.EventTypeWarning, reason, action, note, args...)
 }
 
-// SetupWithManager registers the reconciler. Segments are reconciled when their spec or
-// annotations change, and every DriftInterval; status updates do not trigger a reconcile.
-func (r *SegmentReconciler) SetupWithManager(mgr ctrl.Manager) error {
+// userAnnotationsChanged passes updates that change annotations other than the operator's
+// own create-pending record. Reacting to our own bookkeeping would start a reconcile from a
+// cached object that may predate our latest status write, and would skip a Retry-After wait.
+func userAnnotationsChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		if e.ObjectOld == nil || e.ObjectNew == nil {
+			return false
+		}
+		strip := func(m map[string]string) map[string]string {
+			out := maps.Clone(m)
+			delete(out, usersv1alpha1.AnnotationCreatePending)
+			return out
+		}
+		return !maps.Equal(strip(e.ObjectOld.GetAnnotations()), strip(e.ObjectNew.GetAnnotations()))
+	}}
+}
+
+// SetupWithManager registers the reconciler and its indexes. Segments are reconciled when
+// their spec or annotations change, when their credentials Secret changes, and every
+// DriftInterval; status updates do not trigger a reconcile.
+func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexRemoteID, indexByRemoteID); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexCredentials, indexByCredentials); err != nil {
+		return err
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&usersv1alpha1.Segment{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+			predicate.GenerationChangedPredicate{}, userAnnotationsChanged()))).
+		Watches(&corev1.Secret{}, r.secretHandler()).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](

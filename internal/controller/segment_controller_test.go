@@ -181,13 +181,15 @@ var _ = Describe("Segment controller", func() {
 	})
 
 	It("waits out a 429 for its Retry-After and creates exactly once", func() {
-		creates := sim.Counts().Succeeded[simulator.EndpointCreate]
+		creates, sent := sim.Counts().Succeeded[simulator.EndpointCreate], sim.Counts().Requests[simulator.EndpointCreate]
 		Expect(sim.SetFaults(simulator.Faults{Endpoints: []simulator.Endpoint{simulator.EndpointCreate}, FailNext: 1,
 			ErrorCode: 429, RetryAfter: simulator.Duration(2 * time.Second)})).To(Succeed())
 		seg := create(ns, "throttled", usersv1alpha1.SegmentSpec{})
 		waitReason(seg, usersv1alpha1.ReasonRateLimited)
 		seg = waitReady(seg)
 		Expect(sim.Counts().Succeeded[simulator.EndpointCreate] - creates).To(BeEquivalentTo(1))
+		// The refused call and the one after the wait: nothing was sent during it.
+		Expect(sim.Counts().Requests[simulator.EndpointCreate] - sent).To(BeEquivalentTo(2))
 	})
 
 	It("reports a refused token as Ready=False Unauthorized, stalls, and recovers when the token is fixed", func() {

@@ -66,6 +66,17 @@ func (r *SegmentReconciler) ready(seg *usersv1alpha1.Segment) {
 		fmt.Sprintf("Remote segment %s is named %q and has all %d desired members", seg.Status.ID, seg.RemoteName(), len(seg.Spec.Members)))
 	removeCondition(seg, usersv1alpha1.ConditionReconciling)
 	removeCondition(seg, usersv1alpha1.ConditionStalled)
+	seg.Status.Plan = nil
+}
+
+// stallError is a condition the operator cannot resolve by retrying: the user must act
+// (change the spec, adopt a segment, remove a conflict).
+type stallError struct{ reason, msg string }
+
+func (e *stallError) Error() string { return e.msg }
+
+func stall(reason, format string, args ...any) error {
+	return &stallError{reason: reason, msg: fmt.Sprintf(format, args...)}
 }
 
 // fail records err in status and decides when to try again:
@@ -73,9 +84,10 @@ func (r *SegmentReconciler) ready(seg *usersv1alpha1.Segment) {
 //   - other retryable errors (5xx, network): after Retry-After if given, else with backoff;
 //   - the token refused (401, 403) or missing: not before the next drift check, by which a
 //     rotated token or Secret is picked up (a changed Secret triggers a reconcile itself);
-//   - the request refused (other 4xx): not until the spec changes.
+//   - the request refused (other 4xx): not until the spec changes;
+//   - a conflict, an uncertain create, a missing adopted segment: each drift interval.
 //
-// The last two mark the Segment Stalled, which kstatus, Flux and Argo CD report as failed.
+// The last three mark the Segment Stalled, which kstatus, Flux and Argo CD report as failed.
 func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, err error) (ctrl.Result, error) {
 	var (
 		reason  string
@@ -84,7 +96,11 @@ func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment
 		retErr  error
 	)
 	apiErr, isAPI := chatbot.AsAPIError(err)
+	var stallErr *stallError
 	switch {
+	case errors.As(err, &stallErr):
+		// Checked again each drift interval: the conflicting Segment may go, a segment appear.
+		reason, stalled, result = stallErr.reason, true, ctrl.Result{RequeueAfter: r.DriftInterval}
 	case isCredentialsError(err):
 		reason, stalled, result = usersv1alpha1.ReasonCredentialsError, true, ctrl.Result{RequeueAfter: r.DriftInterval}
 	case !isAPI:

@@ -2,12 +2,14 @@ package controller_test
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
 	"github.com/segment-operator/segment-operator/internal/controller"
+	"github.com/segment-operator/segment-operator/internal/metrics"
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
@@ -47,7 +50,39 @@ var (
 	// managerToken is the token the manager's default credentials hold; specs change it.
 	tokenMu      sync.Mutex
 	managerToken = simToken
+
+	// sim2 is a second ChatBot account, reached through a credentials Secret.
+	sim2    *simulator.Server
+	sim2URL string
+
+	managerClient *flakyClient
 )
+
+const sim2Token = "second-account-token"
+
+// flakyClient is the manager's client with one injectable failure: while failIDWrites is
+// set, every status write that records a remote ID fails, as if the manager died between
+// the create call and the status write.
+type flakyClient struct {
+	client.Client
+	failIDWrites atomic.Bool
+}
+
+func (f *flakyClient) Status() client.SubResourceWriter {
+	return &flakyStatus{SubResourceWriter: f.Client.Status(), f: f}
+}
+
+type flakyStatus struct {
+	client.SubResourceWriter
+	f *flakyClient
+}
+
+func (s *flakyStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+	if seg, ok := obj.(*usersv1alpha1.Segment); ok && seg.Status.ID != "" && s.f.failIDWrites.Load() {
+		return errors.New("injected failure: status write lost after create")
+	}
+	return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
+}
 
 func TestControllers(t *testing.T) {
 	RegisterFailHandler(Fail)
@@ -76,24 +111,34 @@ var _ = BeforeSuite(func() {
 	DeferCleanup(srv.Close)
 	simURL = srv.URL
 
+	sim2, err = simulator.New(simulator.Options{Token: sim2Token})
+	Expect(err).NotTo(HaveOccurred())
+	srv2 := httptest.NewServer(sim2)
+	DeferCleanup(srv2.Close)
+	sim2URL = srv2.URL
+
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
+		Cache:                  controller.CacheOptions(),
 	})
 	Expect(err).NotTo(HaveOccurred())
+	accounts := remote.NewAccounts(remote.AccountOptions{Observer: metrics.ObserveAPICall})
+	Expect(metrics.Register(mgr.GetClient(), accounts)).To(Succeed())
+	managerClient = &flakyClient{Client: mgr.GetClient()}
 	Expect((&controller.SegmentReconciler{
-		Client:   mgr.GetClient(),
+		Client:   managerClient,
 		Recorder: mgr.GetEventRecorder("segment-operator"),
-		Accounts: remote.NewAccounts(remote.AccountOptions{}),
-		Credentials: func(context.Context, *usersv1alpha1.Segment) (remote.Credentials, error) {
+		Accounts: accounts,
+		DefaultCredentials: func() (remote.Credentials, error) {
 			tokenMu.Lock()
 			defer tokenMu.Unlock()
 			return remote.Credentials{BaseURL: simURL, Token: managerToken}, nil
 		},
 		DriftInterval:           driftInterval,
 		MaxConcurrentReconciles: 4,
-	}).SetupWithManager(mgr)).To(Succeed())
+	}).SetupWithManager(ctx, mgr)).To(Succeed())
 
 	go func() {
 		defer GinkgoRecover()

@@ -114,11 +114,12 @@ type DefaultCredentials struct {
 // ErrNoCredentials means the manager was given no token.
 var ErrNoCredentials = errors.New("no ChatBot API token: set $CHATBOT_API_TOKEN or --chatbot-api-token-file")
 
-// Get returns the credentials now in force.
+// Get returns the credentials now in force. Without a token it returns ErrNoCredentials,
+// and still the base URL.
 func (d *DefaultCredentials) Get() (Credentials, error) {
 	if d.TokenFile == "" {
 		if d.Token == "" {
-			return Credentials{}, ErrNoCredentials
+			return Credentials{BaseURL: d.BaseURL}, ErrNoCredentials
 		}
 		return Credentials{BaseURL: d.BaseURL, Token: d.Token}, nil
 	}

@@ -64,6 +64,15 @@ func (o *Observations) Ensure(ctx context.Context, maxAge time.Duration) (time.T
 	return o.Refresh(ctx)
 }
 
+// EnsureSince makes sure the view comes from a listing that began after t, listing the
+// account if it does not. Concurrent callers share one listing.
+func (o *Observations) EnsureSince(ctx context.Context, t time.Time) (time.Time, error) {
+	if fetchedAt := o.FetchedAt(); fetchedAt.After(t) {
+		return fetchedAt, nil
+	}
+	return o.Refresh(ctx)
+}
+
 // Refresh lists the account now, or joins a listing already under way, and returns when
 // the view's listing began.
 func (o *Observations) Refresh(ctx context.Context) (time.Time, error) {

@@ -1,0 +1,119 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/remote"
+)
+
+// Field indexes on Segments.
+const (
+	indexRemoteID    = "status.id"
+	indexCredentials = "spec.credentialsRef.name"
+)
+
+func indexByRemoteID(o client.Object) []string {
+	if id := o.(*usersv1alpha1.Segment).Status.ID; id != "" {
+		return []string{id}
+	}
+	return nil
+}
+
+func indexByCredentials(o client.Object) []string {
+	if ref := o.(*usersv1alpha1.Segment).Spec.CredentialsRef; ref != nil {
+		return []string{ref.Name}
+	}
+	return nil
+}
+
+// CacheOptions restrict the manager's Secret cache to credentials Secrets: those labelled
+// users.chatbot.com/credentials=true. The manager never holds other Secrets in memory.
+func CacheOptions() cache.Options {
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{usersv1alpha1.CredentialsLabel: "true"})},
+	}}
+}
+
+// account returns the ChatBot account the Segment belongs to.
+func (r *SegmentReconciler) account(ctx context.Context, seg *usersv1alpha1.Segment) (*remote.Account, error) {
+	creds, err := r.credentials(ctx, seg)
+	if err != nil {
+		return nil, &credentialsError{err: err}
+	}
+	acct, err := r.Accounts.For(creds)
+	if err != nil {
+		return nil, &credentialsError{err: err}
+	}
+	return acct, nil
+}
+
+// credentials reads the Segment's credentials Secret, or returns the manager's own. Only a
+// Secret in the Segment's namespace can be named: there is no cross-namespace reference.
+func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.Segment) (remote.Credentials, error) {
+	ref := seg.Spec.CredentialsRef
+	if ref == nil {
+		return r.DefaultCredentials()
+	}
+	var secret corev1.Secret
+	err := r.Get(ctx, types.NamespacedName{Namespace: seg.Namespace, Name: ref.Name}, &secret)
+	if apierrors.IsNotFound(err) {
+		return remote.Credentials{}, fmt.Errorf("Secret %q not found in namespace %q (it must exist and carry the label %s=true)",
+			ref.Name, seg.Namespace, usersv1alpha1.CredentialsLabel)
+	}
+	if err != nil {
+		return remote.Credentials{}, fmt.Errorf("read Secret %q: %w", ref.Name, err)
+	}
+	token := strings.TrimSpace(string(secret.Data[usersv1alpha1.CredentialsTokenKey]))
+	if token == "" {
+		return remote.Credentials{}, fmt.Errorf("Secret %q has no key %q with the ChatBot Developer access token",
+			ref.Name, usersv1alpha1.CredentialsTokenKey)
+	}
+	creds := remote.Credentials{Token: token, BaseURL: strings.TrimSpace(string(secret.Data[usersv1alpha1.CredentialsURLKey]))}
+	if creds.BaseURL == "" {
+		def, err := r.DefaultCredentials()
+		if err != nil && !errors.Is(err, remote.ErrNoCredentials) {
+			return remote.Credentials{}, err
+		}
+		creds.BaseURL = def.BaseURL
+	}
+	return creds, nil
+}
+
+// secretHandler enqueues the Segments that name a credentials Secret when it changes.
+func (r *SegmentReconciler) secretHandler() handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list usersv1alpha1.SegmentList
+		if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexCredentials: o.GetName()}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, seg := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&seg)})
+		}
+		return reqs
+	})
+}
+
+// credentialsError means the Segment's credentials could not be had or used.
+type credentialsError struct{ err error }
+
+func (e *credentialsError) Error() string { return "credentials: " + e.err.Error() }
+func (e *credentialsError) Unwrap() error { return e.err }
+
+func isCredentialsError(err error) bool {
+	var ce *credentialsError
+	return errors.As(err, &ce)
+}

@@ -1,0 +1,327 @@
+package controller_test
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	dto "github.com/prometheus/client_model/go"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
+)
+
+var _ = Describe("Segment lifecycle policies", func() {
+	var ns string
+
+	BeforeEach(func() {
+		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "life-"}}
+		Expect(k8sClient.Create(ctx, n)).To(Succeed())
+		ns = n.Name
+		Expect(sim.SetFaults(simulator.Faults{})).To(Succeed())
+	})
+
+	AfterEach(func() {
+		managerClient.failIDWrites.Store(false)
+		Expect(sim.SetFaults(simulator.Faults{})).To(Succeed())
+		var list usersv1alpha1.SegmentList
+		Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		for i := range list.Items {
+			// Whatever a spec left suspended must be able to go.
+			update(&list.Items[i], func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
+		}
+		Expect(k8sClient.DeleteAllOf(ctx, &usersv1alpha1.Segment{}, client.InNamespace(ns))).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+			g.Expect(list.Items).To(BeEmpty())
+		}, timeout, poll).Should(Succeed())
+	})
+
+	Context("credentials per namespace", func() {
+		secret := func(name string, labelled bool, data map[string]string) {
+			s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, StringData: data}
+			if labelled {
+				s.Labels = map[string]string{usersv1alpha1.CredentialsLabel: "true"}
+			}
+			ExpectWithOffset(1, k8sClient.Create(ctx, s)).To(Succeed())
+		}
+
+		It("uses the account of the Secret named by credentialsRef, and only that account", func() {
+			secret("team-a", true, map[string]string{"token": sim2Token, "apiURL": sim2URL})
+			before := len(sim.Segments())
+			seg := waitReady(create(ns, "other-account", usersv1alpha1.SegmentSpec{
+				Name: "In account two", Members: []string{"u1"}, CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "team-a"},
+			}))
+			s, ok := sim2.Segment(seg.Status.ID)
+			Expect(ok).To(BeTrue())
+			Expect(s.Members).To(ConsistOf("u1"))
+			Expect(sim.Segments()).To(HaveLen(before))
+		})
+
+		It("reports a missing Secret, and proceeds when it appears", func() {
+			seg := create(ns, "waiting", usersv1alpha1.SegmentSpec{CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "later"}})
+			waitReason(seg, usersv1alpha1.ReasonCredentialsError)
+			Expect(readyCondition(get(seg)).Message).To(ContainSubstring(`Secret "later" not found`))
+			Expect(meta.IsStatusConditionTrue(get(seg).Status.Conditions, usersv1alpha1.ConditionStalled)).To(BeTrue())
+
+			secret("later", true, map[string]string{"token": sim2Token, "apiURL": sim2URL})
+			seg = waitReady(seg)
+			_, ok := sim2.Segment(seg.Status.ID)
+			Expect(ok).To(BeTrue())
+		})
+
+		It("does not read a Secret without the credentials label", func() {
+			secret("unlabelled", false, map[string]string{"token": sim2Token, "apiURL": sim2URL})
+			seg := create(ns, "unlabelled", usersv1alpha1.SegmentSpec{CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "unlabelled"}})
+			waitReason(seg, usersv1alpha1.ReasonCredentialsError)
+			Expect(readyCondition(get(seg)).Message).To(ContainSubstring(usersv1alpha1.CredentialsLabel + "=true"))
+		})
+
+		It("reports a Secret without a token", func() {
+			secret("no-token", true, map[string]string{"apiURL": sim2URL})
+			seg := create(ns, "no-token", usersv1alpha1.SegmentSpec{CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "no-token"}})
+			waitReason(seg, usersv1alpha1.ReasonCredentialsError)
+			Expect(readyCondition(get(seg)).Message).To(ContainSubstring(`has no key "token"`))
+		})
+	})
+
+	Context("deletion policy", func() {
+		It("Orphan removes the Segment and leaves the remote segment", func() {
+			seg := waitReady(create(ns, "keep-remote", usersv1alpha1.SegmentSpec{DeletionPolicy: usersv1alpha1.DeletionPolicyOrphan}))
+			deletes := sim.Counts().Requests[simulator.EndpointDelete]
+			Expect(k8sClient.Delete(ctx, seg)).To(Succeed())
+			waitGone(seg)
+			remoteSegment(seg.Status.ID)
+			Expect(sim.Counts().Requests[simulator.EndpointDelete]).To(Equal(deletes))
+			Eventually(eventReasons(ns, "keep-remote"), timeout, poll).Should(ContainElement("Orphaned"))
+			sim.Delete(seg.Status.ID)
+		})
+
+		It("defaults to Delete", func() {
+			seg := create(ns, "defaulted", usersv1alpha1.SegmentSpec{})
+			Expect(get(seg).Spec.DeletionPolicy).To(Equal(usersv1alpha1.DeletionPolicyDelete))
+		})
+	})
+
+	Context("adoption", func() {
+		It("adopts an existing remote segment by spec.id, without creating one", func() {
+			id := sim.Create("Existing", "m0")
+			creates := sim.Counts().Requests[simulator.EndpointCreate]
+			seg := waitReady(create(ns, "adopter", usersv1alpha1.SegmentSpec{ID: id, Name: "Renamed on adoption", Members: []string{"m1"}}))
+			Expect(seg.Status.ID).To(Equal(id))
+			Expect(remoteSegment(id).Name).To(Equal("Renamed on adoption"))
+			Expect(remoteSegment(id).Members).To(ConsistOf("m0", "m1"))
+			Expect(sim.Counts().Requests[simulator.EndpointCreate]).To(Equal(creates))
+			Eventually(eventReasons(ns, "adopter"), timeout, poll).Should(ContainElement("Adopted"))
+
+			By("refusing to change spec.id")
+			s := get(seg)
+			s.Spec.ID = "somethingelse"
+			err := k8sClient.Update(ctx, s)
+			Expect(apierrors.IsInvalid(err)).To(BeTrue())
+			Expect(err.Error()).To(ContainSubstring("spec.id cannot be changed once set"))
+		})
+
+		It("reports RemoteNotFound for a spec.id that does not exist, and creates nothing", func() {
+			creates := sim.Counts().Requests[simulator.EndpointCreate]
+			seg := create(ns, "missing", usersv1alpha1.SegmentSpec{ID: "000000000000000000000000"})
+			waitReason(seg, usersv1alpha1.ReasonRemoteNotFound)
+			Expect(sim.Counts().Requests[simulator.EndpointCreate]).To(Equal(creates))
+		})
+
+		It("gives the second Segment claiming one remote ID a Conflict, and neither touches the other's", func() {
+			first := waitReady(create(ns, "first", usersv1alpha1.SegmentSpec{Name: "Owned", Members: []string{"a"}}))
+			second := create(ns, "second", usersv1alpha1.SegmentSpec{ID: first.Status.ID, Name: "Hijack", Members: []string{"b"}})
+			waitReason(second, usersv1alpha1.ReasonConflict)
+			Expect(readyCondition(get(second)).Message).To(ContainSubstring(ns + "/first"))
+			Consistently(func() simulator.Segment { return remoteSegment(first.Status.ID) }, driftInterval, poll).Should(
+				And(HaveField("Name", "Owned"), HaveField("Members", ConsistOf("a"))))
+			Expect(readyCondition(get(first)).Status).To(Equal(metav1.ConditionTrue))
+
+			Expect(k8sClient.Delete(ctx, second)).To(Succeed())
+			waitGone(second)
+			remoteSegment(first.Status.ID)
+		})
+
+		It("adopts by unique name, creates when there is none, and stops when there are several", func() {
+			id := sim.Create("Adopt me by name")
+			seg := waitReady(create(ns, "by-name", usersv1alpha1.SegmentSpec{Name: "Adopt me by name",
+				AdoptionPolicy: usersv1alpha1.AdoptionPolicyAdoptByName}))
+			Expect(seg.Status.ID).To(Equal(id))
+
+			fresh := waitReady(create(ns, "by-name-none", usersv1alpha1.SegmentSpec{Name: "Nobody has this name",
+				AdoptionPolicy: usersv1alpha1.AdoptionPolicyAdoptByName}))
+			Expect(countNamed("Nobody has this name")).To(Equal(1))
+			Expect(fresh.Status.ID).NotTo(Equal(id))
+
+			a, b := sim.Create("Twice"), sim.Create("Twice")
+			twice := create(ns, "by-name-twice", usersv1alpha1.SegmentSpec{Name: "Twice", AdoptionPolicy: usersv1alpha1.AdoptionPolicyAdoptByName})
+			waitReason(twice, usersv1alpha1.ReasonAdoptionAmbiguous)
+			Expect(countNamed("Twice")).To(Equal(2))
+			sim.Delete(a)
+			sim.Delete(b)
+		})
+	})
+
+	Context("suspend", func() {
+		It("makes no remote call while suspended, and catches up when resumed", func() {
+			seg := waitReady(create(ns, "paused", usersv1alpha1.SegmentSpec{Name: "Before pause"}))
+			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = true })
+			waitReason(seg, usersv1alpha1.ReasonSuspended)
+			sim.ResetCounts()
+			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Name = "After pause"; s.Spec.Members = []string{"x"} })
+			Consistently(func() int64 {
+				c := sim.Counts()
+				return c.Writes() + c.Requests[simulator.EndpointList]
+			}, driftInterval*2, poll).Should(BeZero())
+			Expect(meta.IsStatusConditionTrue(get(seg).Status.Conditions, usersv1alpha1.ConditionSuspended)).To(BeTrue())
+
+			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
+			waitReady(seg)
+			Expect(remoteSegment(seg.Status.ID).Name).To(Equal("After pause"))
+			Expect(meta.FindStatusCondition(get(seg).Status.Conditions, usersv1alpha1.ConditionSuspended)).To(BeNil())
+		})
+
+		It("keeps a suspended Segment that is deleted, with its remote segment, until it is resumed or orphaned", func() {
+			seg := waitReady(create(ns, "held", usersv1alpha1.SegmentSpec{}))
+			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = true })
+			waitReason(seg, usersv1alpha1.ReasonSuspended)
+			Expect(k8sClient.Delete(ctx, seg)).To(Succeed())
+			Eventually(func() string { return readyCondition(get(seg)).Message }, timeout, poll).Should(ContainSubstring("being deleted but is suspended"))
+			Consistently(func() bool { _, ok := sim.Segment(seg.Status.ID); return ok }, driftInterval, poll).Should(BeTrue())
+
+			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.DeletionPolicy = usersv1alpha1.DeletionPolicyOrphan })
+			waitGone(seg)
+			remoteSegment(seg.Status.ID)
+			sim.Delete(seg.Status.ID)
+		})
+	})
+
+	Context("observe-only", func() {
+		It("writes nothing and shows what it would change as a plan", func() {
+			id := sim.Create("Observed", "m1")
+			sim.ResetCounts()
+			seg := create(ns, "watcher", usersv1alpha1.SegmentSpec{ID: id, Name: "Wanted", Members: []string{"m1", "m2"},
+				ManagementPolicy: usersv1alpha1.ManagementPolicyObserveOnly})
+			waitReason(seg, usersv1alpha1.ReasonDriftDetected)
+			s := get(seg)
+			Expect(s.Status.Plan).NotTo(BeNil())
+			Expect(*s.Status.Plan).To(Equal(usersv1alpha1.SegmentPlan{RenameFrom: "Observed", RenameTo: "Wanted",
+				MembersToAdd: 2, MembersToAddSample: []string{"m1", "m2"}}))
+			Expect(readyCondition(s).Message).To(ContainSubstring(`rename it from "Observed" to "Wanted", add 2 members`))
+			Expect(s.Finalizers).To(BeEmpty())
+			Consistently(func() int64 { return sim.Counts().Writes() }, driftInterval, poll).Should(BeZero())
+
+			By("managing it once the policy says Manage")
+			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.ManagementPolicy = usersv1alpha1.ManagementPolicyManage })
+			s = waitReady(seg)
+			Expect(s.Status.Plan).To(BeNil())
+			Expect(remoteSegment(id).Name).To(Equal("Wanted"))
+			Expect(remoteSegment(id).Members).To(ConsistOf("m1", "m2"))
+		})
+
+		It("plans a create when there is no remote segment", func() {
+			seg := create(ns, "would-create", usersv1alpha1.SegmentSpec{ManagementPolicy: usersv1alpha1.ManagementPolicyObserveOnly})
+			waitReason(seg, usersv1alpha1.ReasonDriftDetected)
+			Expect(get(seg).Status.Plan.Create).To(BeTrue())
+			Expect(countNamed("would-create")).To(BeZero())
+			Expect(k8sClient.Delete(ctx, seg)).To(Succeed())
+			waitGone(seg)
+		})
+	})
+
+	Context("crash-safe create", func() {
+		It("finds the segment a lost create response made instead of creating a second", func() {
+			Expect(sim.SetFaults(simulator.Faults{Endpoints: []simulator.Endpoint{simulator.EndpointCreate}, LoseResponseRate: 1})).To(Succeed())
+			creates := sim.Counts().Requests[simulator.EndpointCreate]
+			seg := waitReady(create(ns, "lost-response", usersv1alpha1.SegmentSpec{Name: "Lost response", Members: []string{"a"}}))
+			Expect(countNamed("Lost response")).To(Equal(1))
+			Expect(sim.Counts().Requests[simulator.EndpointCreate] - creates).To(BeEquivalentTo(1))
+			Expect(remoteSegment(seg.Status.ID).Members).To(ConsistOf("a"))
+			Expect(seg.Annotations).NotTo(HaveKey(usersv1alpha1.AnnotationCreatePending))
+		})
+
+		It("survives a status write lost right after the create", func() {
+			managerClient.failIDWrites.Store(true)
+			creates := sim.Counts().Requests[simulator.EndpointCreate]
+			seg := create(ns, "crashed", usersv1alpha1.SegmentSpec{Name: "Crashed before recording"})
+			Eventually(func() int { return countNamed("Crashed before recording") }, timeout, poll).Should(Equal(1))
+			Expect(get(seg).Status.ID).To(BeEmpty())
+			Expect(get(seg).Annotations).To(HaveKey(usersv1alpha1.AnnotationCreatePending))
+
+			managerClient.failIDWrites.Store(false)
+			seg = waitReady(seg)
+			Expect(countNamed("Crashed before recording")).To(Equal(1))
+			Expect(sim.Counts().Requests[simulator.EndpointCreate] - creates).To(BeEquivalentTo(1))
+			Expect(seg.Annotations).NotTo(HaveKey(usersv1alpha1.AnnotationCreatePending))
+		})
+
+		It("stops with CreateUncertain when it cannot tell which segment it made", func() {
+			creates := sim.Counts().Requests[simulator.EndpointCreate]
+			intent := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)
+			a, b := sim.Create("Ambiguous"), sim.Create("Ambiguous")
+			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "uncertain", Namespace: ns,
+				Annotations: map[string]string{usersv1alpha1.AnnotationCreatePending: intent}},
+				Spec: usersv1alpha1.SegmentSpec{Name: "Ambiguous"}}
+			Expect(k8sClient.Create(ctx, seg)).To(Succeed())
+			waitReason(seg, usersv1alpha1.ReasonCreateUncertain)
+			msg := readyCondition(get(seg)).Message
+			Expect(msg).To(And(ContainSubstring(a), ContainSubstring(b), ContainSubstring("Set spec.id")))
+			Expect(sim.Counts().Requests[simulator.EndpointCreate]).To(Equal(creates))
+
+			By("adopting the one the user names")
+			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.ID = b })
+			Expect(waitReady(seg).Status.ID).To(Equal(b))
+			sim.Delete(a)
+		})
+	})
+
+	It("recreates the segment to remove members under memberRemovalPolicy Recreate", func() {
+		seg := waitReady(create(ns, "strict", usersv1alpha1.SegmentSpec{Name: "Strict", Members: []string{"a", "b", "c"},
+			MemberRemovalPolicy: usersv1alpha1.MemberRemovalPolicyRecreate}))
+		old := seg.Status.ID
+		update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Members = []string{"a"} })
+		Eventually(func() string { return get(seg).Status.ID }, timeout, poll).ShouldNot(Equal(old))
+		seg = waitReady(seg)
+		_, exists := sim.Segment(old)
+		Expect(exists).To(BeFalse())
+		Expect(remoteSegment(seg.Status.ID).Members).To(ConsistOf("a"))
+		Expect(countNamed("Strict")).To(Equal(1))
+		Expect(meta.FindStatusCondition(seg.Status.Conditions, usersv1alpha1.ConditionMembersNotRemovable)).To(BeNil())
+		Eventually(eventReasons(ns, "strict"), timeout, poll).Should(ContainElement("RecreatedToRemoveMembers"))
+	})
+
+	It("exports API calls, Segments by readiness and listing age as Prometheus metrics", func() {
+		waitReady(create(ns, "measured", usersv1alpha1.SegmentSpec{}))
+		families, err := crmetrics.Registry.Gather()
+		Expect(err).NotTo(HaveOccurred())
+		byName := map[string]*dto.MetricFamily{}
+		for _, f := range families {
+			byName[f.GetName()] = f
+		}
+		Expect(byName).To(HaveKey("segment_operator_chatbot_api_requests_total"))
+		Expect(byName).To(HaveKey("segment_operator_chatbot_api_request_duration_seconds"))
+		Expect(byName).To(HaveKey("segment_operator_observation_age_seconds"))
+		Expect(labelled(byName["segment_operator_chatbot_api_requests_total"], "operation", "create")).To(BeNumerically(">=", 1))
+		Expect(labelled(byName["segment_operator_segments"], "ready", "True")).To(BeNumerically(">=", 1))
+	})
+})
+
+// labelled sums the values of a family's samples that carry label=value.
+func labelled(f *dto.MetricFamily, label, value string) float64 {
+	sum := 0.0
+	for _, m := range f.GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == label && l.GetValue() == value {
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
