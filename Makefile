@@ -57,6 +57,10 @@ envtest: ## Build the envtest control plane (kube-apiserver, etcd) from the Go m
 demo: manifests envtest ## Run the operator locally (control plane + simulator + manager), apply config/samples and show the lifecycle. DEMO_KEEP=1 keeps it running.
 	go run ./hack/demo
 
+.PHONY: bench
+bench: manifests envtest ## Benchmark at scale against a rate-limited simulator; prints a table and writes bin/bench/results.txt (about 10 minutes).
+	go run ./hack/bench $(BENCH_ARGS)
+
 ##@ Build
 
 .PHONY: build

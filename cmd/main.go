@@ -44,7 +44,8 @@ func main() {
 		apiURL, tokenFile       string
 		driftInterval           time.Duration
 		maxConcurrent, apiBurst int
-		apiQPS                  float64
+		apiQPS, kubeQPS         float64
+		kubeBurst               int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, allowing only authenticated and authorized callers (TokenReview, SubjectAccessReview).")
@@ -57,6 +58,8 @@ func main() {
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "How many Segments are reconciled at once.")
 	flag.Float64Var(&apiQPS, "chatbot-api-qps", 0, "Most ChatBot API calls per second per account (0: no client-side limit).")
 	flag.IntVar(&apiBurst, "chatbot-api-burst", 10, "Most ChatBot API calls at once per account when --chatbot-api-qps is set.")
+	flag.Float64Var(&kubeQPS, "kube-api-qps", 50, "Most Kubernetes API requests per second from the manager (status writes, finalizers, events).")
+	flag.IntVar(&kubeBurst, "kube-api-burst", 100, "Most Kubernetes API requests at once from the manager.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -65,7 +68,7 @@ func main() {
 	if err := run(runConfig{
 		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableH2: enableH2,
 		leaderElect: leaderElect, driftInterval: driftInterval, maxConcurrent: maxConcurrent,
-		apiQPS: apiQPS, apiBurst: apiBurst,
+		apiQPS: apiQPS, apiBurst: apiBurst, kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst,
 		creds: &remote.DefaultCredentials{BaseURL: apiURL, Token: os.Getenv("CHATBOT_API_TOKEN"), TokenFile: tokenFile},
 	}); err != nil {
 		setupLog.Error(err, "manager stopped")
@@ -80,6 +83,8 @@ type runConfig struct {
 	driftInterval           time.Duration
 	maxConcurrent, apiBurst int
 	apiQPS                  float64
+	kubeQPS                 float32
+	kubeBurst               int
 	creds                   *remote.DefaultCredentials
 }
 
@@ -104,7 +109,9 @@ func run(cfg runConfig) error {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restCfg := ctrl.GetConfigOrDie()
+	restCfg.QPS, restCfg.Burst = cfg.kubeQPS, cfg.kubeBurst
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: cfg.probeAddr,

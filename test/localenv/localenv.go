@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
@@ -48,6 +49,7 @@ type Env struct {
 	SimLog     string
 	ManagerLog string
 	procs      []*exec.Cmd
+	manager    *exec.Cmd
 }
 
 // Start starts the control plane, installs the CRDs and writes a kubeconfig; the simulator
@@ -101,6 +103,17 @@ func Assets(root string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
+// Config is an admin connection to the control plane.
+func (e *Env) Config() *rest.Config { return rest.CopyConfig(e.testEnv.Config) }
+
+// ManagerPID is the manager's process ID, 0 if it is not running.
+func (e *Env) ManagerPID() int {
+	if e.manager == nil {
+		return 0
+	}
+	return e.manager.Process.Pid
+}
+
 // APIServerURL is the control plane's address.
 func (e *Env) APIServerURL() string { return e.testEnv.Config.Host }
 
@@ -144,7 +157,11 @@ func (e *Env) StartManager() error {
 		"--metrics-bind-address", "0",
 	}, e.opts.ManagerArgs...)
 	env := []string{"KUBECONFIG=" + e.Kubeconfig, "CHATBOT_API_TOKEN=" + e.opts.Token}
-	return e.spawn(filepath.Join(e.opts.WorkDir, "bin", "manager"), args, env, e.ManagerLog)
+	if err := e.spawn(filepath.Join(e.opts.WorkDir, "bin", "manager"), args, env, e.ManagerLog); err != nil {
+		return err
+	}
+	e.manager = e.procs[len(e.procs)-1]
+	return nil
 }
 
 // spawn starts a process that logs to logPath and dies with this one.
@@ -208,7 +225,7 @@ func (e *Env) Stop() error {
 			errs = append(errs, fmt.Errorf("%s did not stop on SIGTERM; killed", filepath.Base(p.Path)))
 		}
 	}
-	e.procs = nil
+	e.procs, e.manager = nil, nil
 	if e.testEnv != nil {
 		if err := e.testEnv.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop control plane: %w", err))

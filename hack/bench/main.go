@@ -1,0 +1,369 @@
+// Command bench measures the operator at scale against a rate-limited simulator: remote
+// calls per scenario, wall time against the bound the API's rate sets, and the manager's
+// peak memory and CPU time. Run it with `make bench`; it prints one table and writes it to
+// bin/bench/results.txt.
+//
+// Scenarios, on a local control plane with the manager and simulator binaries:
+//   - cold:   N Segments of 50 distinct members each, applied at once, until all are Ready;
+//   - steady: three drift intervals with nothing changed;
+//   - churn:  10% renamed and another 10% given one more member, until all are Ready.
+//
+// The 1,000-Segment run uses the limits the issue sets (20 calls/s, 50 ms latency); the
+// 10,000-Segment run measures the manager's cost, with a faster API so it finishes in minutes.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
+	"github.com/segment-operator/segment-operator/test/localenv"
+)
+
+// run is one configuration: a fresh control plane, simulator and manager.
+type run struct {
+	segments  int
+	rate      float64 // API calls per second the simulator allows
+	latency   time.Duration
+	drift     time.Duration
+	workers   int
+	churn     bool
+	steady    bool
+	apiQPS    float64 // the manager's client-side limit
+	kubeQPS   int
+	apiBurst  int
+	members   int
+	namespace string
+}
+
+type row struct {
+	scenario                                string
+	segments                                int
+	creates, renames, adds, lists, throttle int64
+	wall, bound                             time.Duration
+	rssMiB, cpuSeconds                      float64
+}
+
+func main() {
+	small := flag.Int("segments", 1000, "Segments in the rate-limited run")
+	large := flag.Int("large", 10000, "Segments in the manager-cost run (0 skips it)")
+	flag.Parse()
+
+	root, err := os.Getwd()
+	if err != nil {
+		fatal(err)
+	}
+	ctx := context.Background()
+	var rows []row
+	for _, r := range []run{
+		{segments: *small, rate: 20, latency: 50 * time.Millisecond, drift: 10 * time.Second, workers: 8,
+			apiQPS: 20, apiBurst: 1, kubeQPS: 200, members: 50, steady: true, churn: true, namespace: "bench"},
+		{segments: *large, rate: 400, latency: 5 * time.Millisecond, drift: 30 * time.Second, workers: 16,
+			apiQPS: 400, apiBurst: 20, kubeQPS: 1000, members: 50, steady: true, namespace: "bench"},
+	} {
+		if r.segments == 0 {
+			continue
+		}
+		out, err := r.run(ctx, root)
+		rows = append(rows, out...)
+		if err != nil {
+			print(rows)
+			fatal(err)
+		}
+	}
+	table := print(rows)
+	dir := filepath.Join(root, "bin", "bench")
+	_ = os.MkdirAll(dir, 0o755)
+	file := filepath.Join(dir, "results.txt")
+	header := fmt.Sprintf("# make bench, %s, %s\n", time.Now().UTC().Format(time.RFC3339), hostSummary())
+	if err := os.WriteFile(file, []byte(header+table), 0o644); err != nil {
+		fatal(err)
+	}
+	fmt.Printf("\nwritten to %s\n", file)
+}
+
+func (r run) run(ctx context.Context, root string) ([]row, error) {
+	work, err := os.MkdirTemp("", "segment-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	log("%d Segments: starting control plane, simulator (%.0f calls/s, %s latency) and manager", r.segments, r.rate, r.latency)
+	env, err := localenv.Start(localenv.Options{
+		Root: root, WorkDir: work, Token: "bench-token", DriftInterval: r.drift,
+		SimulatorArgs: []string{"--rate-limit", ftoa(r.rate), "--latency", r.latency.String()},
+		ManagerArgs: []string{"--max-concurrent-reconciles", strconv.Itoa(r.workers),
+			"--chatbot-api-qps", ftoa(r.apiQPS), "--chatbot-api-burst", strconv.Itoa(r.apiBurst),
+			"--kube-api-qps", strconv.Itoa(r.kubeQPS), "--kube-api-burst", strconv.Itoa(2 * r.kubeQPS),
+			"--zap-log-level", "error"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = env.Stop() }()
+	if err := env.Build(); err != nil {
+		return nil, err
+	}
+	if err := env.StartSimulator(); err != nil {
+		return nil, err
+	}
+	cfg := env.Config()
+	cfg.QPS, cfg.Burst = 2000, 4000
+	if err := usersv1alpha1.AddToScheme(scheme.Scheme); err != nil {
+		return nil, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{r: r, env: env, c: c}
+	if err := b.ensureNamespace(ctx); err != nil {
+		return nil, err
+	}
+
+	var rows []row
+	// Cold start: the manager starts with every Segment already applied, as after an
+	// install or a restore; creating them first keeps the control plane's own work out of
+	// the figure.
+	log("creating %d Segments", r.segments)
+	if err := b.createAll(ctx); err != nil {
+		return rows, err
+	}
+	if err := env.StartManager(); err != nil {
+		return rows, err
+	}
+	cold, err := b.measure(ctx, "cold start", func() error { return nil })
+	if err != nil {
+		return rows, err
+	}
+	rows = append(rows, cold)
+
+	if r.steady {
+		intervals := 3
+		log("steady state: %d drift intervals of %s", intervals, r.drift)
+		before := b.counts(ctx)
+		start := time.Now()
+		time.Sleep(time.Duration(intervals) * r.drift)
+		rows = append(rows, b.row(ctx, fmt.Sprintf("steady (%d x %s)", intervals, r.drift), before, time.Since(start), 0))
+	}
+
+	if r.churn {
+		churn, err := b.measure(ctx, "churn (10% rename, 10% +1 member)", b.churn)
+		if err != nil {
+			return rows, err
+		}
+		rows = append(rows, churn)
+	}
+	return rows, nil
+}
+
+type bench struct {
+	r   run
+	env *localenv.Env
+	c   client.Client
+}
+
+// measure applies a change and waits until every Segment is Ready for its generation.
+func (b *bench) measure(ctx context.Context, name string, change func() error) (row, error) {
+	log("%s", name)
+	before := b.counts(ctx)
+	start := time.Now()
+	if err := change(); err != nil {
+		return row{}, err
+	}
+	if err := b.waitAllReady(ctx, 30*time.Minute); err != nil {
+		return row{}, err
+	}
+	wall := time.Since(start)
+	after := b.counts(ctx)
+	calls := after.Writes() - before.Writes() + after.Succeeded["list"] - before.Succeeded["list"]
+	bound := time.Duration(float64(calls) / b.r.rate * float64(time.Second))
+	return b.row(ctx, name, before, wall, bound), nil
+}
+
+func (b *bench) row(ctx context.Context, name string, before simulator.Counts, wall, bound time.Duration) row {
+	after := b.counts(ctx)
+	d := func(ep simulator.Endpoint) int64 { return after.Succeeded[ep] - before.Succeeded[ep] }
+	rss, cpu := procStats(b.env.ManagerPID())
+	return row{scenario: name, segments: b.r.segments, creates: d("create"), renames: d("rename"), adds: d("add"),
+		lists: d("list"), throttle: after.Throttled - before.Throttled, wall: wall, bound: bound, rssMiB: rss, cpuSeconds: cpu}
+}
+
+func (b *bench) counts(ctx context.Context) simulator.Counts {
+	st, err := b.env.SimState(ctx)
+	if err != nil {
+		fatal(err)
+	}
+	return st.Counts
+}
+
+func (b *bench) ensureNamespace(ctx context.Context) error {
+	_, err := b.env.Kubectl(ctx, nil, "create", "namespace", b.r.namespace)
+	return err
+}
+
+// createAll creates the Segments, 50 members each, every member set distinct.
+func (b *bench) createAll(ctx context.Context) error {
+	return parallel(b.r.segments, 32, func(i int) error {
+		members := make([]string, b.r.members)
+		for m := range members {
+			members[m] = fmt.Sprintf("u%06dm%03d", i, m)
+		}
+		seg := &usersv1alpha1.Segment{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("seg-%06d", i), Namespace: b.r.namespace},
+			Spec:       usersv1alpha1.SegmentSpec{Name: fmt.Sprintf("Segment %d", i), Members: members},
+		}
+		return b.c.Create(ctx, seg)
+	})
+}
+
+// churn renames the first 10% and adds a member to the next 10%.
+func (b *bench) churn() error {
+	ctx := context.Background()
+	tenth := b.r.segments / 10
+	return parallel(2*tenth, 32, func(i int) error {
+		var seg usersv1alpha1.Segment
+		key := client.ObjectKey{Namespace: b.r.namespace, Name: fmt.Sprintf("seg-%06d", i)}
+		if err := b.c.Get(ctx, key, &seg); err != nil {
+			return err
+		}
+		patch := client.MergeFrom(seg.DeepCopy())
+		if i < tenth {
+			seg.Spec.Name += " (renamed)"
+		} else {
+			seg.Spec.Members = append(seg.Spec.Members, fmt.Sprintf("u%06dnew", i))
+		}
+		return b.c.Patch(ctx, &seg, patch)
+	})
+}
+
+func (b *bench) waitAllReady(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		var list usersv1alpha1.SegmentList
+		if err := b.c.List(ctx, &list, client.InNamespace(b.r.namespace)); err != nil {
+			return err
+		}
+		ready := 0
+		for _, s := range list.Items {
+			c := meta.FindStatusCondition(s.Status.Conditions, usersv1alpha1.ConditionReady)
+			if c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == s.Generation {
+				ready++
+			}
+		}
+		if ready == len(list.Items) && ready == b.r.segments {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d of %d Segments Ready after %s; manager log: %s", ready, b.r.segments, limit, b.env.ManagerLog)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// procStats reads a process's peak resident memory (MiB) and CPU time (seconds) from /proc.
+func procStats(pid int) (rssMiB, cpuSeconds float64) {
+	if pid == 0 {
+		return 0, 0
+	}
+	if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				rssMiB = kb / 1024
+			}
+		}
+	}
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		// Fields after the command name (which may contain spaces) start at ") ".
+		rest := strings.Fields(string(stat)[strings.LastIndex(string(stat), ")")+2:])
+		if len(rest) > 12 {
+			utime, _ := strconv.ParseFloat(rest[11], 64)
+			stime, _ := strconv.ParseFloat(rest[12], 64)
+			cpuSeconds = (utime + stime) / 100 // USER_HZ
+		}
+	}
+	return rssMiB, cpuSeconds
+}
+
+func parallel(n, workers int, f func(int) error) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		next = make(chan int)
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(i); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if len(errs) > 0 {
+		return fmt.Errorf("%d failures, first: %w", len(errs), errs[0])
+	}
+	return nil
+}
+
+func print(rows []row) string {
+	var sb strings.Builder
+	tw := tabwriter.NewWriter(&sb, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tSegments\tcreates\trenames\tadds\tlists\t429s\twall\tbound\tratio\tpeak RSS MiB\tCPU-s\t")
+	for _, r := range rows {
+		bound, ratio := "-", "-"
+		if r.bound > 0 {
+			bound = r.bound.Round(100 * time.Millisecond).String()
+			ratio = fmt.Sprintf("%.2f", r.wall.Seconds()/r.bound.Seconds())
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%.0f\t%.1f\t\n", r.scenario, r.segments, r.creates, r.renames,
+			r.adds, r.lists, r.throttle, r.wall.Round(100*time.Millisecond), bound, ratio, r.rssMiB, r.cpuSeconds)
+	}
+	_ = tw.Flush()
+	fmt.Print("\n" + sb.String())
+	return sb.String()
+}
+
+func hostSummary() string {
+	cpus := "?"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		cpus = strconv.Itoa(strings.Count(string(b), "processor\t:"))
+	}
+	return cpus + " CPUs"
+}
+
+func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+func log(format string, args ...any) {
+	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
