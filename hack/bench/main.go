@@ -13,21 +13,27 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/meta"
+	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
@@ -67,7 +73,10 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	ctx := context.Background()
+	crlog.SetLogger(logr.Discard())
+	// Ctrl-C ends the current run and stops its processes (control plane included) cleanly.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	var rows []row
 	for _, r := range []run{
 		{segments: *small, rate: 20, latency: 50 * time.Millisecond, drift: 10 * time.Second, workers: 8,
@@ -81,11 +90,11 @@ func main() {
 		out, err := r.run(ctx, root)
 		rows = append(rows, out...)
 		if err != nil {
-			print(rows)
+			printTable(rows)
 			fatal(err)
 		}
 	}
-	table := print(rows)
+	table := printTable(rows)
 	dir := filepath.Join(root, "bin", "bench")
 	_ = os.MkdirAll(dir, 0o755)
 	file := filepath.Join(dir, "results.txt")
@@ -103,13 +112,19 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 	}
 	defer os.RemoveAll(work)
 	log("%d Segments: starting control plane, simulator (%.0f calls/s, %s latency) and manager", r.segments, r.rate, r.latency)
+	// Readiness is read from the manager's own metric, not by listing every Segment from
+	// the API server, which on a small machine would be load of its own.
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
 	env, err := localenv.Start(localenv.Options{
 		Root: root, WorkDir: work, Token: "bench-token", DriftInterval: r.drift,
 		SimulatorArgs: []string{"--rate-limit", ftoa(r.rate), "--latency", r.latency.String()},
 		ManagerArgs: []string{"--max-concurrent-reconciles", strconv.Itoa(r.workers),
 			"--chatbot-api-qps", ftoa(r.apiQPS), "--chatbot-api-burst", strconv.Itoa(r.apiBurst),
 			"--kube-api-qps", strconv.Itoa(r.kubeQPS), "--kube-api-burst", strconv.Itoa(2 * r.kubeQPS),
-			"--zap-log-level", "error"},
+			"--metrics-bind-address", metricsAddr, "--metrics-secure=false", "--zap-log-level", "error"},
 	})
 	if err != nil {
 		return nil, err
@@ -130,7 +145,7 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{r: r, env: env, c: c}
+	b := &bench{r: r, env: env, c: c, metricsURL: "http://" + metricsAddr + "/metrics"}
 	if err := b.ensureNamespace(ctx); err != nil {
 		return nil, err
 	}
@@ -157,7 +172,11 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 		log("steady state: %d drift intervals of %s", intervals, r.drift)
 		before := b.counts(ctx)
 		start := time.Now()
-		time.Sleep(time.Duration(intervals) * r.drift)
+		select {
+		case <-time.After(time.Duration(intervals) * r.drift):
+		case <-ctx.Done():
+			return rows, ctx.Err()
+		}
 		rows = append(rows, b.row(ctx, fmt.Sprintf("steady (%d x %s)", intervals, r.drift), before, time.Since(start), 0))
 	}
 
@@ -172,9 +191,10 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 }
 
 type bench struct {
-	r   run
-	env *localenv.Env
-	c   client.Client
+	r          run
+	env        *localenv.Env
+	c          client.Client
+	metricsURL string
 }
 
 // measure applies a change and waits until every Segment is Ready for its generation.
@@ -251,28 +271,51 @@ func (b *bench) churn() error {
 	})
 }
 
+// waitAllReady waits until the manager reports every Segment Ready for its current
+// generation (segment_operator_segments{ready="True"}).
 func (b *bench) waitAllReady(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
-		var list usersv1alpha1.SegmentList
-		if err := b.c.List(ctx, &list, client.InNamespace(b.r.namespace)); err != nil {
-			return err
-		}
-		ready := 0
-		for _, s := range list.Items {
-			c := meta.FindStatusCondition(s.Status.Conditions, usersv1alpha1.ConditionReady)
-			if c != nil && c.Status == metav1.ConditionTrue && c.ObservedGeneration == s.Generation {
-				ready++
-			}
-		}
-		if ready == len(list.Items) && ready == b.r.segments {
+		ready, err := b.readySegments(ctx)
+		if err == nil && ready == b.r.segments {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d Segments Ready after %s; manager log: %s", ready, b.r.segments, limit, b.env.ManagerLog)
+			return fmt.Errorf("%d of %d Segments Ready after %s (%v); manager log: %s", ready, b.r.segments, limit, err, b.env.ManagerLog)
 		}
-		time.Sleep(250 * time.Millisecond)
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+}
+
+func (b *bench) readySegments(ctx context.Context) (int, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.metricsURL, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), `segment_operator_segments{ready="True"} `); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return int(n), err
+		}
+	}
+	return 0, fmt.Errorf("no segment_operator_segments metric yet")
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
 }
 
 // procStats reads a process's peak resident memory (MiB) and CPU time (seconds) from /proc.
@@ -331,7 +374,7 @@ func parallel(n, workers int, f func(int) error) error {
 	return nil
 }
 
-func print(rows []row) string {
+func printTable(rows []row) string {
 	var sb strings.Builder
 	tw := tabwriter.NewWriter(&sb, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tSegments\tcreates\trenames\tadds\tlists\t429s\twall\tbound\tratio\tpeak RSS MiB\tCPU-s\t")

@@ -8,6 +8,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
@@ -69,9 +70,11 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 	return r.clearCreateIntent(ctx, seg)
 }
 
-// setCreateIntent records the time of a create about to be attempted.
+// setCreateIntent records the time of a create about to be attempted, and puts the
+// finalizer on in the same write if it is not there yet.
 func (r *SegmentReconciler) setCreateIntent(ctx context.Context, seg *usersv1alpha1.Segment) error {
 	base := seg.DeepCopy()
+	controllerutil.AddFinalizer(seg, usersv1alpha1.SegmentFinalizer)
 	metav1.SetMetaDataAnnotation(&seg.ObjectMeta, usersv1alpha1.AnnotationCreatePending,
 		time.Now().UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano))
 	return r.Patch(ctx, seg, client.MergeFrom(base))

@@ -53,6 +53,9 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 	} else if owner != "" {
 		return stall(usersv1alpha1.ReasonConflict, "Remote segment %s is already managed by Segment %s; this Segment leaves it alone", id, owner)
 	}
+	if err := r.ensureFinalizer(ctx, seg); err != nil {
+		return err
+	}
 	resetRemote(seg)
 	seg.Status.ID = id
 	if observed, ok := acct.Observations.Lookup(id); ok {

@@ -262,6 +262,24 @@ var _ = Describe("Segment lifecycle policies", func() {
 			Expect(seg.Annotations).NotTo(HaveKey(usersv1alpha1.AnnotationCreatePending))
 		})
 
+		It("deletes what an interrupted create made when the Segment is deleted before the ID was recorded", func() {
+			// As a manager killed right after the create call leaves it: finalizer and intent
+			// on, no status.id. Suspended, so that nothing resolves it before the delete.
+			intent := time.Now().UTC().Add(-time.Second).Format(time.RFC3339Nano)
+			id := sim.Create("Half made")
+			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "half-made", Namespace: ns,
+				Finalizers:  []string{usersv1alpha1.SegmentFinalizer},
+				Annotations: map[string]string{usersv1alpha1.AnnotationCreatePending: intent}},
+				Spec: usersv1alpha1.SegmentSpec{Name: "Half made", Suspend: true}}
+			Expect(k8sClient.Create(ctx, seg)).To(Succeed())
+			waitReason(seg, usersv1alpha1.ReasonSuspended)
+			Expect(k8sClient.Delete(ctx, seg)).To(Succeed())
+			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
+			waitGone(seg)
+			_, exists := sim.Segment(id)
+			Expect(exists).To(BeFalse(), "the segment made by the interrupted create was left in ChatBot")
+		})
+
 		It("stops with CreateUncertain when it cannot tell which segment it made", func() {
 			creates := sim.Counts().Requests[simulator.EndpointCreate]
 			intent := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)

@@ -81,8 +81,12 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			return r.fail(ctx, seg, st, err)
 		}
 	} else {
-		if err := r.ensureFinalizer(ctx, seg); err != nil {
-			return ctrl.Result{}, err
+		// Before a remote segment is associated, the finalizer goes on with the create
+		// intent or the adoption (one write fewer per new Segment).
+		if seg.Status.ID != "" {
+			if err := r.ensureFinalizer(ctx, seg); err != nil {
+				return ctrl.Result{}, err
+			}
 		}
 		if err := r.sync(ctx, seg, acct, st); err != nil {
 			return r.fail(ctx, seg, st, err)
@@ -147,14 +151,20 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 	if !controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
 		return ctrl.Result{}, nil
 	}
-	remoteDelete := seg.Status.ID != "" && seg.DeletionPolicyOrDefault() == usersv1alpha1.DeletionPolicyDelete && !seg.ObserveOnly()
+	pending := seg.Status.ID == "" && seg.Annotations[usersv1alpha1.AnnotationCreatePending] != ""
+	remoteDelete := (seg.Status.ID != "" || pending) && seg.DeletionPolicyOrDefault() == usersv1alpha1.DeletionPolicyDelete && !seg.ObserveOnly()
 	switch {
 	case remoteDelete && seg.Spec.Suspend:
 		return ctrl.Result{}, r.suspend(ctx, seg, st, "The Segment is being deleted but is suspended: remote segment "+seg.Status.ID+
 			" is kept, and so is the finalizer, until spec.suspend is false (then it is deleted) or spec.deletionPolicy is Orphan")
 	case remoteDelete:
 		acct, err := r.account(ctx, seg)
-		if err == nil {
+		if err == nil && pending {
+			// A create was attempted and its ID never recorded: the segment it made, if
+			// any, must not be left behind.
+			seg.Status.ID, err = r.resolveCreate(ctx, seg, acct)
+		}
+		if err == nil && seg.Status.ID != "" {
 			err = r.delete(ctx, seg, acct)
 		}
 		if err != nil {

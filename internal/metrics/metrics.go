@@ -30,7 +30,7 @@ var (
 	}, []string{"account", "operation"})
 
 	segmentsDesc = prometheus.NewDesc("segment_operator_segments",
-		"Segments by the status of their Ready condition (True, False, Unknown).", []string{"ready"}, nil)
+		"Segments by the status of their Ready condition for their current generation (True, False; Unknown if none yet).", []string{"ready"}, nil)
 	observationAgeDesc = prometheus.NewDesc("segment_operator_observation_age_seconds",
 		"Age of the shared listing of each ChatBot account.", []string{"account"}, nil)
 )
@@ -70,8 +70,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if err := c.reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err == nil {
 		counts := map[string]float64{"True": 0, "False": 0, "Unknown": 0}
 		for i := range list.Items {
+			// A Ready condition about an older generation says nothing about the current
+			// spec: Unknown, as kstatus would have it.
 			status := "Unknown"
-			if ready := meta.FindStatusCondition(list.Items[i].Status.Conditions, usersv1alpha1.ConditionReady); ready != nil {
+			seg := &list.Items[i]
+			if ready := meta.FindStatusCondition(seg.Status.Conditions, usersv1alpha1.ConditionReady); ready != nil && ready.ObservedGeneration == seg.Generation {
 				status = string(ready.Status)
 			}
 			counts[status]++
