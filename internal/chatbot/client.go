@@ -132,17 +132,18 @@ func (c *Client) ListSegments(ctx context.Context) ([]Segment, error) {
 	return segments, nil
 }
 
-// CreateSegment creates a segment and returns its ID. The call is not idempotent: calling
-// it twice creates two segments with the same name.
-func (c *Client) CreateSegment(ctx context.Context, name string) (string, error) {
+// CreateSegment creates a segment and returns it: its ID, its name, no members, and as
+// CreatedAt the response's timestamp (the closest the create call says to it). The call is
+// not idempotent: calling it twice creates two segments with the same name.
+func (c *Client) CreateSegment(ctx context.Context, name string) (Segment, error) {
 	var resp WriteResponse
 	if err := c.do(ctx, OpCreate, http.MethodPost, segmentsPath, createRequest{Name: name}, &resp); err != nil {
-		return "", err
+		return Segment{}, err
 	}
 	if resp.ID == "" {
-		return "", &APIError{Op: OpCreate, StatusCode: http.StatusOK, Message: "response carries no segment id"}
+		return Segment{}, &APIError{Op: OpCreate, StatusCode: http.StatusOK, Message: "response carries no segment id"}
 	}
-	return resp.ID, nil
+	return Segment{ID: resp.ID, Name: name, CreatedAt: resp.Timestamp}, nil
 }
 
 // RenameSegment sets the name of segment id.

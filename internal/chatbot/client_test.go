@@ -50,9 +50,13 @@ func TestEveryEndpointRoundTrip(t *testing.T) {
 	ctx := context.Background()
 
 	before := time.Now().UTC().Add(-time.Second)
-	id, err := c.CreateSegment(ctx, "Foo")
+	created, err := c.CreateSegment(ctx, "Foo")
 	if err != nil {
 		t.Fatal(err)
+	}
+	id := created.ID
+	if created.Name != "Foo" || created.CreatedAt.Before(before) {
+		t.Errorf("created %+v", created)
 	}
 	if len(id) != 24 {
 		t.Errorf("id %q: want 24 characters like the vendor's", id)
@@ -377,7 +381,8 @@ func TestConcurrentUse(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			id, err := c.CreateSegment(ctx, fmt.Sprintf("w%d", w))
+			created, err := c.CreateSegment(ctx, fmt.Sprintf("w%d", w))
+			id := created.ID
 			if err == nil {
 				_, err = c.AddMembers(ctx, []string{id}, users(fmt.Sprintf("w%d-", w), 50))
 			}

@@ -50,15 +50,16 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 		return fmt.Errorf("record create intent: %w", err)
 	}
 	name := seg.RemoteName()
-	id, err := acct.Client.CreateSegment(ctx, name)
+	created, err := acct.Client.CreateSegment(ctx, name)
 	if err != nil {
 		return fmt.Errorf("create segment: %w", err)
 	}
-	acct.Observations.Created(chatbot.Segment{ID: id, Name: name})
+	id := created.ID
+	acct.Observations.Created(created)
 	r.recordClaim(id, seg)
 	resetRemote(seg)
+	recordObserved(seg, created)
 	seg.Status.ID = id
-	seg.Status.Name = name
 	setCondition(seg, usersv1alpha1.ConditionReady, false, usersv1alpha1.ReasonCreating,
 		fmt.Sprintf("Created remote segment %s; adding members", id))
 	setCondition(seg, usersv1alpha1.ConditionReconciling, true, usersv1alpha1.ReasonCreating, "Adding members")
@@ -200,7 +201,9 @@ func recordObserved(seg *usersv1alpha1.Segment, observed chatbot.Segment) {
 	seg.Status.Name = observed.Name
 	seg.Status.RemoteMembers = int32(observed.Users)
 	if !observed.CreatedAt.IsZero() {
-		t := metav1.NewTime(observed.CreatedAt.Time)
+		// metav1.Time is stored in whole seconds: keeping the API's milliseconds would make
+		// every reconcile see a change, and send a status write, where there is none.
+		t := metav1.NewTime(observed.CreatedAt.Truncate(time.Second))
 		seg.Status.CreatedAt = &t
 	}
 }

@@ -217,9 +217,11 @@ var _ = Describe("Segment controller", func() {
 		Eventually(func() *metav1.Time { return get(seg).Status.CreatedAt }, timeout, poll).ShouldNot(BeNil())
 		version := get(seg).ResourceVersion
 		sim.ResetCounts()
+		statusWrites := managerClient.statusWrites.Load()
 
 		Consistently(func() int64 { return sim.Counts().Writes() }, 3*driftInterval, poll).Should(BeZero())
 		Expect(get(seg).ResourceVersion).To(Equal(version), "a reconcile with nothing to do wrote the Segment")
+		Expect(managerClient.statusWrites.Load()-statusWrites).To(BeZero(), "status patches sent at steady state")
 		// One listing per drift interval serves every Segment (3 intervals, plus one at the edge).
 		Expect(sim.Counts().Requests[simulator.EndpointList]).To(BeNumerically("<=", 4))
 	})

@@ -66,6 +66,9 @@ const sim2Token = "second-account-token"
 type flakyClient struct {
 	client.Client
 	failIDWrites atomic.Bool
+	// statusWrites counts status patches sent, no-ops included (the API server does not
+	// bump resourceVersion for those, so only the client can see them).
+	statusWrites atomic.Int64
 }
 
 func (f *flakyClient) Status() client.SubResourceWriter {
@@ -78,6 +81,7 @@ type flakyStatus struct {
 }
 
 func (s *flakyStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+	s.f.statusWrites.Add(1)
 	if seg, ok := obj.(*usersv1alpha1.Segment); ok && seg.Status.ID != "" && s.f.failIDWrites.Load() {
 		return errors.New("injected failure: status write lost after create")
 	}

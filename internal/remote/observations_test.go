@@ -63,11 +63,12 @@ func TestListingInFlightKeepsOurWrites(t *testing.T) {
 	go func() { _, err := obs.Refresh(ctx); done <- err }()
 	<-l.served // the server has answered without any of the writes below
 
-	id, err := c.CreateSegment(ctx, "fresh")
+	created, err := c.CreateSegment(ctx, "fresh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs.Created(chatbot.Segment{ID: id, Name: "fresh"})
+	id := created.ID
+	obs.Created(created)
 	if err := c.DeleteSegment(ctx, doomed); err != nil {
 		t.Fatal(err)
 	}
