@@ -177,6 +177,19 @@ func (c *Client) AddMembers(ctx context.Context, segmentIDs, users []string) (ad
 	return added, nil
 }
 
+// AddMembersGathered sends one add-members call of users (1-1000) to the segments gather
+// returns (1-100 IDs). gather is called once, when the client-side rate limit and any
+// Retry-After pause let the call go, so a caller can merge into it the requests that arrive
+// while it waits (see remote.MemberAdder). If the call is never sent, gather is not called.
+func (c *Client) AddMembersGathered(ctx context.Context, users []string, gather func() []string) error {
+	if len(users) == 0 || len(users) > MaxUsersPerAdd {
+		return fmt.Errorf("chatbot: %s: a gathered call takes 1-%d users, got %d", OpAdd, MaxUsersPerAdd, len(users))
+	}
+	return c.do(ctx, OpAdd, http.MethodPost, segmentsPath+"/members", func() any {
+		return addMembersRequest{Segments: gather(), Users: users}
+	}, nil)
+}
+
 // Batch is one add-members call.
 type Batch struct {
 	Segments []string
@@ -207,7 +220,8 @@ func Batches(segmentIDs, users []string) []Batch {
 	return out
 }
 
-// do performs one call and decodes a 2xx JSON body into out (if non-nil).
+// do performs one call and decodes a 2xx JSON body into out (if non-nil). in may be a
+// func() any, called for the body once the call is allowed to go.
 func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (err error) {
 	if wait := time.Until(time.Unix(0, c.pausedUntil.Load())); wait > 0 {
 		return &APIError{Op: op, StatusCode: http.StatusTooManyRequests, Local: true, RetryAfter: wait,
@@ -217,6 +231,9 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 		if err := c.limiter.Wait(ctx); err != nil {
 			return &APIError{Op: op, Message: "waiting for client-side rate limit: " + err.Error(), Err: err}
 		}
+	}
+	if gather, ok := in.(func() any); ok {
+		in = gather() // the call goes now: a gathered body is final only at this point
 	}
 	var body io.Reader
 	if in != nil {

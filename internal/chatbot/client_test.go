@@ -156,6 +156,33 @@ func TestAddMembersSplitsIntoAPICalls(t *testing.T) {
 	}
 }
 
+// A gathered call takes its segments only when it goes, and not at all when it cannot go.
+func TestAddMembersGathered(t *testing.T) {
+	sim, c := newPair(t, simulator.Options{})
+	ctx := context.Background()
+	a, b := sim.Create("a"), sim.Create("b")
+	gathered := 0
+	err := c.AddMembersGathered(ctx, []string{"u1", "u2"}, func() []string { gathered++; return []string{a, b} })
+	if err != nil || gathered != 1 {
+		t.Fatalf("AddMembersGathered = %v, gathered %d times", err, gathered)
+	}
+	for _, id := range []string{a, b} {
+		if seg, _ := sim.Segment(id); len(seg.Members) != 2 {
+			t.Errorf("segment %s has %v", id, seg.Members)
+		}
+	}
+	if err := c.AddMembersGathered(ctx, users("u", 1001), func() []string { return []string{a} }); err == nil {
+		t.Error("1001 users in one gathered call accepted")
+	}
+
+	_ = sim.SetFaults(simulator.Faults{FailNext: 1, ErrorCode: 429, RetryAfter: simulator.Duration(time.Hour)})
+	_, _ = c.ListSegments(ctx) // pauses the client
+	err = c.AddMembersGathered(ctx, []string{"u3"}, func() []string { gathered++; return []string{a} })
+	if e := expectAPIError(t, "gathered call during a pause", err, 429, true); !e.Local || gathered != 1 {
+		t.Errorf("during a pause: %+v, gathered %d times", e, gathered)
+	}
+}
+
 func TestAddMembersReportsTheConfirmedPrefixOnFailure(t *testing.T) {
 	sim, err := simulator.New(simulator.Options{Token: token})
 	if err != nil {

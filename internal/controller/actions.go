@@ -141,7 +141,7 @@ func (r *SegmentReconciler) addMembers(ctx context.Context, seg *usersv1alpha1.S
 		return nil
 	}
 	id := seg.Status.ID
-	n, err := acct.Client.AddMembers(ctx, []string{id}, missing)
+	n, err := acct.Members.Add(ctx, id, missing) // missing is sorted, so identical sets merge
 	if n > 0 {
 		seg.Status.AddedMembers = union(seg.Status.AddedMembers, missing[:n])
 		acct.Observations.MembersAdded(id, len(seg.Status.AddedMembers))

@@ -90,6 +90,30 @@ var _ = Describe("Segment controller", func() {
 		Expect(sim.Counts().Succeeded[simulator.EndpointAdd] - adds).To(BeEquivalentTo(1))
 	})
 
+	It("gives Segments created at once exactly their own members, sharing calls only between identical sets", func() {
+		adds := sim.Counts().Requests[simulator.EndpointAdd]
+		setA, setB := []string{"a1", "a2", "a3"}, []string{"a1", "b2"}
+		var segs []*usersv1alpha1.Segment
+		for i := range 12 {
+			members := setA
+			if i%2 == 1 {
+				members = setB
+			}
+			segs = append(segs, create(ns, fmt.Sprintf("crowd-%d", i), usersv1alpha1.SegmentSpec{Members: members}))
+		}
+		for i, seg := range segs {
+			seg = waitReady(seg)
+			want := setA
+			if i%2 == 1 {
+				want = setB
+			}
+			Expect(remoteSegment(seg.Status.ID).Members).To(ConsistOf(want), "segment %d", i)
+			Expect(seg.Status.AddedMembers).To(ConsistOf(want))
+		}
+		// At most one call each; how many were shared depends on how busy the rate limit was.
+		Expect(sim.Counts().Requests[simulator.EndpointAdd] - adds).To(BeNumerically("<=", 12))
+	})
+
 	It("says visibly that members removed from the spec stay in the remote segment", func() {
 		seg := waitReady(create(ns, "shrink", usersv1alpha1.SegmentSpec{Members: []string{"a", "b", "c"}}))
 		update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Members = []string{"a"} })

@@ -128,7 +128,9 @@ var _ = BeforeSuite(func() {
 		Cache:                  controller.CacheOptions(),
 	})
 	Expect(err).NotTo(HaveOccurred())
-	accounts := remote.NewAccounts(remote.AccountOptions{Observer: metrics.ObserveAPICall})
+	// A client-side rate limit, as in production, so that calls wait for it as they do there
+	// (and identical member sets may share add-members calls).
+	accounts := remote.NewAccounts(remote.AccountOptions{QPS: 50, Burst: 5, Observer: metrics.ObserveAPICall})
 	Expect(metrics.Register(mgr.GetClient(), accounts)).To(Succeed())
 	managerClient = &flakyClient{Client: mgr.GetClient()}
 	Expect((&controller.SegmentReconciler{

@@ -34,6 +34,8 @@ type Account struct {
 	ID           string
 	Client       *chatbot.Client
 	Observations *Observations
+	// Members adds members, merging identical member sets into shared calls.
+	Members *MemberAdder
 }
 
 // AccountOptions configure every account's client.
@@ -81,7 +83,7 @@ func (a *Accounts) For(c Credentials) (*Account, error) {
 	if err != nil {
 		return nil, err
 	}
-	acct := &Account{ID: id, Client: client, Observations: NewObservations(client, nil)}
+	acct := &Account{ID: id, Client: client, Observations: NewObservations(client, nil), Members: NewMemberAdder(client)}
 	a.m[key] = acct
 	return acct, nil
 }
