@@ -26,7 +26,9 @@ func (g gate) Wait(ctx context.Context) error {
 	}
 }
 
-func adderSetup(t *testing.T, limiter chatbot.Limiter) (*simulator.Server, *MemberAdder) {
+// SimulatedClient starts a simulator and returns it with a client of it, made with opts.
+// (Exported for the external test package too.)
+func SimulatedClient(t *testing.T, opts ...chatbot.Option) (*simulator.Server, *chatbot.Client) {
 	t.Helper()
 	sim, err := simulator.New(simulator.Options{Token: "t"})
 	if err != nil {
@@ -34,14 +36,20 @@ func adderSetup(t *testing.T, limiter chatbot.Limiter) (*simulator.Server, *Memb
 	}
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	var opts []chatbot.Option
-	if limiter != nil {
-		opts = append(opts, chatbot.WithLimiter(limiter))
-	}
 	c, err := chatbot.New(srv.URL, "t", opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return sim, c
+}
+
+func adderSetup(t *testing.T, limiter chatbot.Limiter) (*simulator.Server, *MemberAdder) {
+	t.Helper()
+	var opts []chatbot.Option
+	if limiter != nil {
+		opts = append(opts, chatbot.WithLimiter(limiter))
+	}
+	sim, c := SimulatedClient(t, opts...)
 	return sim, NewMemberAdder(c)
 }
 

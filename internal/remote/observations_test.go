@@ -2,7 +2,6 @@ package remote_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/segment-operator/segment-operator/internal/chatbot"
-	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
@@ -34,25 +32,10 @@ func (g *gatedLister) ListSegments(ctx context.Context) ([]chatbot.Segment, erro
 	return segs, err
 }
 
-func setup(t *testing.T) (*simulator.Server, *chatbot.Client) {
-	t.Helper()
-	sim, err := simulator.New(simulator.Options{Token: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	c, err := chatbot.New(srv.URL, "t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sim, c
-}
-
 // A listing that began before our own writes must not undo them when it lands: a segment we
 // just created would look deleted (and be created twice), one we deleted would come back.
 func TestListingInFlightKeepsOurWrites(t *testing.T) {
-	sim, c := setup(t)
+	sim, c := remote.SimulatedClient(t)
 	ctx := context.Background()
 	doomed := sim.Create("doomed")
 	renamed := sim.Create("old name")
@@ -103,7 +86,7 @@ func TestListingInFlightKeepsOurWrites(t *testing.T) {
 }
 
 func TestConcurrentCallersShareOneListing(t *testing.T) {
-	sim, c := setup(t)
+	sim, c := remote.SimulatedClient(t)
 	sim.Create("a")
 	l := &gatedLister{client: c, served: make(chan struct{}, 1), release: make(chan struct{})}
 	obs := remote.NewObservations(l, nil)
@@ -126,7 +109,7 @@ func TestConcurrentCallersShareOneListing(t *testing.T) {
 }
 
 func TestEnsureListsOnlyWhenStale(t *testing.T) {
-	_, c := setup(t)
+	_, c := remote.SimulatedClient(t)
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	l := &gatedLister{client: c}
 	obs := remote.NewObservations(l, func() time.Time { return now })
