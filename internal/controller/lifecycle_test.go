@@ -10,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
@@ -20,28 +19,8 @@ import (
 var _ = Describe("Segment lifecycle policies", func() {
 	var ns string
 
-	BeforeEach(func() {
-		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "life-"}}
-		Expect(k8sClient.Create(ctx, n)).To(Succeed())
-		ns = n.Name
-		Expect(sim.SetFaults(simulator.Faults{})).To(Succeed())
-	})
-
-	AfterEach(func() {
-		managerClient.failIDWrites.Store(false)
-		Expect(sim.SetFaults(simulator.Faults{})).To(Succeed())
-		var list usersv1alpha1.SegmentList
-		Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
-		for i := range list.Items {
-			// Whatever a spec left suspended must be able to go.
-			update(&list.Items[i], func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
-		}
-		Expect(k8sClient.DeleteAllOf(ctx, &usersv1alpha1.Segment{}, client.InNamespace(ns))).To(Succeed())
-		Eventually(func(g Gomega) {
-			g.Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
-			g.Expect(list.Items).To(BeEmpty())
-		}, timeout, poll).Should(Succeed())
-	})
+	BeforeEach(func() { ns = freshNamespace("life-") })
+	AfterEach(func() { cleanUp(ns) })
 
 	Context("credentials per namespace", func() {
 		secret := func(name string, labelled bool, data map[string]string) {

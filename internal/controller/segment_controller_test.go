@@ -26,22 +26,8 @@ const (
 var _ = Describe("Segment controller", func() {
 	var ns string
 
-	BeforeEach(func() {
-		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "seg-"}}
-		Expect(k8sClient.Create(ctx, n)).To(Succeed())
-		ns = n.Name
-		Expect(sim.SetFaults(simulator.Faults{})).To(Succeed())
-	})
-
-	AfterEach(func() {
-		Expect(sim.SetFaults(simulator.Faults{})).To(Succeed())
-		Expect(k8sClient.DeleteAllOf(ctx, &usersv1alpha1.Segment{}, client.InNamespace(ns))).To(Succeed())
-		Eventually(func(g Gomega) {
-			var list usersv1alpha1.SegmentList
-			g.Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
-			g.Expect(list.Items).To(BeEmpty())
-		}, timeout, poll).Should(Succeed())
-	})
+	BeforeEach(func() { ns = freshNamespace("seg-") })
+	AfterEach(func() { cleanUp(ns) })
 
 	It("creates the remote segment with its members and reports Ready", func() {
 		seg := create(ns, "vip", usersv1alpha1.SegmentSpec{Name: "VIP customers", Members: []string{"u1", "u2", "u3"}})
@@ -264,6 +250,33 @@ var _ = Describe("Segment controller", func() {
 		Entry("too many members", usersv1alpha1.SegmentSpec{Members: userIDs("t", 5001)}, "must have at most 5000 items"),
 	)
 })
+
+// freshNamespace makes a namespace for one spec, with the simulator free of faults.
+func freshNamespace(prefix string) string {
+	n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix}}
+	Expect(k8sClient.Create(ctx, n)).To(Succeed())
+	Expect(sim.SetFaults(simulator.Faults{})).To(Succeed())
+	return n.Name
+}
+
+// cleanUp undoes what a spec injected and deletes its Segments, waiting until they are gone.
+func cleanUp(ns string) {
+	managerClient.failIDWrites.Store(false)
+	Expect(sim.SetFaults(simulator.Faults{})).To(Succeed())
+	var list usersv1alpha1.SegmentList
+	Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	for i := range list.Items {
+		// Whatever a spec left suspended must be able to go.
+		if list.Items[i].Spec.Suspend {
+			update(&list.Items[i], func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
+		}
+	}
+	Expect(k8sClient.DeleteAllOf(ctx, &usersv1alpha1.Segment{}, client.InNamespace(ns))).To(Succeed())
+	Eventually(func(g Gomega) {
+		g.Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		g.Expect(list.Items).To(BeEmpty())
+	}, timeout, poll).Should(Succeed())
+}
 
 func create(ns, name string, spec usersv1alpha1.SegmentSpec) *usersv1alpha1.Segment {
 	seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
