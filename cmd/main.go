@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -42,6 +43,7 @@ func main() {
 		secureMetrics, enableH2 bool
 		leaderElect             bool
 		apiURL, tokenFile       string
+		allowedAPIURLs          string
 		driftInterval           time.Duration
 		maxConcurrent, apiBurst int
 		apiQPS, kubeQPS         float64
@@ -53,6 +55,7 @@ func main() {
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	flag.BoolVar(&enableH2, "enable-http2", false, "Serve metrics over HTTP/2 too (off because of the HTTP/2 rapid-reset CVEs).")
 	flag.StringVar(&apiURL, "chatbot-api-url", chatbot.DefaultBaseURL, "Base URL of the ChatBot API (the simulator's for tests and demos).")
+	flag.StringVar(&allowedAPIURLs, "allowed-api-urls", "", "Comma-separated API base URLs that credentials Secrets may name under apiURL, besides --chatbot-api-url; * allows any.")
 	flag.StringVar(&tokenFile, "chatbot-api-token-file", "", "File holding the ChatBot Developer access token, re-read when it changes. Without it, $CHATBOT_API_TOKEN.")
 	flag.DurationVar(&driftInterval, "drift-interval", 5*time.Minute, "How often each Segment is compared with the remote account; one listing per account serves all Segments in an interval.")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "How many Segments are reconciled at once.")
@@ -69,7 +72,8 @@ func main() {
 		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableH2: enableH2,
 		leaderElect: leaderElect, driftInterval: driftInterval, maxConcurrent: maxConcurrent,
 		apiQPS: apiQPS, apiBurst: apiBurst, kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst,
-		creds: &remote.DefaultCredentials{BaseURL: apiURL, Token: os.Getenv("CHATBOT_API_TOKEN"), TokenFile: tokenFile},
+		creds:          &remote.DefaultCredentials{BaseURL: apiURL, Token: os.Getenv("CHATBOT_API_TOKEN"), TokenFile: tokenFile},
+		allowedAPIURLs: splitList(allowedAPIURLs),
 	}); err != nil {
 		setupLog.Error(err, "manager stopped")
 		os.Exit(1)
@@ -86,6 +90,18 @@ type runConfig struct {
 	kubeQPS                 float32
 	kubeBurst               int
 	creds                   *remote.DefaultCredentials
+	allowedAPIURLs          []string
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 func run(cfg runConfig) error {
@@ -133,6 +149,7 @@ func run(cfg runConfig) error {
 		Recorder:                mgr.GetEventRecorder("segment-operator"),
 		Accounts:                accounts,
 		DefaultCredentials:      cfg.creds.Get,
+		AllowedAPIURLs:          cfg.allowedAPIURLs,
 		DriftInterval:           cfg.driftInterval,
 		MaxConcurrentReconciles: cfg.maxConcurrent,
 	}).SetupWithManager(ctx, mgr); err != nil {

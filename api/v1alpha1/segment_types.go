@@ -37,7 +37,8 @@ const (
 	ReasonUnauthorized = "Unauthorized"
 	// ReasonRemoteRejected: the API refused the request (400/422); retried when the spec changes.
 	ReasonRemoteRejected = "RemoteRejected"
-	// ReasonCredentialsError: no usable token (missing Secret, key or file).
+	// ReasonCredentialsError: no usable credentials (missing Secret, key or file, or an apiURL
+	// the manager does not allow).
 	ReasonCredentialsError = "CredentialsError"
 	// ReasonDeleting: the Segment is being deleted but the remote segment could not be yet.
 	ReasonDeleting = "Deleting"
@@ -136,7 +137,8 @@ const (
 type CredentialsReference struct {
 	// name of a Secret in the Segment's namespace that carries the label
 	// users.chatbot.com/credentials=true, with the Developer access token under the key
-	// "token" and, optionally, the API base URL under "apiURL".
+	// "token" and, optionally, the API base URL under "apiURL" (the manager's own URL, or
+	// one its --allowed-api-urls flag lists).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +required

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -81,15 +82,41 @@ func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.
 		return remote.Credentials{}, fmt.Errorf("Secret %q has no key %q with the ChatBot Developer access token",
 			ref.Name, usersv1alpha1.CredentialsTokenKey)
 	}
-	creds := remote.Credentials{Token: token, BaseURL: strings.TrimSpace(string(secret.Data[usersv1alpha1.CredentialsURLKey]))}
-	if creds.BaseURL == "" {
-		def, err := r.DefaultCredentials()
-		if err != nil && !errors.Is(err, remote.ErrNoCredentials) {
-			return remote.Credentials{}, err
+	// Only the default base URL is used here, which comes even when the default token does not.
+	def, _ := r.DefaultCredentials()
+	creds := remote.Credentials{Token: token, BaseURL: def.BaseURL}
+	if u := strings.TrimSpace(string(secret.Data[usersv1alpha1.CredentialsURLKey])); u != "" {
+		if !r.apiURLAllowed(u, def.BaseURL) {
+			return remote.Credentials{}, fmt.Errorf("Secret %q names %s %q, which this manager does not allow: "+
+				"leave %s out to use %q, or have the manager's administrator add it to --allowed-api-urls",
+				ref.Name, usersv1alpha1.CredentialsURLKey, redactURL(u), usersv1alpha1.CredentialsURLKey, def.BaseURL)
 		}
-		creds.BaseURL = def.BaseURL
+		creds.BaseURL = u
 	}
 	return creds, nil
+}
+
+// apiURLAllowed reports whether a credentials Secret may send the manager to u.
+func (r *SegmentReconciler) apiURLAllowed(u, defaultURL string) bool {
+	norm := func(s string) string { return strings.TrimRight(strings.TrimSpace(s), "/") }
+	if norm(u) == norm(defaultURL) {
+		return true
+	}
+	for _, allowed := range r.AllowedAPIURLs {
+		if allowed == "*" || norm(allowed) == norm(u) {
+			return true
+		}
+	}
+	return false
+}
+
+// redactURL hides any password in a URL; one that does not parse is not shown.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // secretHandler enqueues the Segments that name a credentials Secret when it changes.

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
@@ -60,6 +61,24 @@ var _ = Describe("Segment lifecycle policies", func() {
 			seg := create(ns, "unlabelled", usersv1alpha1.SegmentSpec{CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "unlabelled"}})
 			waitReason(seg, usersv1alpha1.ReasonCredentialsError)
 			Expect(readyCondition(get(seg)).Message).To(ContainSubstring(usersv1alpha1.CredentialsLabel + "=true"))
+		})
+
+		It("refuses an apiURL the manager does not allow, without calling it, and proceeds with an allowed one", func() {
+			secret("elsewhere", true, map[string]string{"token": simToken, "apiURL": "http://admin:hunter2@127.0.0.1:1/latest"})
+			seg := create(ns, "elsewhere", usersv1alpha1.SegmentSpec{CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "elsewhere"}})
+			waitReason(seg, usersv1alpha1.ReasonCredentialsError)
+			msg := readyCondition(get(seg)).Message
+			Expect(msg).To(ContainSubstring("does not allow"))
+			Expect(msg).To(ContainSubstring("--allowed-api-urls"))
+			Expect(msg).NotTo(ContainSubstring("hunter2"))
+
+			// The manager's own API URL is always allowed, trailing slash or not.
+			var s corev1.Secret
+			Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "elsewhere"}, &s)).To(Succeed())
+			s.Data["apiURL"] = []byte(simURL + "/")
+			Expect(k8sClient.Update(ctx, &s)).To(Succeed())
+			seg = waitReady(seg)
+			remoteSegment(seg.Status.ID)
 		})
 
 		It("reports a Secret without a token", func() {

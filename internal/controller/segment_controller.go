@@ -31,6 +31,11 @@ type SegmentReconciler struct {
 	Accounts *remote.Accounts
 	// DefaultCredentials are used by Segments without spec.credentialsRef.
 	DefaultCredentials func() (remote.Credentials, error)
+	// AllowedAPIURLs are the API base URLs a credentials Secret may name under apiURL,
+	// besides the default credentials' own; "*" allows any. Without this check, anyone who
+	// may write a Secret in some namespace could make the manager call any URL its network
+	// reaches, and read parts of the answer in status.
+	AllowedAPIURLs []string
 	// DriftInterval is how often a Segment is checked against the remote account, and how
 	// old an account listing may be when it is used. One listing per account serves every
 	// Segment of that account within the interval.

@@ -142,6 +142,7 @@ var _ = BeforeSuite(func() {
 			defer tokenMu.Unlock()
 			return remote.Credentials{BaseURL: simURL, Token: managerToken}, nil
 		},
+		AllowedAPIURLs:          []string{sim2URL},
 		DriftInterval:           driftInterval,
 		MaxConcurrentReconciles: 4,
 	}).SetupWithManager(ctx, mgr)).To(Succeed())

@@ -116,8 +116,8 @@ type DefaultCredentials struct {
 // ErrNoCredentials means the manager was given no token.
 var ErrNoCredentials = errors.New("no ChatBot API token: set $CHATBOT_API_TOKEN or --chatbot-api-token-file")
 
-// Get returns the credentials now in force. Without a token it returns ErrNoCredentials,
-// and still the base URL.
+// Get returns the credentials now in force. Without a usable token it returns an error
+// (ErrNoCredentials when none was given), and still the base URL.
 func (d *DefaultCredentials) Get() (Credentials, error) {
 	if d.TokenFile == "" {
 		if d.Token == "" {
@@ -127,18 +127,18 @@ func (d *DefaultCredentials) Get() (Credentials, error) {
 	}
 	fi, err := os.Stat(d.TokenFile)
 	if err != nil {
-		return Credentials{}, fmt.Errorf("token file: %w", err)
+		return Credentials{BaseURL: d.BaseURL}, fmt.Errorf("token file: %w", err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.cached == "" || !fi.ModTime().Equal(d.modTime) {
 		b, err := os.ReadFile(d.TokenFile)
 		if err != nil {
-			return Credentials{}, fmt.Errorf("token file: %w", err)
+			return Credentials{BaseURL: d.BaseURL}, fmt.Errorf("token file: %w", err)
 		}
 		token := strings.TrimSpace(string(b))
 		if token == "" {
-			return Credentials{}, fmt.Errorf("token file %s is empty", d.TokenFile)
+			return Credentials{BaseURL: d.BaseURL}, fmt.Errorf("token file %s is empty", d.TokenFile)
 		}
 		d.cached, d.modTime = token, fi.ModTime()
 	}

@@ -161,7 +161,14 @@ func TestDefaultCredentialsRereadTheTokenFile(t *testing.T) {
 	if c, err := d.Get(); err != nil || c.Token != "second" {
 		t.Fatalf("after rotation: %v %v", c.Token, err)
 	}
-	if _, err := (&remote.DefaultCredentials{}).Get(); err != remote.ErrNoCredentials {
-		t.Fatalf("no token: %v", err)
+	if c, err := (&remote.DefaultCredentials{BaseURL: "http://x"}).Get(); err != remote.ErrNoCredentials || c.BaseURL != "http://x" {
+		t.Fatalf("no token: %+v, %v", c, err)
+	}
+	// Without a usable token the base URL still comes: Secrets without apiURL need it.
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := (&remote.DefaultCredentials{BaseURL: "http://x", TokenFile: file}).Get(); err == nil || c.BaseURL != "http://x" || c.Token != "" {
+		t.Fatalf("missing token file: %+v, %v", c, err)
 	}
 }
