@@ -139,7 +139,10 @@ func run(cfg runConfig) error {
 		return fmt.Errorf("create manager: %w", err)
 	}
 
-	accounts := remote.NewAccounts(remote.AccountOptions{QPS: cfg.apiQPS, Burst: cfg.apiBurst, Observer: metrics.ObserveAPICall})
+	// An account unused for three drift intervals has no Segments left (every Segment asks
+	// for its account once per interval): forget its client and listing.
+	accounts := remote.NewAccounts(remote.AccountOptions{QPS: cfg.apiQPS, Burst: cfg.apiBurst,
+		Observer: metrics.ObserveAPICall, IdleTTL: 3 * cfg.driftInterval})
 	if err := metrics.Register(mgr.GetClient(), accounts); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}

@@ -36,6 +36,8 @@ type Account struct {
 	Observations *Observations
 	// Members adds members, merging identical member sets into shared calls.
 	Members *MemberAdder
+
+	lastUsed time.Time // guarded by Accounts.mu
 }
 
 // AccountOptions configure every account's client.
@@ -48,6 +50,13 @@ type AccountOptions struct {
 	Observer func(account, op string, status int, elapsed time.Duration)
 	// Options are passed to every client.
 	Options []chatbot.Option
+	// IdleTTL is how long an account may go unused before it is forgotten, with its client
+	// and listing (0: never). Every Segment asks for its account at least once per drift
+	// interval, so an account unused for several intervals has no Segments left: its token
+	// was rotated or its Secret deleted.
+	IdleTTL time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
 }
 
 // Accounts hands out one Account per set of credentials, so that clients, rate limits and
@@ -60,15 +69,28 @@ type Accounts struct {
 
 // NewAccounts returns an empty registry.
 func NewAccounts(opts AccountOptions) *Accounts {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	return &Accounts{opts: opts, m: map[string]*Account{}}
 }
 
-// For returns the account for c, creating it on first use.
+// For returns the account for c, creating it on first use, and forgets the accounts idle
+// for longer than IdleTTL.
 func (a *Accounts) For(c Credentials) (*Account, error) {
 	key := c.key()
+	now := a.opts.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if ttl := a.opts.IdleTTL; ttl > 0 {
+		for k, acct := range a.m {
+			if k != key && now.Sub(acct.lastUsed) > ttl {
+				delete(a.m, k) // whoever still holds it may finish with it
+			}
+		}
+	}
 	if acct, ok := a.m[key]; ok {
+		acct.lastUsed = now
 		return acct, nil
 	}
 	id := key[:12]
@@ -83,7 +105,7 @@ func (a *Accounts) For(c Credentials) (*Account, error) {
 	if err != nil {
 		return nil, err
 	}
-	acct := &Account{ID: id, Client: client, Observations: NewObservations(client, nil), Members: NewMemberAdder(client)}
+	acct := &Account{ID: id, Client: client, Observations: NewObservations(client, nil), Members: NewMemberAdder(client), lastUsed: now}
 	a.m[key] = acct
 	return acct, nil
 }

@@ -144,6 +144,33 @@ func TestAccountsAreKeptApart(t *testing.T) {
 	}
 }
 
+// An account no Segment asks for any more (its token was rotated) is forgotten, with its
+// client and listing; one in use is kept.
+func TestIdleAccountsAreForgotten(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	accounts := remote.NewAccounts(remote.AccountOptions{IdleTTL: 10 * time.Minute, Now: func() time.Time { return now }})
+	old := remote.Credentials{BaseURL: "http://x", Token: "old"}
+	cur := remote.Credentials{BaseURL: "http://x", Token: "new"}
+	first, _ := accounts.For(old)
+	for range 3 {
+		now = now.Add(5 * time.Minute)
+		if _, err := accounts.For(cur); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := accounts.All(); len(got) != 1 || got[0].ID == first.ID {
+		t.Fatalf("after 15 idle minutes the old account is still there: %d accounts", len(got))
+	}
+	kept, _ := accounts.For(cur)
+	now = now.Add(9 * time.Minute)
+	if again, _ := accounts.For(cur); again != kept {
+		t.Fatal("an account in use was replaced")
+	}
+	if again, _ := accounts.For(old); again == first {
+		t.Fatal("a forgotten account came back with its old state")
+	}
+}
+
 func TestDefaultCredentialsRereadTheTokenFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(file, []byte("first\n"), 0o600); err != nil {
