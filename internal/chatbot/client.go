@@ -43,7 +43,9 @@ type Limiter interface {
 // network failure) and how long it took. Used for metrics.
 type Observer func(op string, statusCode int, elapsed time.Duration)
 
-// secret holds the token so that formatting it directly prints "[redacted]".
+// secret holds the token so that formatting it directly prints "[redacted]". The Client
+// holds it by pointer, so that even a copy of a Client printed with %+v (where fmt cannot
+// call String on an unexported field) shows an address, not the token.
 type secret string
 
 func (secret) String() string   { return "[redacted]" }
@@ -57,7 +59,7 @@ func (secret) GoString() string { return "[redacted]" }
 // wait in RetryAfter.
 type Client struct {
 	base      *url.URL
-	token     secret
+	token     *secret
 	http      *http.Client
 	userAgent string
 	limiter   Limiter
@@ -102,7 +104,7 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	c := &Client{
 		base:      u,
-		token:     secret(token),
+		token:     (*secret)(&token),
 		http:      &http.Client{Timeout: DefaultTimeout},
 		userAgent: version.UserAgent(),
 	}
@@ -185,10 +187,22 @@ func (c *Client) AddMembersGathered(ctx context.Context, users []string, gather 
 	if len(users) == 0 || len(users) > MaxUsersPerAdd {
 		return fmt.Errorf("chatbot: %s: a gathered call takes 1-%d users, got %d", OpAdd, MaxUsersPerAdd, len(users))
 	}
-	return c.do(ctx, OpAdd, http.MethodPost, segmentsPath+"/members", func() any {
-		return addMembersRequest{Segments: gather(), Users: users}
+	var segments []string
+	err := c.do(ctx, OpAdd, http.MethodPost, segmentsPath+"/members", func() any {
+		segments = gather()
+		if len(segments) == 0 || len(segments) > MaxSegmentsPerAdd {
+			return errGatheredSegments
+		}
+		return addMembersRequest{Segments: segments, Users: users}
 	}, nil)
+	if errors.Is(err, errGatheredSegments) {
+		return fmt.Errorf("chatbot: %s: a gathered call takes 1-%d segments, got %d", OpAdd, MaxSegmentsPerAdd, len(segments))
+	}
+	return err
 }
+
+// errGatheredSegments stops a gathered call whose segment list the API would refuse.
+var errGatheredSegments = errors.New("gathered segments out of range")
 
 // Batch is one add-members call.
 type Batch struct {
@@ -221,7 +235,8 @@ func Batches(segmentIDs, users []string) []Batch {
 }
 
 // do performs one call and decodes a 2xx JSON body into out (if non-nil). in may be a
-// func() any, called for the body once the call is allowed to go.
+// func() any, called for the body once the call is allowed to go; if that returns an
+// error, nothing is sent and do returns it.
 func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (err error) {
 	if wait := time.Until(time.Unix(0, c.pausedUntil.Load())); wait > 0 {
 		return &APIError{Op: op, StatusCode: http.StatusTooManyRequests, Local: true, RetryAfter: wait,
@@ -234,6 +249,9 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 	}
 	if gather, ok := in.(func() any); ok {
 		in = gather() // the call goes now: a gathered body is final only at this point
+		if err, ok := in.(error); ok {
+			return err // the body cannot be sent
+		}
 	}
 	var body io.Reader
 	if in != nil {
@@ -249,7 +267,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 	if err != nil {
 		return fmt.Errorf("chatbot: %s: %w", op, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+string(c.token))
+	req.Header.Set("Authorization", "Bearer "+string(*c.token))
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
 	if in != nil {
@@ -283,8 +301,8 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 		return nil
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return &APIError{Op: op, StatusCode: resp.StatusCode, Message: "undecodable response: " + err.Error(),
-			Body: c.redact(truncate(raw))}
+		return &APIError{Op: op, StatusCode: resp.StatusCode, Message: c.redact("undecodable response: " + err.Error()),
+			Body: truncate(c.redact(string(raw)))}
 	}
 	return nil
 }
@@ -304,7 +322,7 @@ func (c *Client) apiError(op string, resp *http.Response, raw []byte) *APIError 
 	e := &APIError{
 		Op:         op,
 		StatusCode: resp.StatusCode,
-		Body:       c.redact(truncate(raw)),
+		Body:       truncate(c.redact(string(raw))), // redacted whole: a cut could split the token
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
 	}
 	var doc struct {
@@ -334,10 +352,10 @@ func (c *Client) apiError(op string, resp *http.Response, raw []byte) *APIError 
 
 // redact removes the token from text that may echo the request.
 func (c *Client) redact(s string) string {
-	if c.token == "" {
+	if c.token == nil || *c.token == "" {
 		return s
 	}
-	return strings.ReplaceAll(s, string(c.token), "[redacted]")
+	return strings.ReplaceAll(s, string(*c.token), "[redacted]")
 }
 
 // networkCause describes a transport failure without the *url.Error's method and URL prefix.
@@ -349,9 +367,9 @@ func networkCause(err error) string {
 	return err.Error()
 }
 
-func truncate(b []byte) string {
-	if len(b) > maxErrorBody {
-		b = b[:maxErrorBody]
+func truncate(s string) string {
+	if len(s) > maxErrorBody {
+		s = s[:maxErrorBody]
 	}
-	return string(b)
+	return s
 }

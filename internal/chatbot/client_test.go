@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,6 +174,15 @@ func TestAddMembersGathered(t *testing.T) {
 	}
 	if err := c.AddMembersGathered(ctx, users("u", 1001), func() []string { return []string{a} }); err == nil {
 		t.Error("1001 users in one gathered call accepted")
+	}
+	sent := sim.Counts().Requests[simulator.EndpointAdd]
+	for _, n := range []int{0, 101} {
+		if err := c.AddMembersGathered(ctx, []string{"u1"}, func() []string { return users("s", n) }); err == nil {
+			t.Errorf("%d gathered segments accepted", n)
+		}
+	}
+	if sim.Counts().Requests[simulator.EndpointAdd] != sent {
+		t.Error("a gathered call the API would refuse was sent")
 	}
 
 	_ = sim.SetFaults(simulator.Faults{FailNext: 1, ErrorCode: 429, RetryAfter: simulator.Duration(time.Hour)})
@@ -350,6 +360,40 @@ func TestTokenNeverLeaks(t *testing.T) {
 	}
 	if !e.Unauthorized() {
 		t.Error("403 is not reported as Unauthorized")
+	}
+}
+
+// Echoes that end where the error body is cut, or that sit in a response the client cannot
+// decode, are redacted too; so is a Client copied by value and printed field by field.
+func TestTokenNeverLeaksFromCutOrUndecodableBodies(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if r.Method == http.MethodGet {
+			w.WriteHeader(http.StatusBadGateway) // the token straddles the 4 KiB cut
+			fmt.Fprint(w, strings.Repeat("x", 4096-len(tok)/2)+tok)
+			return
+		}
+		fmt.Fprintf(w, `{"id":"x","timestamp":%q,"status":{"code":200,"type":"success"}}`, tok)
+	}))
+	defer srv.Close()
+	c, _ := chatbot.New(srv.URL, token)
+	_, listErr := c.ListSegments(context.Background())
+	_, createErr := c.CreateSegment(context.Background(), "x")
+	if createErr == nil {
+		t.Fatal("a create response with a timestamp that does not parse was accepted")
+	}
+	listAPI, _ := chatbot.AsAPIError(listErr)
+	for what, text := range map[string]string{
+		"cut body":          fmt.Sprintf("%+v", *listAPI),
+		"undecodable reply": createErr.Error(),
+		"client fields":     fmt.Sprintf("%+v %#v", reflect.ValueOf(c).Elem(), reflect.ValueOf(c).Elem()),
+	} {
+		for i := 0; i+8 <= len(token); i++ { // not even a part of it
+			if strings.Contains(text, token[i:i+8]) {
+				t.Errorf("%s shows part of the token: %s", what, text[max(0, len(text)-200):])
+				break
+			}
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -119,16 +120,22 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
+	// Delay-seconds is a whole number (RFC 9110); a fraction is tolerated. Anything absurd
+	// (NaN, infinities, more than maxRetryAfter) is capped, never allowed to overflow.
 	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs <= 0 {
+		if math.IsNaN(secs) || secs <= 0 {
 			return 0
 		}
-		return time.Duration(secs * float64(time.Second))
+		return min(time.Duration(min(secs, maxRetryAfter.Seconds())*float64(time.Second)), maxRetryAfter)
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		if d := t.Sub(now); d > 0 {
-			return d
+			return min(d, maxRetryAfter)
 		}
 	}
 	return 0
 }
+
+// maxRetryAfter is the longest wait taken from a Retry-After header: a server that asks
+// for more is waited on for an hour, then asked again.
+const maxRetryAfter = time.Hour
