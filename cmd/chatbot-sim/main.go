@@ -1,6 +1,8 @@
 // Command chatbot-sim serves a faithful simulation of the ChatBot.com user segments API, for
-// local demos and for users' own CI. The vendor's curl examples work against it with the
-// host swapped:
+// local demos and for users' own CI. The requests of the vendor's curl examples work against
+// it with the host swapped (the examples themselves need two shell fixes: the token sits in
+// single quotes, and three lack the "\" after the content-type line; the README shows them
+// fixed):
 //
 //	chatbot-sim --listen 127.0.0.1:8090 --token T
 //	curl -H 'authorization: Bearer T' http://127.0.0.1:8090/users/segments
@@ -38,7 +40,9 @@ func run() error {
 		slowDelay time.Duration
 		retryAft  time.Duration
 	)
-	flag.StringVar(&opts.Token, "token", os.Getenv("CHATBOT_SIM_TOKEN"), "the Developer access token to accept (default $CHATBOT_SIM_TOKEN)")
+	// The default is read after parsing, not given to flag: flag prints defaults in its
+	// usage text, which would show the token.
+	flag.StringVar(&opts.Token, "token", "", "the Developer access token to accept (default $CHATBOT_SIM_TOKEN)")
 	flag.DurationVar(&opts.Latency, "latency", 0, "latency added to every API call")
 	flag.Float64Var(&opts.RateLimit, "rate-limit", 0, "most API calls per second before answering 429 with Retry-After (0: no limit)")
 	flag.StringVar(&opts.StateFile, "state-file", "", "keep segments in this JSON file across restarts")
@@ -51,6 +55,9 @@ func run() error {
 	flag.DurationVar(&slowDelay, "slow-delay", time.Second, "delay of slow calls")
 	flag.Uint64Var(&faults.Seed, "seed", 0, "seed for fault draws (0: random)")
 	flag.Parse()
+	if opts.Token == "" {
+		opts.Token = os.Getenv("CHATBOT_SIM_TOKEN")
+	}
 
 	if opts.Token == "" {
 		return errors.New("--token (or $CHATBOT_SIM_TOKEN) is required")

@@ -261,8 +261,9 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 		}
 		body = bytes.NewReader(b)
 	}
-	u := *c.base
-	u.Path += path
+	u := *c.base // path is escaped already (IDs in it went through url.PathEscape)
+	u.RawPath = u.EscapedPath() + path
+	u.Path, _ = url.PathUnescape(u.RawPath) // cannot fail: both parts are escaped
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
 	if err != nil {
 		return fmt.Errorf("chatbot: %s: %w", op, err)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -394,6 +395,28 @@ func TestTokenNeverLeaksFromCutOrUndecodableBodies(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// An ID is escaped once in the path: a "/" in it cannot reach another endpoint, and is not
+// sent as %252F either.
+func TestIDsAreEscapedOnce(t *testing.T) {
+	var paths []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		paths = append(paths, r.URL.EscapedPath())
+		fmt.Fprint(w, `{"timestamp":"2026-01-01T00:00:00.000Z","status":{"code":200,"type":"success"}}`)
+	}))
+	defer srv.Close()
+	c, _ := chatbot.New(srv.URL+"/base/", token)
+	if err := c.DeleteSegment(context.Background(), "a/b c%"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RenameSegment(context.Background(), "plain", "x"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/base/users/segments/a%2Fb%20c%25", "/base/users/segments/plain"}
+	if !slices.Equal(paths, want) {
+		t.Errorf("paths %q, want %q", paths, want)
 	}
 }
 

@@ -10,10 +10,9 @@
 package simulator
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -238,12 +237,17 @@ func (s *Server) delete(id string) bool {
 }
 
 // newID returns a 24-character alphanumeric ID like the vendor's: 8 hex digits of Unix
-// time and 16 random hex digits, the shape of the documented IDs.
+// time, the shape of the documented IDs, then 16 random characters of [0-9a-z]. The
+// documented IDs look hexadecimal, but one contains a "g", so the simulator's do not stay
+// hexadecimal either: a client that assumed so would fail here, not in production.
 func (s *Server) newID() string {
+	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
 	for {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		id := fmt.Sprintf("%08x%s", uint32(s.now().Unix()), hex.EncodeToString(b[:]))
+		var b [16]byte
+		for i := range b {
+			b[i] = alphabet[rand.IntN(len(alphabet))]
+		}
+		id := fmt.Sprintf("%08x%s", uint32(s.now().Unix()), b[:])
 		if _, taken := s.segments[id]; !taken {
 			return id
 		}

@@ -198,9 +198,38 @@ func TestMembersAreDistinctAndAddIsIdempotent(t *testing.T) {
 
 func TestWrongMethodIs405(t *testing.T) {
 	f := start(t, simulator.Options{})
-	if code, _, _ := f.do("PATCH", "/users/segments", ""); code != http.StatusMethodNotAllowed {
-		t.Errorf("PATCH /users/segments = %d", code)
+	for path, allow := range map[string]string{
+		"/users/segments":         "GET, POST",
+		"/users/segments/members": "POST",
+		"/users/segments/abc":     "PUT, DELETE",
+	} {
+		req, _ := http.NewRequest("PATCH", f.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != allow {
+			t.Errorf("PATCH %s = %d, Allow %q; want 405, Allow %q", path, resp.StatusCode, resp.Header.Get("Allow"), allow)
+		}
 	}
+}
+
+// The documented IDs look hexadecimal but one has a "g": the simulator's must not let a
+// client get away with assuming hex.
+func TestIDsAreNotAlwaysHex(t *testing.T) {
+	sim, err := simulator.New(simulator.Options{Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hex := regexp.MustCompile(`^[0-9a-f]{24}$`)
+	for range 20 {
+		if id := sim.Create("x"); !hex.MatchString(id) {
+			return
+		}
+	}
+	t.Error("20 IDs in a row were hexadecimal")
 }
 
 func TestRateLimit(t *testing.T) {

@@ -29,8 +29,17 @@ func (s *Server) routes() {
 	mux.Handle("DELETE /users/segments/{id}", s.vendor(EndpointDelete, s.deleteHandler))
 	s.controlRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		// Undocumented: the real service's answer to a wrong method on a known path.
+		// Undocumented: the real service's answer to a wrong method on a known path, and
+		// whether it checks the token first (here it does not: 405 and 404 come without).
 		if p := r.URL.Path; p == segmentsPath || strings.HasPrefix(p, segmentsPath+"/") {
+			switch {
+			case p == segmentsPath:
+				w.Header().Set("Allow", "GET, POST")
+			case p == segmentsPath+"/members":
+				w.Header().Set("Allow", "POST")
+			default:
+				w.Header().Set("Allow", "PUT, DELETE")
+			}
 			writeError(w, s.now(), http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s", r.Method, p))
 			return
 		}
@@ -65,6 +74,7 @@ func (s *Server) vendor(ep Endpoint, h handler) http.Handler {
 			return
 		}
 
+		// Undocumented: the real service's body size limit, and its answer beyond it.
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 		if err != nil {
 			writeError(w, s.now(), http.StatusRequestEntityTooLarge, "request body too large")
@@ -192,6 +202,7 @@ func (s *Server) rename(r *http.Request, body []byte) (int, any) {
 	if msg := validateName(req.Name); msg != "" {
 		return s.errorBody(http.StatusBadRequest, msg)
 	}
+	// Undocumented: which comes first for a bad body and an unknown ID; here the 400.
 	seg, ok := s.segments[r.PathValue("id")]
 	if !ok {
 		return s.errorBody(http.StatusNotFound, fmt.Sprintf("segment %q not found", r.PathValue("id")))
@@ -225,6 +236,9 @@ func decode(body []byte, v any) string {
 // fieldTypes are the documented types of the request fields.
 var fieldTypes = map[string]string{"name": "string", "segments": "array of strings", "users": "array of strings"}
 
+// validateName applies the documented String(1, 256). Undocumented: whether the length is
+// counted in characters, bytes or UTF-16 units (here characters), and whether a name of
+// spaces only is accepted (here it is).
 func validateName(name *string) string {
 	if name == nil {
 		return `"name" is required`
@@ -242,6 +256,8 @@ func validateIDs(field string, ids *[]string, maxLen int) string {
 	if n := len(*ids); n < 1 || n > maxLen {
 		return fmt.Sprintf("%q must hold 1 to %d items, got %d", field, maxLen, n)
 	}
+	// Undocumented: any rule on the IDs' form. The simulator refuses blank ones only, and
+	// does not check that users exist (the real service may).
 	for i, id := range *ids {
 		if strings.TrimSpace(id) == "" {
 			return fmt.Sprintf("%q item %d is empty", field, i)
