@@ -265,6 +265,14 @@ func TestErrorClasses(t *testing.T) {
 	expectAPIError(t, "dropped connection", err, 0, true)
 	_ = sim.SetFaults(simulator.Faults{})
 
+	// A slow answer that outlasts the HTTP client's timeout is retryable: the call may
+	// well succeed later (and it may have taken effect: create is crash-safe for that).
+	_ = sim.SetFaults(simulator.Faults{SlowRate: 1, SlowDelay: simulator.Duration(2 * time.Second)})
+	impatient, _ := chatbot.New(c.BaseURL(), token, chatbot.WithHTTPClient(&http.Client{Timeout: 100 * time.Millisecond}))
+	_, err = impatient.ListSegments(ctx)
+	expectAPIError(t, "HTTP client timeout", err, 0, true)
+	_ = sim.SetFaults(simulator.Faults{})
+
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()
 	_, err = c.ListSegments(cancelled)

@@ -62,12 +62,13 @@ func (e *APIError) Error() string {
 func (e *APIError) Unwrap() error { return e.Err }
 
 // Retryable reports whether the same call may succeed later without any change on our side:
-// rate limiting (429), server errors (5xx) and network failures. A cancelled or expired
+// rate limiting (429), server errors (5xx) and network failures, timeouts included (the
+// HTTP client reports its own timeout as context.DeadlineExceeded). Only a cancelled
 // context is not retryable here: the caller gave up.
 func (e *APIError) Retryable() bool {
 	switch {
 	case e.StatusCode == 0:
-		return !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
+		return !errors.Is(e.Err, context.Canceled)
 	case e.StatusCode == http.StatusTooManyRequests, e.StatusCode == http.StatusRequestTimeout:
 		return true
 	default:
