@@ -74,11 +74,26 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 // setCreateIntent records the time of a create about to be attempted, and puts the
 // finalizer on in the same write if it is not there yet.
 func (r *SegmentReconciler) setCreateIntent(ctx context.Context, seg *usersv1alpha1.Segment) error {
-	base := seg.DeepCopy()
-	controllerutil.AddFinalizer(seg, usersv1alpha1.SegmentFinalizer)
-	metav1.SetMetaDataAnnotation(&seg.ObjectMeta, usersv1alpha1.AnnotationCreatePending,
-		time.Now().UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano))
-	return r.Patch(ctx, seg, client.MergeFrom(base))
+	return r.patchMetadata(ctx, seg, func(s *usersv1alpha1.Segment) {
+		controllerutil.AddFinalizer(s, usersv1alpha1.SegmentFinalizer)
+		metav1.SetMetaDataAnnotation(&s.ObjectMeta, usersv1alpha1.AnnotationCreatePending,
+			time.Now().UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano))
+	})
+}
+
+// patchMetadata patches seg's metadata and takes back only the metadata the API server
+// returns. The status in memory may differ from the stored one (a remote segment found
+// gone clears status.id) and must not be replaced by it before it is written: the stored
+// ID of a deleted segment would hide the create just attempted, and leak what it made.
+func (r *SegmentReconciler) patchMetadata(ctx context.Context, seg *usersv1alpha1.Segment, change func(*usersv1alpha1.Segment)) error {
+	obj := seg.DeepCopy()
+	base := obj.DeepCopy()
+	change(obj)
+	if err := r.Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+		return err
+	}
+	seg.ObjectMeta = obj.ObjectMeta
+	return nil
 }
 
 // clearCreateIntent removes the create record once the ID is safely in status.
@@ -86,9 +101,9 @@ func (r *SegmentReconciler) clearCreateIntent(ctx context.Context, seg *usersv1a
 	if _, ok := seg.Annotations[usersv1alpha1.AnnotationCreatePending]; !ok {
 		return nil
 	}
-	base := seg.DeepCopy()
-	delete(seg.Annotations, usersv1alpha1.AnnotationCreatePending)
-	return r.Patch(ctx, seg, client.MergeFrom(base))
+	return r.patchMetadata(ctx, seg, func(s *usersv1alpha1.Segment) {
+		delete(s.Annotations, usersv1alpha1.AnnotationCreatePending)
+	})
 }
 
 // recreateToRemoveMembers applies memberRemovalPolicy Recreate: the API cannot remove

@@ -193,9 +193,9 @@ func (r *SegmentReconciler) ensureFinalizer(ctx context.Context, seg *usersv1alp
 	if controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
 		return nil
 	}
-	base := seg.DeepCopy()
-	controllerutil.AddFinalizer(seg, usersv1alpha1.SegmentFinalizer)
-	return r.Patch(ctx, seg, client.MergeFrom(base))
+	return r.patchMetadata(ctx, seg, func(s *usersv1alpha1.Segment) {
+		controllerutil.AddFinalizer(s, usersv1alpha1.SegmentFinalizer)
+	})
 }
 
 // suspend records that no remote call is being made.

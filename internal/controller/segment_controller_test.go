@@ -140,6 +140,21 @@ var _ = Describe("Segment controller", func() {
 		Eventually(eventReasons(ns, "phoenix"), timeout, poll).Should(ContainElement(usersv1alpha1.ReasonRecreated))
 	})
 
+	It("recreates exactly once when the create after an out-of-band delete loses its response", func() {
+		seg := waitReady(create(ns, "phoenix-lost", usersv1alpha1.SegmentSpec{Name: "Phoenix lost", Members: []string{"x"}}))
+		old := seg.Status.ID
+		creates := sim.Counts().Requests[simulator.EndpointCreate]
+		Expect(sim.SetFaults(simulator.Faults{LoseResponseRate: 1, Endpoints: []simulator.Endpoint{simulator.EndpointCreate}})).To(Succeed())
+		Expect(sim.Delete(old)).To(BeTrue())
+		Eventually(func() int64 { return sim.Counts().Requests[simulator.EndpointCreate] }, timeout, poll).Should(BeNumerically(">", creates))
+		Expect(sim.SetFaults(simulator.Faults{})).To(Succeed())
+
+		Eventually(func() string { return get(seg).Status.ID }, timeout, poll).ShouldNot(Equal(old))
+		seg = waitReady(seg)
+		Expect(countNamed("Phoenix lost")).To(Equal(1), "the segment the lost create made was left behind")
+		Expect(remoteSegment(seg.Status.ID).Members).To(ConsistOf("x"))
+	})
+
 	It("renames back a remote segment renamed out of band", func() {
 		seg := waitReady(create(ns, "stubborn", usersv1alpha1.SegmentSpec{Name: "Desired"}))
 		Expect(sim.Rename(seg.Status.ID, "Changed in the ChatBot UI")).To(BeTrue())
