@@ -113,7 +113,7 @@ func run(cfg runConfig) error {
 	if _, err := cfg.creds.Get(); err != nil {
 		setupLog.Info("no default ChatBot credentials: only Segments with spec.credentialsRef will work", "reason", err.Error())
 	}
-	setupLog.Info("starting segment-operator", "version", version.Version, "chatbotAPI", cfg.creds.BaseURL,
+	setupLog.Info("starting segment-operator", "version", version.Version, "chatbotAPI", chatbot.RedactURL(cfg.creds.BaseURL),
 		"driftInterval", cfg.driftInterval.String())
 
 	var tlsOpts []func(*tls.Config)

@@ -31,12 +31,16 @@ const (
 	ReasonCreating = "Creating"
 	// ReasonRemoteError: the API failed in a way worth retrying (5xx, network); retried with backoff.
 	ReasonRemoteError = "RemoteError"
-	// ReasonRateLimited: the API answered 429; retried after its Retry-After.
+	// ReasonRateLimited: the API answered 429; retried after its Retry-After, or with backoff
+	// when it gave none.
 	ReasonRateLimited = "RateLimited"
 	// ReasonUnauthorized: the API refused the token (401/403). Fix the token.
 	ReasonUnauthorized = "Unauthorized"
 	// ReasonRemoteRejected: the API refused the request (400/422); retried when the spec changes.
 	ReasonRemoteRejected = "RemoteRejected"
+	// ReasonEndpointNotFound: the API answered 404 to a call that names no segment (list,
+	// create): the API base URL is wrong, or the API moved. Checked again each drift interval.
+	ReasonEndpointNotFound = "EndpointNotFound"
 	// ReasonCredentialsError: no usable credentials (missing Secret, key or file, or an apiURL
 	// the manager does not allow).
 	ReasonCredentialsError = "CredentialsError"

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -120,6 +121,16 @@ func (c *Client) String() string { return "chatbot.Client{" + c.base.Redacted() 
 
 // GoString is String, for %#v.
 func (c *Client) GoString() string { return c.String() }
+
+// RedactURL returns s with any password in it replaced by "xxxxx", for logs and messages;
+// a URL that does not parse is not shown at all.
+func RedactURL(s string) string {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
 
 // BaseURL returns the API base URL the client calls.
 func (c *Client) BaseURL() string { return c.base.String() }
@@ -238,13 +249,16 @@ func Batches(segmentIDs, users []string) []Batch {
 // func() any, called for the body once the call is allowed to go; if that returns an
 // error, nothing is sent and do returns it.
 func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (err error) {
-	if wait := time.Until(time.Unix(0, c.pausedUntil.Load())); wait > 0 {
-		return &APIError{Op: op, StatusCode: http.StatusTooManyRequests, Local: true, RetryAfter: wait,
-			Message: "not sent: the API asked for a pause (Retry-After)"}
+	if err := c.paused(op); err != nil {
+		return err
 	}
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
-			return &APIError{Op: op, Message: "waiting for client-side rate limit: " + err.Error(), Err: err}
+			return &APIError{Op: op, Message: "waiting for client-side rate limit: " + err.Error(), Err: err, NotSent: true}
+		}
+		// A 429 may have arrived while this call waited its turn: honour it too.
+		if err := c.paused(op); err != nil {
+			return err
 		}
 	}
 	if gather, ok := in.(func() any); ok {
@@ -282,7 +296,7 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return &APIError{Op: op, Message: c.redact(networkCause(err)), Err: err}
+		return &APIError{Op: op, Message: c.redact(networkCause(err)), Err: err, NotSent: neverSent(err)}
 	}
 	defer resp.Body.Close()
 	status = resp.StatusCode
@@ -306,6 +320,26 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 			Body: truncate(c.redact(string(raw)))}
 	}
 	return nil
+}
+
+// paused returns the error for a call refused during a Retry-After pause, or nil.
+func (c *Client) paused(op string) error {
+	if wait := time.Until(time.Unix(0, c.pausedUntil.Load())); wait > 0 {
+		return &APIError{Op: op, StatusCode: http.StatusTooManyRequests, Local: true, NotSent: true, RetryAfter: wait,
+			Message: "not sent: the API asked for a pause (Retry-After)"}
+	}
+	return nil
+}
+
+// neverSent reports whether a transport error happened before any byte of the request could
+// reach the server: no address for the host, or no connection to it.
+func neverSent(err error) bool {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return true
+	}
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "dial"
 }
 
 // pause makes the client send nothing until t (or a later pause already set).

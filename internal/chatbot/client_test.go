@@ -529,3 +529,99 @@ func expectAPIError(t *testing.T, what string, err error, status int, retryable 
 	}
 	return e
 }
+
+// gateLimiter holds every call in Wait until released, like a busy client-side rate limit.
+type gateLimiter struct {
+	waiting chan struct{}
+	release chan struct{}
+}
+
+func (g *gateLimiter) Wait(ctx context.Context) error {
+	g.waiting <- struct{}{}
+	select {
+	case <-g.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func TestCallsWaitingForTheLimiterHonourAPauseThatBeganMeanwhile(t *testing.T) {
+	sim, err := simulator.New(simulator.Options{Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	gate := &gateLimiter{waiting: make(chan struct{}), release: make(chan struct{})}
+	c, _ := chatbot.New(srv.URL, token, chatbot.WithLimiter(gate))
+	ctx := context.Background()
+
+	// The first call meets a 429 with Retry-After; the second was already waiting its turn.
+	_ = sim.SetFaults(simulator.Faults{FailNext: 1, ErrorCode: 429, RetryAfter: simulator.Duration(time.Hour)})
+	first := make(chan error)
+	go func() { _, err := c.ListSegments(ctx); first <- err }()
+	<-gate.waiting
+	second := make(chan error)
+	go func() { _, err := c.CreateSegment(ctx, "queued"); second <- err }()
+	<-gate.waiting
+	gate.release <- struct{}{}
+	expectAPIError(t, "429 from the server", <-first, 429, true)
+
+	creates := sim.Counts().Requests[simulator.EndpointCreate]
+	gate.release <- struct{}{}
+	e := expectAPIError(t, "queued call after the 429", <-second, 429, true)
+	if !e.Local || !e.NotSent || !e.NoEffect() {
+		t.Errorf("queued call: %+v", e)
+	}
+	if sim.Counts().Requests[simulator.EndpointCreate] != creates {
+		t.Error("a call that waited for the limiter was sent during the Retry-After pause")
+	}
+}
+
+func TestNoEffectTellsFailuresThatChangedNothing(t *testing.T) {
+	ctx := context.Background()
+	sim, c := newPair(t, simulator.Options{})
+
+	// Nothing listens on the port: the connection is refused, nothing was sent.
+	l := httptest.NewServer(http.NotFoundHandler())
+	closed := l.URL
+	l.Close()
+	unreachable, _ := chatbot.New(closed, token)
+	_, err := unreachable.CreateSegment(ctx, "x")
+	if e := expectAPIError(t, "connection refused", err, 0, true); !e.NotSent || !e.NoEffect() {
+		t.Errorf("connection refused: %+v, want NotSent", e)
+	}
+
+	_, err = c.CreateSegment(ctx, strings.Repeat("n", 257))
+	if e := expectAPIError(t, "400", err, 400, false); e.NotSent || !e.NoEffect() {
+		t.Errorf("400: %+v, want sent without effect", e)
+	}
+
+	for _, code := range []int{500, 503} {
+		_ = sim.SetFaults(simulator.Faults{FailNext: 1, ErrorCode: code})
+		_, err = c.CreateSegment(ctx, "x")
+		if e := expectAPIError(t, fmt.Sprint(code), err, code, true); e.NoEffect() {
+			t.Errorf("%d: NoEffect, but a server error may come after the change", code)
+		}
+	}
+
+	_ = sim.SetFaults(simulator.Faults{Endpoints: []simulator.Endpoint{simulator.EndpointCreate}, LoseResponseRate: 1})
+	_, err = c.CreateSegment(ctx, "lost")
+	if e := expectAPIError(t, "lost response", err, 500, true); e.NoEffect() {
+		t.Errorf("lost response: %+v, want a possible effect", e)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://api.chatbot.com":                 "https://api.chatbot.com",
+		"https://admin:hunter2@proxy.example/api": "https://admin:xxxxx@proxy.example/api",
+		" http://u:p@127.0.0.1:8080 ":             "http://u:xxxxx@127.0.0.1:8080",
+		"http://[::1:bad":                         "(unparsable URL)",
+	} {
+		if got := chatbot.RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -36,6 +36,10 @@ type APIError struct {
 	// Local is true when the call was not sent at all: the client is pausing after a
 	// Retry-After.
 	Local bool
+	// NotSent is true when the request certainly never reached the API: a local pause, a
+	// client-side rate limit wait that gave up, or a connection that could not be opened.
+	// A create that failed so had no effect.
+	NotSent bool
 }
 
 // Error describes the failure without any credential.
@@ -82,6 +86,13 @@ func (e *APIError) Terminal() bool { return !e.Retryable() && e.StatusCode != 0 
 
 // NotFound reports a 404: the segment ID does not exist (any more).
 func (e *APIError) NotFound() bool { return e.StatusCode == http.StatusNotFound }
+
+// NoEffect reports whether the failed call certainly changed nothing in the account: it
+// was never sent, or the API refused it as a client error (4xx, 429 included). A 5xx or a
+// response lost on the way back may come after the change was made.
+func (e *APIError) NoEffect() bool {
+	return e.NotSent || e.StatusCode >= 400 && e.StatusCode < 500
+}
 
 // Unauthorized reports a 401 or 403: the token is missing, wrong or lacks access.
 func (e *APIError) Unauthorized() bool {

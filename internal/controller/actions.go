@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -50,13 +51,24 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 		return fmt.Errorf("record create intent: %w", err)
 	}
 	name := seg.RemoteName()
+	unlock := r.lockName(acct, name) // until the new ID is recorded as ours
 	created, err := acct.Client.CreateSegment(ctx, name)
 	if err != nil {
-		return fmt.Errorf("create segment: %w", err)
+		unlock()
+		err = fmt.Errorf("create segment: %w", err)
+		if apiErr, ok := chatbot.AsAPIError(err); ok && apiErr.NoEffect() {
+			// Certainly nothing was created: forget the attempt, or a later reconcile would
+			// take a same-named segment made since for the one this create made.
+			if cerr := r.clearCreateIntent(ctx, seg); cerr != nil {
+				return errors.Join(err, fmt.Errorf("clear create intent: %w", cerr))
+			}
+		}
+		return err
 	}
 	id := created.ID
 	acct.Observations.Created(created)
 	r.recordClaim(id, seg)
+	unlock()
 	resetRemote(seg)
 	recordObserved(seg, created)
 	seg.Status.ID = id
@@ -121,6 +133,10 @@ func (r *SegmentReconciler) recreateToRemoveMembers(ctx context.Context, seg *us
 		return err
 	}
 	resetRemote(seg)
+	// Not Ready while there is no segment: the write records that the old one is gone.
+	msg := fmt.Sprintf("Deleted remote segment %s to remove %d members (memberRemovalPolicy Recreate); creating it anew", old, len(extra))
+	setCondition(seg, usersv1alpha1.ConditionReady, false, usersv1alpha1.ReasonCreating, msg)
+	setCondition(seg, usersv1alpha1.ConditionReconciling, true, usersv1alpha1.ReasonCreating, msg)
 	if err := st.write(ctx, seg); err != nil {
 		return err
 	}

@@ -1,9 +1,12 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -19,10 +22,44 @@ import (
 const createSkew = 5 * time.Second
 
 // claim looks for an existing remote segment the Segment should manage instead of creating
-// one: the one spec.id names, the one an interrupted create made, or, with adoptionPolicy
-// AdoptByName, the only one with the desired name. It records the ID in status at once.
-// Finding none is not an error: the caller creates.
+// one: the one spec.id names, the one status.id shows but the Segment does not hold yet
+// (observed under managementPolicy ObserveOnly, or its finalizer was removed by hand), the
+// one an interrupted create made, or, with adoptionPolicy AdoptByName, the only one with
+// the desired name. It records the ID in status at once. Finding none is not an error: the
+// caller creates.
+//
+// The listing is read first, without locks. The choice is made under the name lock (no
+// create of this name is in flight in this process, so a segment it makes cannot be
+// mistaken for an unowned one) and claimMu (no other Segment can claim the same segment
+// between the ownership check and the record).
 func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter) error {
+	pending := seg.Annotations[usersv1alpha1.AnnotationCreatePending] != ""
+	switch {
+	case seg.Spec.ID != "" || seg.Status.ID != "":
+		id := cmp.Or(seg.Spec.ID, seg.Status.ID)
+		if _, found, err := r.observe(ctx, acct, id); err != nil {
+			return err
+		} else if !found && seg.Spec.ID != "" {
+			return stall(usersv1alpha1.ReasonRemoteNotFound, "Remote segment %s named by spec.id does not exist", id)
+		} else if !found {
+			resetRemote(seg) // the observed segment is gone: look again as a new Segment would
+			return r.claim(ctx, seg, acct, st)
+		}
+	case pending:
+		if _, err := acct.Observations.Refresh(ctx); err != nil {
+			return fmt.Errorf("list segments: %w", err)
+		}
+	case seg.Spec.AdoptionPolicy == usersv1alpha1.AdoptionPolicyAdoptByName:
+		if err := r.listSinceCreation(ctx, seg, acct); err != nil {
+			return err
+		}
+	default:
+		return nil
+	}
+
+	defer r.lockName(acct, seg.RemoteName())()
+	r.claimMu.Lock()
+	defer r.claimMu.Unlock()
 	var (
 		id, how string
 		err     error
@@ -30,24 +67,18 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 	switch {
 	case seg.Spec.ID != "":
 		id, how = seg.Spec.ID, "spec.id"
-		if _, found, err := r.observe(ctx, acct, id); err != nil {
-			return err
-		} else if !found {
-			return stall(usersv1alpha1.ReasonRemoteNotFound, "Remote segment %s named by spec.id does not exist", id)
-		}
-	case seg.Annotations[usersv1alpha1.AnnotationCreatePending] != "":
-		id, err = r.resolveCreate(ctx, seg, acct)
+	case seg.Status.ID != "":
+		id, how = seg.Status.ID, "status.id, observed before this Segment managed it"
+	case pending:
+		id, err = r.interruptedCreate(ctx, seg, acct)
 		how = "resolving an interrupted create"
-	case seg.Spec.AdoptionPolicy == usersv1alpha1.AdoptionPolicyAdoptByName:
-		id, err = r.findByName(ctx, seg, acct)
+	default:
+		id, err = r.uniqueByName(ctx, seg, acct)
 		how = "name"
 	}
 	if err != nil || id == "" {
 		return err
 	}
-
-	r.claimMu.Lock()
-	defer r.claimMu.Unlock()
 	if owner, err := r.owner(ctx, seg, id); err != nil {
 		return err
 	} else if owner != "" {
@@ -56,8 +87,10 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 	if err := r.ensureFinalizer(ctx, seg); err != nil {
 		return err
 	}
-	resetRemote(seg)
-	seg.Status.ID = id
+	if id != seg.Status.ID {
+		resetRemote(seg)
+		seg.Status.ID = id
+	}
 	if observed, ok := acct.Observations.Lookup(id); ok {
 		recordObserved(seg, observed)
 	}
@@ -69,18 +102,31 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 	return r.clearCreateIntent(ctx, seg)
 }
 
-// resolveCreate finds the segment an interrupted create made: the create-pending annotation
-// says when it was attempted, and a fresh listing shows what was created since with the
-// desired name and no other owner. None: the create did not happen. Several: the operator
-// cannot tell which is its own, and stops.
+// resolveCreate finds, for a Segment being deleted, the segment an interrupted create made,
+// and holds it for the Segment so that nothing else claims it before it is deleted.
 func (r *SegmentReconciler) resolveCreate(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) (string, error) {
+	if _, err := acct.Observations.Refresh(ctx); err != nil {
+		return "", fmt.Errorf("list segments: %w", err)
+	}
+	defer r.lockName(acct, seg.RemoteName())()
+	r.claimMu.Lock()
+	defer r.claimMu.Unlock()
+	id, err := r.interruptedCreate(ctx, seg, acct)
+	if id != "" {
+		r.recordClaim(id, seg)
+	}
+	return id, err
+}
+
+// interruptedCreate picks, from a listing taken after the create was attempted, the segment
+// an interrupted create made: the create-pending annotation says when it was attempted, and
+// the one created since with the desired name and no other owner is it. None: the create did
+// not happen. Several: the operator cannot tell which is its own, and stops.
+func (r *SegmentReconciler) interruptedCreate(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) (string, error) {
 	pending := seg.Annotations[usersv1alpha1.AnnotationCreatePending]
 	since, err := time.Parse(time.RFC3339Nano, pending)
 	if err != nil {
 		return "", nil // not ours to interpret; a create records a new one
-	}
-	if _, err := acct.Observations.Refresh(ctx); err != nil {
-		return "", fmt.Errorf("list segments: %w", err)
 	}
 	candidates, err := r.unowned(ctx, seg, acct, func(s chatbot.Segment) bool {
 		return s.Name == seg.RemoteName() && !s.CreatedAt.Before(since.Add(-createSkew))
@@ -93,14 +139,28 @@ func (r *SegmentReconciler) resolveCreate(ctx context.Context, seg *usersv1alpha
 			"Set spec.id to the one to adopt, and delete the others in ChatBot", pending, len(candidates), seg.RemoteName(), strings.Join(candidates, ", "))
 }
 
-// findByName finds the one remote segment with the desired name that no Segment manages.
-// The listing must have begun after the Segment was created (creationTimestamp is whole
-// seconds, hence the second added), so that a segment made just before it is seen; one
-// listing serves every Segment applied together.
+// findByName lists the account if need be, then finds the one remote segment with the
+// desired name that no Segment manages (see uniqueByName).
 func (r *SegmentReconciler) findByName(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) (string, error) {
-	if _, err := acct.Observations.EnsureSince(ctx, seg.CreationTimestamp.Add(time.Second)); err != nil {
-		return "", fmt.Errorf("list segments: %w", err)
+	if err := r.listSinceCreation(ctx, seg, acct); err != nil {
+		return "", err
 	}
+	return r.uniqueByName(ctx, seg, acct)
+}
+
+// listSinceCreation makes sure the account's listing began after the Segment was created
+// (creationTimestamp is whole seconds, hence the second added), so that a segment made just
+// before it is seen; one listing serves every Segment applied together.
+func (r *SegmentReconciler) listSinceCreation(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) error {
+	if _, err := acct.Observations.EnsureSince(ctx, seg.CreationTimestamp.Add(time.Second)); err != nil {
+		return fmt.Errorf("list segments: %w", err)
+	}
+	return nil
+}
+
+// uniqueByName returns the one remote segment with the desired name that no Segment
+// manages, "" if there is none, and stops if there are several.
+func (r *SegmentReconciler) uniqueByName(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) (string, error) {
 	candidates, err := r.unowned(ctx, seg, acct, func(s chatbot.Segment) bool { return s.Name == seg.RemoteName() })
 	if err != nil || len(candidates) <= 1 {
 		return first(candidates), err
@@ -126,6 +186,7 @@ func (r *SegmentReconciler) unowned(ctx context.Context, seg *usersv1alpha1.Segm
 			out = append(out, s.ID)
 		}
 	}
+	slices.Sort(out) // a stable message: a status write only when something changed
 	return out, nil
 }
 
@@ -180,4 +241,50 @@ func first(ids []string) string {
 		return ""
 	}
 	return ids[0]
+}
+
+// nameLocks serialize, per account and remote name, creating a segment with recording its
+// ID, and choosing a segment by name. Without them, a Segment resolving an interrupted
+// create or adopting by name could take a segment another Segment's create has just made,
+// before that create records it.
+type nameLocks struct {
+	mu sync.Mutex
+	m  map[nameKey]*nameLock
+}
+
+type nameKey struct {
+	acct *remote.Account
+	name string
+}
+
+type nameLock struct {
+	sync.Mutex
+	refs int
+}
+
+// lockName locks acct's name and returns the unlock function.
+func (r *SegmentReconciler) lockName(acct *remote.Account, name string) (unlock func()) {
+	n := &r.names
+	key := nameKey{acct, name}
+	n.mu.Lock()
+	if n.m == nil {
+		n.m = map[nameKey]*nameLock{}
+	}
+	l := n.m[key]
+	if l == nil {
+		l = &nameLock{}
+		n.m[key] = l
+	}
+	l.refs++
+	n.mu.Unlock()
+
+	l.Lock()
+	return func() {
+		l.Unlock()
+		n.mu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(n.m, key)
+		}
+		n.mu.Unlock()
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -17,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/chatbot"
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
@@ -26,9 +26,11 @@ const (
 	indexCredentials = "spec.credentialsRef.name"
 )
 
+// indexByRemoteID indexes the Segments that hold their remote segment (see holds); one
+// that only observes a segment does not keep another from managing it.
 func indexByRemoteID(o client.Object) []string {
-	if id := o.(*usersv1alpha1.Segment).Status.ID; id != "" {
-		return []string{id}
+	if seg := o.(*usersv1alpha1.Segment); holds(seg) {
+		return []string{seg.Status.ID}
 	}
 	return nil
 }
@@ -89,7 +91,7 @@ func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.
 		if !r.apiURLAllowed(u, def.BaseURL) {
 			return remote.Credentials{}, fmt.Errorf("Secret %q names %s %q, which this manager does not allow: "+
 				"leave %s out to use %q, or have the manager's administrator add it to --allowed-api-urls",
-				ref.Name, usersv1alpha1.CredentialsURLKey, redactURL(u), usersv1alpha1.CredentialsURLKey, def.BaseURL)
+				ref.Name, usersv1alpha1.CredentialsURLKey, chatbot.RedactURL(u), usersv1alpha1.CredentialsURLKey, chatbot.RedactURL(def.BaseURL))
 		}
 		creds.BaseURL = u
 	}
@@ -108,15 +110,6 @@ func (r *SegmentReconciler) apiURLAllowed(u, defaultURL string) bool {
 		}
 	}
 	return false
-}
-
-// redactURL hides any password in a URL; one that does not parse is not shown.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable URL)"
-	}
-	return u.Redacted()
 }
 
 // secretHandler enqueues the Segments that name a credentials Secret when it changes.

@@ -1,6 +1,8 @@
 package controller_test
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -79,6 +81,18 @@ var _ = Describe("Segment lifecycle policies", func() {
 			Expect(k8sClient.Update(ctx, &s)).To(Succeed())
 			seg = waitReady(seg)
 			remoteSegment(seg.Status.ID)
+		})
+
+		It("stalls with EndpointNotFound on a base URL that answers 404, without calling it in a loop", func() {
+			secret("wrong-path", true, map[string]string{"token": simToken, "apiURL": notFoundURL})
+			seg := create(ns, "wrong-path", usersv1alpha1.SegmentSpec{CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "wrong-path"}})
+			waitReason(seg, usersv1alpha1.ReasonEndpointNotFound)
+			Expect(readyCondition(get(seg)).Message).To(ContainSubstring("check the API base URL"))
+			Expect(meta.IsStatusConditionTrue(get(seg).Status.Conditions, usersv1alpha1.ConditionStalled)).To(BeTrue())
+			before := notFoundHits.Load()
+			time.Sleep(2 * driftInterval)
+			// Once per drift interval, give or take one.
+			Expect(notFoundHits.Load() - before).To(BeNumerically("<=", 3))
 		})
 
 		It("reports a Secret without a token", func() {
@@ -165,6 +179,18 @@ var _ = Describe("Segment lifecycle policies", func() {
 			sim.Delete(a)
 			sim.Delete(b)
 		})
+
+		It("lets one of two Segments adopting one name by name have it, and the other create at once", func() {
+			id := sim.Create("Contested")
+			spec := usersv1alpha1.SegmentSpec{Name: "Contested", AdoptionPolicy: usersv1alpha1.AdoptionPolicyAdoptByName}
+			a, b := create(ns, "contender-a", spec), create(ns, "contender-b", spec)
+			a, b = waitReady(a), waitReady(b)
+			Expect([]string{a.Status.ID, b.Status.ID}).To(ContainElement(id))
+			Expect(a.Status.ID).NotTo(Equal(b.Status.ID))
+			Expect(countNamed("Contested")).To(Equal(2))
+			Expect(eventReasons(ns, "contender-a")()).NotTo(ContainElement(usersv1alpha1.ReasonConflict))
+			Expect(eventReasons(ns, "contender-b")()).NotTo(ContainElement(usersv1alpha1.ReasonConflict))
+		})
 	})
 
 	Context("suspend", func() {
@@ -224,6 +250,35 @@ var _ = Describe("Segment lifecycle policies", func() {
 			Expect(remoteSegment(id).Members).To(ConsistOf("m1", "m2"))
 		})
 
+		It("checks ownership when switched to Manage: another Segment's segment is left alone", func() {
+			owner := waitReady(create(ns, "owner", usersv1alpha1.SegmentSpec{Name: "Owned", Members: []string{"a"}}))
+			id := owner.Status.ID
+			watcher := create(ns, "watcher", usersv1alpha1.SegmentSpec{ID: id, Name: "Hijack", Members: []string{"b"},
+				ManagementPolicy: usersv1alpha1.ManagementPolicyObserveOnly})
+			waitReason(watcher, usersv1alpha1.ReasonDriftDetected)
+			Expect(get(watcher).Status.ID).To(Equal(id), "observing shows the segment")
+
+			update(watcher, func(s *usersv1alpha1.Segment) { s.Spec.ManagementPolicy = usersv1alpha1.ManagementPolicyManage })
+			waitReason(watcher, usersv1alpha1.ReasonConflict)
+			Expect(readyCondition(get(watcher)).Message).To(ContainSubstring(ns + "/owner"))
+			Consistently(func() simulator.Segment { return remoteSegment(id) }, driftInterval, poll).Should(
+				And(HaveField("Name", "Owned"), HaveField("Members", ConsistOf("a"))))
+
+			Expect(k8sClient.Delete(ctx, watcher)).To(Succeed())
+			waitGone(watcher)
+			remoteSegment(id)
+			Expect(readyCondition(get(owner)).Status).To(Equal(metav1.ConditionTrue))
+		})
+
+		It("does not keep a Segment from managing what another only observes", func() {
+			id := sim.Create("Watched and managed")
+			watcher := create(ns, "watcher", usersv1alpha1.SegmentSpec{ID: id, ManagementPolicy: usersv1alpha1.ManagementPolicyObserveOnly})
+			waitReason(watcher, usersv1alpha1.ReasonDriftDetected)
+			manager := waitReady(create(ns, "manager", usersv1alpha1.SegmentSpec{ID: id, Name: "Watched and managed", Members: []string{"m"}}))
+			Expect(manager.Status.ID).To(Equal(id))
+			Expect(remoteSegment(id).Members).To(ConsistOf("m"))
+		})
+
 		It("plans a create when there is no remote segment", func() {
 			seg := create(ns, "would-create", usersv1alpha1.SegmentSpec{ManagementPolicy: usersv1alpha1.ManagementPolicyObserveOnly})
 			waitReason(seg, usersv1alpha1.ReasonDriftDetected)
@@ -243,6 +298,21 @@ var _ = Describe("Segment lifecycle policies", func() {
 			Expect(sim.Counts().Requests[simulator.EndpointCreate] - creates).To(BeEquivalentTo(1))
 			Expect(remoteSegment(seg.Status.ID).Members).To(ConsistOf("a"))
 			Expect(seg.Annotations).NotTo(HaveKey(usersv1alpha1.AnnotationCreatePending))
+		})
+
+		It("forgets a create that certainly failed, and does not adopt a same-named segment made meanwhile", func() {
+			Expect(sim.SetFaults(simulator.Faults{Endpoints: []simulator.Endpoint{simulator.EndpointCreate},
+				FailNext: 1, ErrorCode: 429, RetryAfter: simulator.Duration(2 * time.Second)})).To(Succeed())
+			seg := create(ns, "refused", usersv1alpha1.SegmentSpec{Name: "Refused once"})
+			waitReason(seg, usersv1alpha1.ReasonRateLimited)
+			Expect(get(seg).Annotations).NotTo(HaveKey(usersv1alpha1.AnnotationCreatePending))
+
+			// Someone else makes a segment with the same name while the Segment waits.
+			theirs := sim.Create("Refused once")
+			seg = waitReady(seg)
+			Expect(seg.Status.ID).NotTo(Equal(theirs), "adopted a segment it did not make (adoptionPolicy None)")
+			Expect(countNamed("Refused once")).To(Equal(2))
+			sim.Delete(theirs)
 		})
 
 		It("survives a status write lost right after the create", func() {
@@ -288,7 +358,10 @@ var _ = Describe("Segment lifecycle policies", func() {
 			Expect(k8sClient.Create(ctx, seg)).To(Succeed())
 			waitReason(seg, usersv1alpha1.ReasonCreateUncertain)
 			msg := readyCondition(get(seg)).Message
-			Expect(msg).To(And(ContainSubstring(a), ContainSubstring(b), ContainSubstring("Set spec.id")))
+			Expect(msg).To(ContainSubstring("Set spec.id"))
+			ids := []string{a, b}
+			slices.Sort(ids) // always in one order: the message, and so the status, do not change
+			Expect(msg).To(ContainSubstring(strings.Join(ids, ", ")))
 			Expect(sim.Counts().Requests[simulator.EndpointCreate]).To(Equal(creates))
 
 			By("adopting the one the user names")
@@ -303,7 +376,15 @@ var _ = Describe("Segment lifecycle policies", func() {
 			MemberRemovalPolicy: usersv1alpha1.MemberRemovalPolicyRecreate}))
 		old := seg.Status.ID
 		update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Members = []string{"a"} })
-		Eventually(func() string { return get(seg).Status.ID }, timeout, poll).ShouldNot(Equal(old))
+		readyWithoutSegment := false // between the delete and the create, it must not say Ready
+		Eventually(func() string {
+			s := get(seg)
+			if c := readyCondition(s); s.Status.ID == "" && c != nil && c.Status == metav1.ConditionTrue {
+				readyWithoutSegment = true
+			}
+			return s.Status.ID
+		}, timeout, poll).Should(And(Not(Equal(old)), Not(BeEmpty())))
+		Expect(readyWithoutSegment).To(BeFalse())
 		seg = waitReady(seg)
 		_, exists := sim.Segment(old)
 		Expect(exists).To(BeFalse())

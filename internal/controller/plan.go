@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
 	"github.com/segment-operator/segment-operator/internal/remote"
@@ -24,8 +26,13 @@ func (r *SegmentReconciler) plan(ctx context.Context, seg *usersv1alpha1.Segment
 	}
 	plan := &usersv1alpha1.SegmentPlan{}
 	if found {
-		seg.Status.ID = observed.ID
-		recordObserved(seg, observed)
+		// Observing records nothing as held: status.id goes unclaimed, and Manage claims it
+		// with the ownership check (see holds). A Segment that has the finalizer (it managed
+		// before, or a create is pending) keeps the ID it holds, and records no other.
+		if observed.ID == seg.Status.ID || !controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
+			seg.Status.ID = observed.ID
+			recordObserved(seg, observed)
+		}
 		if observed.Name != seg.RemoteName() {
 			plan.RenameFrom, plan.RenameTo = observed.Name, seg.RemoteName()
 		}
@@ -49,7 +56,7 @@ func (r *SegmentReconciler) plan(ctx context.Context, seg *usersv1alpha1.Segment
 	}
 	seg.Status.Plan = nil
 	setCondition(seg, usersv1alpha1.ConditionReady, true, usersv1alpha1.ReasonObserved,
-		fmt.Sprintf("ObserveOnly: remote segment %s matches the spec", seg.Status.ID))
+		fmt.Sprintf("ObserveOnly: remote segment %s matches the spec", observed.ID))
 	return nil
 }
 

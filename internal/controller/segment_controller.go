@@ -49,6 +49,8 @@ type SegmentReconciler struct {
 	// claims are the remote IDs recorded by this process, by Segment.
 	claimsMu sync.Mutex
 	claims   map[string]claimant
+	// names are held while a segment of that name is created or chosen by name.
+	names nameLocks
 }
 
 // +kubebuilder:rbac:groups=users.chatbot.com,resources=segments,verbs=get;list;watch;update;patch
@@ -86,13 +88,6 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			return r.fail(ctx, seg, st, err)
 		}
 	} else {
-		// Before a remote segment is associated, the finalizer goes on with the create
-		// intent or the adoption (one write fewer per new Segment).
-		if seg.Status.ID != "" {
-			if err := r.ensureFinalizer(ctx, seg); err != nil {
-				return ctrl.Result{}, err
-			}
-		}
 		if err := r.sync(ctx, seg, acct, st); err != nil {
 			return r.fail(ctx, seg, st, err)
 		}
@@ -108,7 +103,7 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 // renames it, recreates it if members must go and the policy says so, and adds the
 // missing members.
 func (r *SegmentReconciler) sync(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter) error {
-	if seg.Status.ID == "" {
+	if !holds(seg) {
 		if err := r.claim(ctx, seg, acct, st); err != nil {
 			return err
 		}
@@ -148,6 +143,14 @@ func (r *SegmentReconciler) sync(ctx context.Context, seg *usersv1alpha1.Segment
 	}
 	r.reportNotRemovable(seg)
 	return nil
+}
+
+// holds reports whether the Segment manages the remote segment in status.id. The finalizer
+// goes on with the create intent or the adoption, before the ID is recorded, so a Segment
+// without it holds nothing: its status.id was only observed (managementPolicy ObserveOnly),
+// or the finalizer was removed by hand. Such an ID is claimed anew, with the ownership check.
+func holds(seg *usersv1alpha1.Segment) bool {
+	return seg.Status.ID != "" && controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer)
 }
 
 // finalize deletes the remote segment (policy Delete), or leaves it (Orphan, ObserveOnly),

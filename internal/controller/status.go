@@ -80,12 +80,14 @@ func stall(reason, format string, args ...any) error {
 }
 
 // fail records err in status and decides when to try again:
-//   - rate limited (429): after the server's Retry-After;
-//   - other retryable errors (5xx, network): after Retry-After if given, else with backoff;
+//   - rate limited (429) and other retryable errors (5xx, network): after the server's
+//     Retry-After if it gave one, else with exponential backoff;
+//   - a segment gone (404 on rename or add members): with backoff from half a second;
 //   - the token refused (401, 403) or missing: not before the next drift check, by which a
 //     rotated token or Secret is picked up (a changed Secret triggers a reconcile itself);
 //   - the request refused (other 4xx): not until the spec changes;
-//   - a conflict, an uncertain create, a missing adopted segment: each drift interval.
+//   - a conflict, an uncertain create, a missing adopted segment, a 404 on listing or
+//     creating (a wrong base URL): each drift interval.
 //
 // The last three mark the Segment Stalled, which kstatus, Flux and Argo CD report as failed.
 func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, err error) (ctrl.Result, error) {
@@ -108,15 +110,23 @@ func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment
 		return ctrl.Result{}, err
 	case apiErr.Unauthorized():
 		reason, stalled, result = usersv1alpha1.ReasonUnauthorized, true, ctrl.Result{RequeueAfter: r.DriftInterval}
+	case apiErr.StatusCode == http.StatusTooManyRequests && apiErr.RetryAfter > 0:
+		reason, result = usersv1alpha1.ReasonRateLimited, ctrl.Result{RequeueAfter: jitter(apiErr.RetryAfter)}
 	case apiErr.StatusCode == http.StatusTooManyRequests:
-		reason, result = usersv1alpha1.ReasonRateLimited, ctrl.Result{RequeueAfter: jitter(max(apiErr.RetryAfter, time.Second))}
+		// No Retry-After: back off, doubling each time, rather than ask again every second.
+		reason, retErr = usersv1alpha1.ReasonRateLimited, err
 	case apiErr.Retryable() && apiErr.RetryAfter > 0:
 		reason, result = usersv1alpha1.ReasonRemoteError, ctrl.Result{RequeueAfter: jitter(apiErr.RetryAfter)}
 	case apiErr.Retryable():
 		reason, retErr = usersv1alpha1.ReasonRemoteError, err
+	case apiErr.NotFound() && namesSegment(apiErr.Op):
+		// The segment vanished between observing and acting (it is dropped from the
+		// listing): start over, with backoff in case the listing keeps showing it.
+		reason, retErr = usersv1alpha1.ReasonRemoteError, err
 	case apiErr.NotFound():
-		// The segment vanished between observing and acting: start over now.
-		reason, result = usersv1alpha1.ReasonRemoteError, ctrl.Result{RequeueAfter: time.Millisecond}
+		// Listing or creating cannot 404 on a good base URL: nothing to retry soon.
+		reason, stalled, result = usersv1alpha1.ReasonEndpointNotFound, true, ctrl.Result{RequeueAfter: r.DriftInterval}
+		err = fmt.Errorf("%w: the API has no such endpoint; check the API base URL (--chatbot-api-url, or apiURL in the credentials Secret)", err)
 	default:
 		reason, stalled = usersv1alpha1.ReasonRemoteRejected, true
 	}
@@ -139,6 +149,12 @@ func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment
 		return ctrl.Result{}, errors.Join(err, werr)
 	}
 	return result, retErr
+}
+
+// namesSegment reports whether a 404 from operation op means that the segment it names
+// does not exist, rather than that the endpoint does not.
+func namesSegment(op string) bool {
+	return op == chatbot.OpRename || op == chatbot.OpAdd || op == chatbot.OpDelete
 }
 
 // jitter spreads retries of many Segments over up to a quarter more than d, so that a rate

@@ -3,6 +3,7 @@ package controller_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -56,6 +57,10 @@ var (
 	sim2URL string
 
 	managerClient *flakyClient
+
+	// notFoundURL answers 404 to everything, like a base URL with a wrong path.
+	notFoundURL  string
+	notFoundHits atomic.Int64
 )
 
 const sim2Token = "second-account-token"
@@ -121,6 +126,13 @@ var _ = BeforeSuite(func() {
 	DeferCleanup(srv2.Close)
 	sim2URL = srv2.URL
 
+	srv404 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		notFoundHits.Add(1)
+		http.NotFound(w, nil)
+	}))
+	DeferCleanup(srv404.Close)
+	notFoundURL = srv404.URL + "/v9"
+
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
@@ -142,7 +154,7 @@ var _ = BeforeSuite(func() {
 			defer tokenMu.Unlock()
 			return remote.Credentials{BaseURL: simURL, Token: managerToken}, nil
 		},
-		AllowedAPIURLs:          []string{sim2URL},
+		AllowedAPIURLs:          []string{sim2URL, notFoundURL},
 		DriftInterval:           driftInterval,
 		MaxConcurrentReconciles: 4,
 	}).SetupWithManager(ctx, mgr)).To(Succeed())

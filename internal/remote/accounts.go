@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -21,10 +22,28 @@ type Credentials struct {
 	Token   string
 }
 
-// key identifies the account without holding the token.
+// key identifies the account without holding the token. Spellings of one base URL that
+// differ only in case of scheme and host, a trailing slash or "" for the default count as
+// one account: one client, one rate limit, one listing.
 func (c Credentials) key() string {
-	sum := sha256.Sum256([]byte(c.BaseURL + "\x00" + c.Token))
+	sum := sha256.Sum256([]byte(normalizeBaseURL(c.BaseURL) + "\x00" + c.Token))
 	return hex.EncodeToString(sum[:])
+}
+
+// normalizeBaseURL returns the canonical spelling of an API base URL; one that does not
+// parse is returned as given (the client refuses it).
+func normalizeBaseURL(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		s = chatbot.DefaultBaseURL
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return s
+	}
+	u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+	u.Path, u.RawPath = strings.TrimRight(u.Path, "/"), strings.TrimRight(u.RawPath, "/")
+	return u.String()
 }
 
 // Account is one ChatBot account as the operator sees it.
@@ -101,7 +120,7 @@ func (a *Accounts) For(c Credentials) (*Account, error) {
 	if obs := a.opts.Observer; obs != nil {
 		opts = append(opts, chatbot.WithObserver(func(op string, status int, d time.Duration) { obs(id, op, status, d) }))
 	}
-	client, err := chatbot.New(c.BaseURL, c.Token, opts...)
+	client, err := chatbot.New(normalizeBaseURL(c.BaseURL), c.Token, opts...)
 	if err != nil {
 		return nil, err
 	}

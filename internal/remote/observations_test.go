@@ -146,6 +146,22 @@ func TestAccountsAreKeptApart(t *testing.T) {
 
 // An account no Segment asks for any more (its token was rotated) is forgotten, with its
 // client and listing; one in use is kept.
+func TestOneAccountWhateverTheSpellingOfItsURL(t *testing.T) {
+	accounts := remote.NewAccounts(remote.AccountOptions{})
+	a, _ := accounts.For(remote.Credentials{BaseURL: "https://api.chatbot.com", Token: "t"})
+	for _, spelling := range []string{"https://api.chatbot.com/", "HTTPS://API.ChatBot.com", " https://api.chatbot.com// ", ""} {
+		if b, _ := accounts.For(remote.Credentials{BaseURL: spelling, Token: "t"}); b != a {
+			t.Errorf("base URL %q made a second account", spelling)
+		}
+	}
+	if b, _ := accounts.For(remote.Credentials{BaseURL: "https://api.chatbot.com/v2", Token: "t"}); b == a {
+		t.Error("a different path shared the account")
+	}
+	if n := len(accounts.All()); n != 2 {
+		t.Errorf("%d accounts, want 2", n)
+	}
+}
+
 func TestIdleAccountsAreForgotten(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	accounts := remote.NewAccounts(remote.AccountOptions{IdleTTL: 10 * time.Minute, Now: func() time.Time { return now }})

@@ -1,0 +1,83 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/chatbot"
+)
+
+// TestFailDecidesWhenToRetry checks how each kind of failure is retried: after the
+// server's Retry-After, with the workqueue's exponential backoff (a returned error), or at
+// the next drift check, and which ones stall the Segment.
+func TestFailDecidesWhenToRetry(t *testing.T) {
+	const drift = time.Minute
+	apiErr := func(op string, status int, retryAfter time.Duration) error {
+		return fmt.Errorf("wrapped: %w", &chatbot.APIError{Op: op, StatusCode: status, RetryAfter: retryAfter})
+	}
+	for _, tc := range []struct {
+		name      string
+		err       error
+		reason    string
+		backoff   bool          // returns the error: the workqueue backs off
+		after     time.Duration // RequeueAfter at least this (and at most a quarter more)
+		stalled   bool
+		inMessage string
+	}{
+		{name: "429 with Retry-After", err: apiErr(chatbot.OpList, 429, 7*time.Second), reason: usersv1alpha1.ReasonRateLimited, after: 7 * time.Second},
+		{name: "429 without Retry-After", err: apiErr(chatbot.OpList, 429, 0), reason: usersv1alpha1.ReasonRateLimited, backoff: true},
+		{name: "503 with Retry-After", err: apiErr(chatbot.OpAdd, 503, 3*time.Second), reason: usersv1alpha1.ReasonRemoteError, after: 3 * time.Second},
+		{name: "500", err: apiErr(chatbot.OpCreate, 500, 0), reason: usersv1alpha1.ReasonRemoteError, backoff: true},
+		{name: "segment gone on rename", err: apiErr(chatbot.OpRename, 404, 0), reason: usersv1alpha1.ReasonRemoteError, backoff: true},
+		{name: "segment gone on add", err: apiErr(chatbot.OpAdd, 404, 0), reason: usersv1alpha1.ReasonRemoteError, backoff: true},
+		{name: "404 on list: wrong base URL", err: apiErr(chatbot.OpList, 404, 0), reason: usersv1alpha1.ReasonEndpointNotFound,
+			after: drift, stalled: true, inMessage: "check the API base URL"},
+		{name: "404 on create", err: apiErr(chatbot.OpCreate, 404, 0), reason: usersv1alpha1.ReasonEndpointNotFound, after: drift, stalled: true},
+		{name: "401", err: apiErr(chatbot.OpList, 401, 0), reason: usersv1alpha1.ReasonUnauthorized, after: drift, stalled: true},
+		{name: "400", err: apiErr(chatbot.OpRename, 400, 0), reason: usersv1alpha1.ReasonRemoteRejected, stalled: true},
+		{name: "conflict", err: stall(usersv1alpha1.ReasonConflict, "taken"), reason: usersv1alpha1.ReasonConflict, after: drift, stalled: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			scheme := runtime.NewScheme()
+			_ = usersv1alpha1.AddToScheme(scheme)
+			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns", Generation: 1}}
+			c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(seg).WithStatusSubresource(seg).Build()
+			r := &SegmentReconciler{Client: c, Recorder: events.NewFakeRecorder(10), DriftInterval: drift}
+
+			result, err := r.fail(context.Background(), seg, newStatusWriter(c, seg), tc.err)
+			if tc.backoff != (err != nil) {
+				t.Errorf("returned error %v, want one: %v", err, tc.backoff)
+			}
+			if err != nil && !errors.Is(err, tc.err) {
+				t.Errorf("returned %v, not the failure", err)
+			}
+			if tc.backoff && result.RequeueAfter != 0 {
+				t.Errorf("RequeueAfter %v with an error: the backoff would be skipped", result.RequeueAfter)
+			}
+			if got := result.RequeueAfter; got < tc.after || got > tc.after+tc.after/4 {
+				t.Errorf("RequeueAfter %v, want %v (+25%% jitter)", got, tc.after)
+			}
+			ready := meta.FindStatusCondition(seg.Status.Conditions, usersv1alpha1.ConditionReady)
+			if ready == nil || ready.Reason != tc.reason || ready.Status != metav1.ConditionFalse {
+				t.Fatalf("Ready = %+v, want False/%s", ready, tc.reason)
+			}
+			if got := meta.IsStatusConditionTrue(seg.Status.Conditions, usersv1alpha1.ConditionStalled); got != tc.stalled {
+				t.Errorf("Stalled %v, want %v", got, tc.stalled)
+			}
+			if tc.inMessage != "" && !strings.Contains(ready.Message, tc.inMessage) {
+				t.Errorf("message %q lacks %q", ready.Message, tc.inMessage)
+			}
+		})
+	}
+}
