@@ -150,6 +150,7 @@ type CredentialsReference struct {
 }
 
 // SegmentSpec is the desired state of a ChatBot.com user segment.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.id) || (has(self.id) && self.id == oldSelf.id)",message="spec.id cannot be changed once set, nor removed"
 type SegmentSpec struct {
 	// name is the segment's name in ChatBot, 1 to 256 characters. When omitted, the
 	// Segment's metadata.name is used. Changing it renames the remote segment in place (its
@@ -178,12 +179,12 @@ type SegmentSpec struct {
 	CredentialsRef *CredentialsReference `json:"credentialsRef,omitempty"`
 
 	// id adopts an existing remote segment by its ChatBot ID instead of creating one. It
-	// cannot be changed once set. If the segment does not exist the Segment reports
-	// RemoteNotFound (it is not recreated); if another Segment manages it, Conflict.
+	// cannot be changed or removed once set. If the segment does not exist the Segment
+	// reports RemoteNotFound (it is not recreated); if another Segment manages it, or this
+	// Segment already manages another one, Conflict.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]+$`
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.id cannot be changed once set"
 	ID string `json:"id,omitempty"`
 
 	// adoptionPolicy: None (default) creates a new remote segment; AdoptByName first adopts

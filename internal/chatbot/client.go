@@ -322,6 +322,11 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 	return nil
 }
 
+// CheckPause returns the error a call of op would get now without being sent, because the
+// API asked for a pause (Retry-After), or nil. Callers use it to skip the preparations of a
+// call that cannot go yet.
+func (c *Client) CheckPause(op string) error { return c.paused(op) }
+
 // paused returns the error for a call refused during a Retry-After pause, or nil.
 func (c *Client) paused(op string) error {
 	if wait := time.Until(time.Unix(0, c.pausedUntil.Load())); wait > 0 {

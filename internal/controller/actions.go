@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -45,13 +46,26 @@ func (r *SegmentReconciler) observe(ctx context.Context, acct *remote.Account, i
 // create creates the remote segment and records its ID in status at once. The create call
 // is not idempotent, so the attempt is recorded first (the create-pending annotation): if
 // the ID never reaches status, because the manager died or the response was lost, the next
-// reconcile finds the segment made instead of making another (see claim).
+// reconcile finds the segment made instead of making another (see claim). A create that
+// certainly had no effect removes the record again. The name lock is held from the call
+// until the new ID is recorded as this Segment's, so that no Segment choosing a segment by
+// this name meanwhile can take it.
 func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter) error {
+	if err := acct.Client.CheckPause(chatbot.OpCreate); err != nil {
+		return fmt.Errorf("create segment: %w", err) // no intent to record for a call that cannot go
+	}
+	// The stored status must not name a segment this one replaces (deleted out of band, or
+	// only observed) once the intent and the finalizer are on: the stale ID would pass for
+	// the segment held, and the intent would never be resolved.
+	if err := r.forgetStoredID(ctx, seg, st, ""); err != nil {
+		return err
+	}
 	if err := r.setCreateIntent(ctx, seg); err != nil {
 		return fmt.Errorf("record create intent: %w", err)
 	}
 	name := seg.RemoteName()
-	unlock := r.lockName(acct, name) // until the new ID is recorded as ours
+	unlock := sync.OnceFunc(r.lockName(acct, name)) // until the new ID is recorded as ours
+	defer unlock()
 	created, err := acct.Client.CreateSegment(ctx, name)
 	if err != nil {
 		unlock()
@@ -81,6 +95,26 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 		return fmt.Errorf("record remote segment ID %s in status: %w", id, err)
 	}
 	return r.clearCreateIntent(ctx, seg)
+}
+
+// forgetStoredID writes the status in memory, which names no segment or keep, if the stored
+// status names another segment. It runs before the finalizer or a create intent goes on,
+// so that a Segment never looks as if it held a segment it is replacing.
+func (r *SegmentReconciler) forgetStoredID(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, keep string) error {
+	if st.written.ID == "" || st.written.ID == keep {
+		return nil
+	}
+	if seg.Status.ID != "" && seg.Status.ID != keep {
+		resetRemote(seg)
+	}
+	if keep == "" {
+		setCondition(seg, usersv1alpha1.ConditionReady, false, usersv1alpha1.ReasonCreating,
+			fmt.Sprintf("Remote segment %s is gone; creating a new one", st.written.ID))
+	}
+	if err := st.write(ctx, seg); err != nil {
+		return fmt.Errorf("forget remote segment %s in status: %w", st.written.ID, err)
+	}
+	return nil
 }
 
 // setCreateIntent records the time of a create about to be attempted, and puts the

@@ -84,6 +84,10 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 	} else if owner != "" {
 		return stall(usersv1alpha1.ReasonConflict, "Remote segment %s is already managed by Segment %s; this Segment leaves it alone", id, owner)
 	}
+	// With the finalizer on, a stored status.id counts as held: it must be this one.
+	if err := r.forgetStoredID(ctx, seg, st, id); err != nil {
+		return err
+	}
 	if err := r.ensureFinalizer(ctx, seg); err != nil {
 		return err
 	}

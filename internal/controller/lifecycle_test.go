@@ -132,12 +132,47 @@ var _ = Describe("Segment lifecycle policies", func() {
 			Expect(sim.Counts().Requests[simulator.EndpointCreate]).To(Equal(creates))
 			Eventually(eventReasons(ns, "adopter"), timeout, poll).Should(ContainElement("Adopted"))
 
-			By("refusing to change spec.id")
-			s := get(seg)
-			s.Spec.ID = "somethingelse"
-			err := k8sClient.Update(ctx, s)
-			Expect(apierrors.IsInvalid(err)).To(BeTrue())
-			Expect(err.Error()).To(ContainSubstring("spec.id cannot be changed once set"))
+			By("refusing to change spec.id, or to remove it")
+			for _, other := range []string{"somethingelse", ""} {
+				s := get(seg)
+				s.Spec.ID = other
+				err := k8sClient.Update(ctx, s)
+				Expect(apierrors.IsInvalid(err)).To(BeTrue(), "spec.id changed to %q", other)
+				Expect(err.Error()).To(ContainSubstring("spec.id cannot be changed once set"))
+			}
+		})
+
+		It("does not move a Segment to the segment a spec.id added later names", func() {
+			seg := waitReady(create(ns, "settled", usersv1alpha1.SegmentSpec{Name: "Settled", Members: []string{"a"}}))
+			other := sim.Create("Someone else's")
+			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.ID = other })
+			waitReason(seg, usersv1alpha1.ReasonConflict)
+			Expect(readyCondition(get(seg)).Message).To(ContainSubstring("already manages " + seg.Status.ID))
+			Expect(remoteSegment(other)).To(And(HaveField("Name", "Someone else's"), HaveField("Members", BeEmpty())))
+			Expect(get(seg).Status.ID).To(Equal(seg.Status.ID))
+			sim.Delete(other)
+		})
+
+		It("never holds an observed segment while it adopts another, even when its status write fails", func() {
+			x, y := sim.Create("Seen first"), sim.Create("Chosen")
+			watcher := create(ns, "watcher", usersv1alpha1.SegmentSpec{Name: "Seen first", Members: []string{"b"},
+				AdoptionPolicy: usersv1alpha1.AdoptionPolicyAdoptByName, ManagementPolicy: usersv1alpha1.ManagementPolicyObserveOnly})
+			waitReason(watcher, usersv1alpha1.ReasonDriftDetected)
+			Expect(get(watcher).Status.ID).To(Equal(x))
+			waitReady(create(ns, "keeper", usersv1alpha1.SegmentSpec{ID: x, Name: "Seen first", Members: []string{"a"}}))
+
+			managerClient.failIDWrites.Store(true)
+			update(watcher, func(s *usersv1alpha1.Segment) {
+				s.Spec.ID = y
+				s.Spec.ManagementPolicy = usersv1alpha1.ManagementPolicyManage
+			})
+			Eventually(func() []string { return get(watcher).Finalizers }, timeout, poll).Should(ContainElement(usersv1alpha1.SegmentFinalizer))
+			Consistently(func() []string { return remoteSegment(x).Members }, driftInterval, poll).Should(ConsistOf("a"))
+			managerClient.failIDWrites.Store(false)
+
+			Expect(waitReady(watcher).Status.ID).To(Equal(y))
+			Expect(remoteSegment(y)).To(And(HaveField("Name", "Seen first"), HaveField("Members", ConsistOf("b"))))
+			Expect(remoteSegment(x)).To(And(HaveField("Name", "Seen first"), HaveField("Members", ConsistOf("a"))))
 		})
 
 		It("reports RemoteNotFound for a spec.id that does not exist, and creates nothing", func() {
@@ -346,6 +381,34 @@ var _ = Describe("Segment lifecycle policies", func() {
 			waitGone(seg)
 			_, exists := sim.Segment(id)
 			Expect(exists).To(BeFalse(), "the segment made by the interrupted create was left in ChatBot")
+		})
+
+		It("drops a create intent left behind after its ID was recorded, and adopts nothing by it", func() {
+			x := sim.Create("Settled intent")
+			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "settled-intent", Namespace: ns,
+				Finalizers:  []string{usersv1alpha1.SegmentFinalizer},
+				Annotations: map[string]string{usersv1alpha1.AnnotationCreatePending: time.Now().UTC().Add(-time.Second).Format(time.RFC3339Nano)}},
+				Spec: usersv1alpha1.SegmentSpec{Name: "Settled intent", Suspend: true,
+					ManagementPolicy: usersv1alpha1.ManagementPolicyObserveOnly}}
+			Expect(k8sClient.Create(ctx, seg)).To(Succeed())
+			waitReason(seg, usersv1alpha1.ReasonSuspended)
+			// As a failed removal of the annotation leaves it: the ID is recorded after it.
+			s := get(seg)
+			s.Status.ID = x
+			Expect(k8sClient.Status().Update(ctx, s)).To(Succeed())
+			theirs := sim.Create("Settled intent")
+			sim.Delete(x) // gone out of band: the intent must not pick theirs as its create
+
+			// Observing finds the segment gone, then managing creates one.
+			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
+			waitReason(seg, usersv1alpha1.ReasonDriftDetected)
+			Expect(get(seg).Status.Plan.Create).To(BeTrue())
+			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.ManagementPolicy = usersv1alpha1.ManagementPolicyManage })
+			seg = waitReady(seg)
+			Expect(seg.Annotations).NotTo(HaveKey(usersv1alpha1.AnnotationCreatePending))
+			Expect(seg.Status.ID).NotTo(Or(Equal(x), Equal(theirs)))
+			Expect(countNamed("Settled intent")).To(Equal(2))
+			sim.Delete(theirs)
 		})
 
 		It("stops with CreateUncertain when it cannot tell which segment it made", func() {

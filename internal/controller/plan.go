@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -60,14 +61,10 @@ func (r *SegmentReconciler) plan(ctx context.Context, seg *usersv1alpha1.Segment
 	return nil
 }
 
-// find locates the remote segment without claiming it: by status.id or spec.id, else the
+// find locates the remote segment without claiming it: by spec.id or status.id, else the
 // only one with the desired name under AdoptByName.
 func (r *SegmentReconciler) find(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) (chatbot.Segment, bool, error) {
-	id := seg.Status.ID
-	if id == "" {
-		id = seg.Spec.ID
-	}
-	if id != "" {
+	if id := cmp.Or(seg.Spec.ID, seg.Status.ID); id != "" {
 		observed, found, err := r.observe(ctx, acct, id)
 		if err == nil && !found && seg.Spec.ID != "" {
 			err = stall(usersv1alpha1.ReasonRemoteNotFound, "Remote segment %s named by spec.id does not exist", seg.Spec.ID)

@@ -3,6 +3,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"sync"
 	"time"
@@ -83,6 +84,14 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return r.fail(ctx, seg, st, err)
 	}
 
+	if seg.Status.ID != "" && seg.Annotations[usersv1alpha1.AnnotationCreatePending] != "" {
+		// An ID is only stored after the intent it resolves (a replaced ID is cleared from
+		// status before a new intent is set), so this intent is settled: its removal failed.
+		// Left, it would be taken for a live one once the ID is gone.
+		if err := r.clearCreateIntent(ctx, seg); err != nil {
+			return ctrl.Result{}, fmt.Errorf("clear settled create intent: %w", err)
+		}
+	}
 	if seg.ObserveOnly() {
 		if err := r.plan(ctx, seg, acct); err != nil {
 			return r.fail(ctx, seg, st, err)
@@ -103,6 +112,11 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 // renames it, recreates it if members must go and the policy says so, and adds the
 // missing members.
 func (r *SegmentReconciler) sync(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter) error {
+	if holds(seg) && seg.Spec.ID != "" && seg.Spec.ID != seg.Status.ID {
+		return stall(usersv1alpha1.ReasonConflict, "spec.id names remote segment %s, but this Segment already manages %s: "+
+			"a Segment does not move to another segment. To manage %s, create a new Segment with that spec.id "+
+			"(and delete this one, with deletionPolicy Orphan to keep %s)", seg.Spec.ID, seg.Status.ID, seg.Spec.ID, seg.Status.ID)
+	}
 	if !holds(seg) {
 		if err := r.claim(ctx, seg, acct, st); err != nil {
 			return err

@@ -149,10 +149,28 @@ var _ = Describe("Segment controller", func() {
 		Eventually(func() int64 { return sim.Counts().Requests[simulator.EndpointCreate] }, timeout, poll).Should(BeNumerically(">", creates))
 		Expect(sim.SetFaults(simulator.Faults{})).To(Succeed())
 
-		Eventually(func() string { return get(seg).Status.ID }, timeout, poll).ShouldNot(Equal(old))
+		Eventually(func() string { return get(seg).Status.ID }, timeout, poll).ShouldNot(Or(Equal(old), BeEmpty()))
 		seg = waitReady(seg)
 		Expect(countNamed("Phoenix lost")).To(Equal(1), "the segment the lost create made was left behind")
 		Expect(remoteSegment(seg.Status.ID).Members).To(ConsistOf("x"))
+	})
+
+	It("recreates exactly once when the status write after an out-of-band delete and a create fails", func() {
+		seg := waitReady(create(ns, "phoenix-crash", usersv1alpha1.SegmentSpec{Name: "Phoenix crash"}))
+		old := seg.Status.ID
+		creates := sim.Counts().Requests[simulator.EndpointCreate]
+		managerClient.failIDWrites.Store(true) // the new ID never reaches status, as if the manager died
+		Expect(sim.Delete(old)).To(BeTrue())
+		Eventually(func() int { return countNamed("Phoenix crash") }, timeout, poll).Should(Equal(1))
+		Consistently(func() int { return countNamed("Phoenix crash") }, driftInterval, poll).Should(Equal(1),
+			"a stale status.id made it create again")
+		managerClient.failIDWrites.Store(false)
+
+		Eventually(func() string { return get(seg).Status.ID }, timeout, poll).ShouldNot(Or(Equal(old), BeEmpty()))
+		seg = waitReady(seg)
+		Expect(countNamed("Phoenix crash")).To(Equal(1))
+		Expect(sim.Counts().Requests[simulator.EndpointCreate] - creates).To(BeEquivalentTo(1))
+		Expect(seg.Annotations).NotTo(HaveKey(usersv1alpha1.AnnotationCreatePending))
 	})
 
 	It("renames back a remote segment renamed out of band", func() {
