@@ -71,10 +71,11 @@ const (
 // removes a Segment.
 const SegmentFinalizer = "users.chatbot.com/finalizer"
 
-// AnnotationCreatePending records, as an RFC 3339 time, that the operator is about to call
-// the (non-idempotent) create endpoint. If the remote ID never reaches status (a crash, a
-// lost response), the next reconcile finds the segment created at or after this time instead
-// of creating a second one.
+// AnnotationCreatePending records that the operator is about to call the (non-idempotent)
+// create endpoint: a JSON object with the time, the remote name and the account. If the
+// remote ID never reaches status (a crash, a lost response), the next reconcile finds the
+// segment created with that name at or after that time instead of creating a second one.
+// Removing it by hand tells the operator that no create is pending.
 const AnnotationCreatePending = "users.chatbot.com/create-pending"
 
 // CredentialsLabel must be on a Secret named by spec.credentialsRef, with the value "true":
@@ -150,7 +151,6 @@ type CredentialsReference struct {
 }
 
 // SegmentSpec is the desired state of a ChatBot.com user segment.
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.id) || (has(self.id) && self.id == oldSelf.id)",message="spec.id cannot be changed once set, nor removed"
 type SegmentSpec struct {
 	// name is the segment's name in ChatBot, 1 to 256 characters. When omitted, the
 	// Segment's metadata.name is used. Changing it renames the remote segment in place (its
@@ -304,6 +304,7 @@ type SegmentStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.spec) || !has(oldSelf.spec.id) || (has(self.spec) && has(self.spec.id) && self.spec.id == oldSelf.spec.id)",message="spec.id cannot be changed once set, nor removed"
 type Segment struct {
 	metav1.TypeMeta `json:",inline"`
 	// +optional

@@ -625,3 +625,19 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// A 2xx the client cannot use (no ID, not JSON) is retryable, and may have had its effect.
+func TestUnusableSuccessIsRetryable(t *testing.T) {
+	for _, body := range []string{`<html>ok</html>`, `{"timestamp":"2026-11-25T10:00:00.000Z"}`} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(body))
+		}))
+		c, _ := chatbot.New(srv.URL, token)
+		_, err := c.CreateSegment(context.Background(), "x")
+		srv.Close()
+		if e := expectAPIError(t, body, err, 200, true); e.NoEffect() || e.Terminal() {
+			t.Errorf("%s: %+v: NoEffect or Terminal", body, e)
+		}
+	}
+}

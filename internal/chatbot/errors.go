@@ -66,7 +66,8 @@ func (e *APIError) Error() string {
 func (e *APIError) Unwrap() error { return e.Err }
 
 // Retryable reports whether the same call may succeed later without any change on our side:
-// rate limiting (429), server errors (5xx) and network failures, timeouts included (the
+// rate limiting (429), server errors (5xx), a 2xx whose body could not be used, and network
+// failures, timeouts included (the
 // HTTP client reports its own timeout as context.DeadlineExceeded). Only a cancelled
 // context is not retryable here: the caller gave up.
 func (e *APIError) Retryable() bool {
@@ -75,6 +76,8 @@ func (e *APIError) Retryable() bool {
 		return !errors.Is(e.Err, context.Canceled)
 	case e.StatusCode == http.StatusTooManyRequests, e.StatusCode == http.StatusRequestTimeout:
 		return true
+	case e.StatusCode >= 200 && e.StatusCode < 300:
+		return true // a success the client could not read (no ID, not JSON): ask again
 	default:
 		return e.StatusCode >= 500
 	}

@@ -60,7 +60,7 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 	if err := r.forgetStoredID(ctx, seg, st, ""); err != nil {
 		return err
 	}
-	if err := r.setCreateIntent(ctx, seg); err != nil {
+	if err := r.setCreateIntent(ctx, seg, acct); err != nil {
 		return fmt.Errorf("record create intent: %w", err)
 	}
 	name := seg.RemoteName()
@@ -117,14 +117,17 @@ func (r *SegmentReconciler) forgetStoredID(ctx context.Context, seg *usersv1alph
 	return nil
 }
 
-// setCreateIntent records the time of a create about to be attempted, and puts the
-// finalizer on in the same write if it is not there yet.
-func (r *SegmentReconciler) setCreateIntent(ctx context.Context, seg *usersv1alpha1.Segment) error {
-	return r.patchMetadata(ctx, seg, func(s *usersv1alpha1.Segment) {
-		controllerutil.AddFinalizer(s, usersv1alpha1.SegmentFinalizer)
-		metav1.SetMetaDataAnnotation(&s.ObjectMeta, usersv1alpha1.AnnotationCreatePending,
-			time.Now().UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano))
-	})
+// setCreateIntent records a create about to be attempted (when, which name, which account),
+// and puts the finalizer on in the same write if it is not there yet. The patch is
+// conditional on the Segment read: a reconcile working from a cached copy that predates the
+// last write (which may have recorded a create) must not create again.
+func (r *SegmentReconciler) setCreateIntent(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) error {
+	intent := encodeIntent(createIntent{At: time.Now().UTC().Truncate(time.Millisecond), Name: seg.RemoteName(), Account: acct.ID})
+	return r.patchMetadataWith(ctx, seg, client.MergeFromWithOptions(seg.DeepCopy(), client.MergeFromWithOptimisticLock{}),
+		func(s *usersv1alpha1.Segment) {
+			controllerutil.AddFinalizer(s, usersv1alpha1.SegmentFinalizer)
+			metav1.SetMetaDataAnnotation(&s.ObjectMeta, usersv1alpha1.AnnotationCreatePending, intent)
+		})
 }
 
 // patchMetadata patches seg's metadata and takes back only the metadata the API server
@@ -132,10 +135,15 @@ func (r *SegmentReconciler) setCreateIntent(ctx context.Context, seg *usersv1alp
 // gone clears status.id) and must not be replaced by it before it is written: the stored
 // ID of a deleted segment would hide the create just attempted, and leak what it made.
 func (r *SegmentReconciler) patchMetadata(ctx context.Context, seg *usersv1alpha1.Segment, change func(*usersv1alpha1.Segment)) error {
+	return r.patchMetadataWith(ctx, seg, client.MergeFrom(seg.DeepCopy()), change)
+}
+
+// patchMetadataWith is patchMetadata with the patch built on seg as it was (MergeFrom, with
+// or without an optimistic lock).
+func (r *SegmentReconciler) patchMetadataWith(ctx context.Context, seg *usersv1alpha1.Segment, patch client.Patch, change func(*usersv1alpha1.Segment)) error {
 	obj := seg.DeepCopy()
-	base := obj.DeepCopy()
 	change(obj)
-	if err := r.Patch(ctx, obj, client.MergeFrom(base)); err != nil {
+	if err := r.Patch(ctx, obj, patch); err != nil {
 		return err
 	}
 	seg.ObjectMeta = obj.ObjectMeta

@@ -3,6 +3,7 @@ package controller
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -33,7 +34,13 @@ const createSkew = 5 * time.Second
 // mistaken for an unowned one) and claimMu (no other Segment can claim the same segment
 // between the ownership check and the record).
 func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter) error {
-	pending := seg.Annotations[usersv1alpha1.AnnotationCreatePending] != ""
+	intent, pending := readIntent(seg)
+	if pending {
+		// A fresh listing: it must show what the interrupted create made.
+		if _, err := acct.Observations.Refresh(ctx); err != nil {
+			return fmt.Errorf("list segments: %w", err)
+		}
+	}
 	switch {
 	case seg.Spec.ID != "" || seg.Status.ID != "":
 		id := cmp.Or(seg.Spec.ID, seg.Status.ID)
@@ -46,9 +53,6 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 			return r.claim(ctx, seg, acct, st)
 		}
 	case pending:
-		if _, err := acct.Observations.Refresh(ctx); err != nil {
-			return fmt.Errorf("list segments: %w", err)
-		}
 	case seg.Spec.AdoptionPolicy == usersv1alpha1.AdoptionPolicyAdoptByName:
 		if err := r.listSinceCreation(ctx, seg, acct); err != nil {
 			return err
@@ -57,7 +61,11 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 		return nil
 	}
 
-	defer r.lockName(acct, seg.RemoteName())()
+	name := seg.RemoteName()
+	if pending {
+		name = intent.Name
+	}
+	defer r.lockName(acct, name)()
 	r.claimMu.Lock()
 	defer r.claimMu.Unlock()
 	var (
@@ -67,10 +75,15 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 	switch {
 	case seg.Spec.ID != "":
 		id, how = seg.Spec.ID, "spec.id"
+		if pending {
+			// The interrupted create may have made a segment before spec.id was set: it
+			// must not be forgotten with the intent.
+			err = r.othersCreated(ctx, seg, acct, intent, id)
+		}
 	case seg.Status.ID != "":
 		id, how = seg.Status.ID, "status.id, observed before this Segment managed it"
 	case pending:
-		id, err = r.interruptedCreate(ctx, seg, acct)
+		id, err = r.interruptedCreate(ctx, seg, acct, intent)
 		how = "resolving an interrupted create"
 	default:
 		id, err = r.uniqueByName(ctx, seg, acct)
@@ -109,38 +122,107 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 // resolveCreate finds, for a Segment being deleted, the segment an interrupted create made,
 // and holds it for the Segment so that nothing else claims it before it is deleted.
 func (r *SegmentReconciler) resolveCreate(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) (string, error) {
+	intent, pending := readIntent(seg)
+	if !pending {
+		return "", nil
+	}
 	if _, err := acct.Observations.Refresh(ctx); err != nil {
 		return "", fmt.Errorf("list segments: %w", err)
 	}
-	defer r.lockName(acct, seg.RemoteName())()
+	defer r.lockName(acct, intent.Name)()
 	r.claimMu.Lock()
 	defer r.claimMu.Unlock()
-	id, err := r.interruptedCreate(ctx, seg, acct)
+	id, err := r.interruptedCreate(ctx, seg, acct, intent)
 	if id != "" {
 		r.recordClaim(id, seg)
 	}
 	return id, err
 }
 
-// interruptedCreate picks, from a listing taken after the create was attempted, the segment
-// an interrupted create made: the create-pending annotation says when it was attempted, and
-// the one created since with the desired name and no other owner is it. None: the create did
-// not happen. Several: the operator cannot tell which is its own, and stops.
-func (r *SegmentReconciler) interruptedCreate(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) (string, error) {
-	pending := seg.Annotations[usersv1alpha1.AnnotationCreatePending]
-	since, err := time.Parse(time.RFC3339Nano, pending)
-	if err != nil {
-		return "", nil // not ours to interpret; a create records a new one
+// createIntent is what the create-pending annotation records: when a create was attempted,
+// of which name, in which account. The name and account are kept because the spec or the
+// credentials may change before the outcome is known.
+type createIntent struct {
+	At      time.Time `json:"at"`
+	Name    string    `json:"name"`
+	Account string    `json:"account,omitempty"`
+}
+
+// encodeIntent renders a create intent for the annotation.
+func encodeIntent(i createIntent) string {
+	b, _ := json.Marshal(i) // cannot fail: strings and a time
+	return string(b)
+}
+
+// readIntent returns the Segment's create intent, if it has one. A bare RFC 3339 time is
+// read as an intent for the current name and account.
+func readIntent(seg *usersv1alpha1.Segment) (createIntent, bool) {
+	v := seg.Annotations[usersv1alpha1.AnnotationCreatePending]
+	if v == "" {
+		return createIntent{}, false
 	}
-	candidates, err := r.unowned(ctx, seg, acct, func(s chatbot.Segment) bool {
-		return s.Name == seg.RemoteName() && !s.CreatedAt.Before(since.Add(-createSkew))
-	})
+	var i createIntent
+	if err := json.Unmarshal([]byte(v), &i); err != nil || i.At.IsZero() || i.Name == "" {
+		t, _ := time.Parse(time.RFC3339Nano, strings.TrimSpace(v)) // unreadable: zero, see createCandidates
+		i = createIntent{At: t, Name: seg.RemoteName()}
+	}
+	return i, true
+}
+
+// interruptedCreate picks, from a listing taken after the create was attempted, the segment
+// an interrupted create made: the one created since the intent, with the intent's name, and
+// no other owner. None: the create did not happen. Several: the operator cannot tell which
+// is its own, and stops.
+func (r *SegmentReconciler) interruptedCreate(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, intent createIntent) (string, error) {
+	candidates, err := r.createCandidates(ctx, seg, acct, intent)
 	if err != nil || len(candidates) <= 1 {
 		return first(candidates), err
 	}
 	return "", stall(usersv1alpha1.ReasonCreateUncertain,
 		"A create for this Segment was interrupted at %s and %d segments named %q have been created since (%s). "+
-			"Set spec.id to the one to adopt, and delete the others in ChatBot", pending, len(candidates), seg.RemoteName(), strings.Join(candidates, ", "))
+			"Delete the others in ChatBot and set spec.id to the one to adopt; or remove the annotation %s "+
+			"if none of them is this Segment's", intent.At.Format(time.RFC3339Nano), len(candidates), intent.Name,
+		strings.Join(candidates, ", "), usersv1alpha1.AnnotationCreatePending)
+}
+
+// othersCreated stops the adoption of keep (spec.id) while an interrupted create may have
+// made another segment: forgetting the intent would leave that one behind unseen.
+func (r *SegmentReconciler) othersCreated(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, intent createIntent, keep string) error {
+	candidates, err := r.createCandidates(ctx, seg, acct, intent)
+	if err != nil {
+		return err
+	}
+	others := slices.DeleteFunc(candidates, func(id string) bool { return id == keep })
+	if len(others) == 0 {
+		return nil
+	}
+	return stall(usersv1alpha1.ReasonCreateUncertain,
+		"spec.id names %s, but a create for this Segment was interrupted at %s and may have made %s (named %q, created since). "+
+			"Delete it in ChatBot, or remove the annotation %s if it is not this Segment's; then %s is adopted",
+		keep, intent.At.Format(time.RFC3339Nano), strings.Join(others, ", "), intent.Name, usersv1alpha1.AnnotationCreatePending, keep)
+}
+
+// createCandidates lists the segments an interrupted create may have made: named as the
+// intent says, created at or after it, and managed by no other Segment. An intent recorded in
+// another account (the credentials changed since) cannot be looked up here: it stops.
+func (r *SegmentReconciler) createCandidates(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, intent createIntent) ([]string, error) {
+	if intent.At.IsZero() {
+		// Never ignored: a create may have happened.
+		return nil, stall(usersv1alpha1.ReasonCreateUncertain,
+			"The annotation %s does not say when a create was attempted (%q). If a create is pending, find the segment it made "+
+				"in ChatBot and set spec.id to it; then, or if none is, remove the annotation", usersv1alpha1.AnnotationCreatePending,
+			seg.Annotations[usersv1alpha1.AnnotationCreatePending])
+	}
+	if intent.Account != "" && intent.Account != acct.ID {
+		return nil, stall(usersv1alpha1.ReasonCreateUncertain,
+			"A create of a segment named %q was attempted at %s with other credentials (account %s; this Segment now uses account %s), "+
+				"and its outcome is unknown. Look in that account for a segment of that name created then, and delete or keep it there; "+
+				"then remove the annotation %s", intent.Name, intent.At.Format(time.RFC3339Nano), intent.Account, acct.ID,
+			usersv1alpha1.AnnotationCreatePending)
+	}
+	return r.unowned(ctx, seg, acct, func(s chatbot.Segment) bool {
+		return s.Name == intent.Name && !s.CreatedAt.Before(intent.At.Add(-createSkew))
+	})
 }
 
 // findByName lists the account if need be, then finds the one remote segment with the
@@ -238,6 +320,18 @@ func (r *SegmentReconciler) releaseClaim(id string) {
 	r.claimsMu.Lock()
 	defer r.claimsMu.Unlock()
 	delete(r.claims, id)
+}
+
+// releaseClaimsOf forgets every remote ID recorded for the Segment with uid: it is going,
+// and one whose status write failed must not keep its claim until the manager restarts.
+func (r *SegmentReconciler) releaseClaimsOf(uid types.UID) {
+	r.claimsMu.Lock()
+	defer r.claimsMu.Unlock()
+	for id, c := range r.claims {
+		if c.uid == uid {
+			delete(r.claims, id)
+		}
+	}
 }
 
 func first(ids []string) string {

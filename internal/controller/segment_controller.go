@@ -201,7 +201,11 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 	}
 	base := seg.DeepCopy()
 	controllerutil.RemoveFinalizer(seg, usersv1alpha1.SegmentFinalizer)
-	return ctrl.Result{}, client.IgnoreNotFound(r.Patch(ctx, seg, client.MergeFrom(base)))
+	if err := r.Patch(ctx, seg, client.MergeFrom(base)); client.IgnoreNotFound(err) != nil {
+		return ctrl.Result{}, err
+	}
+	r.releaseClaimsOf(seg.UID)
+	return ctrl.Result{}, nil
 }
 
 // ensureFinalizer puts the finalizer on before the first remote create, so that no remote
