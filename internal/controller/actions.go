@@ -111,7 +111,7 @@ func (r *SegmentReconciler) forgetStoredID(ctx context.Context, seg *usersv1alph
 		setCondition(seg, usersv1alpha1.ConditionReady, false, usersv1alpha1.ReasonCreating,
 			fmt.Sprintf("Remote segment %s is gone; creating a new one", st.written.ID))
 	}
-	if err := st.write(ctx, seg); err != nil {
+	if err := st.writeLocked(ctx, seg); err != nil {
 		return fmt.Errorf("forget remote segment %s in status: %w", st.written.ID, err)
 	}
 	return nil
@@ -179,7 +179,7 @@ func (r *SegmentReconciler) recreateToRemoveMembers(ctx context.Context, seg *us
 	msg := fmt.Sprintf("Deleted remote segment %s to remove %d members (memberRemovalPolicy Recreate); creating it anew", old, len(extra))
 	setCondition(seg, usersv1alpha1.ConditionReady, false, usersv1alpha1.ReasonCreating, msg)
 	setCondition(seg, usersv1alpha1.ConditionReconciling, true, usersv1alpha1.ReasonCreating, msg)
-	if err := st.write(ctx, seg); err != nil {
+	if err := st.writeLocked(ctx, seg); err != nil {
 		return err
 	}
 	if err := r.create(ctx, seg, acct, st); err != nil {

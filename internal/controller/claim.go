@@ -154,17 +154,16 @@ func encodeIntent(i createIntent) string {
 	return string(b)
 }
 
-// readIntent returns the Segment's create intent, if it has one. A bare RFC 3339 time is
-// read as an intent for the current name and account.
+// readIntent returns the Segment's create intent, if it has one. One that does not say
+// when and which name comes back with a zero time: see createCandidates.
 func readIntent(seg *usersv1alpha1.Segment) (createIntent, bool) {
 	v := seg.Annotations[usersv1alpha1.AnnotationCreatePending]
 	if v == "" {
 		return createIntent{}, false
 	}
 	var i createIntent
-	if err := json.Unmarshal([]byte(v), &i); err != nil || i.At.IsZero() || i.Name == "" {
-		t, _ := time.Parse(time.RFC3339Nano, strings.TrimSpace(v)) // unreadable: zero, see createCandidates
-		i = createIntent{At: t, Name: seg.RemoteName()}
+	if err := json.Unmarshal([]byte(v), &i); err != nil || i.Name == "" {
+		return createIntent{Name: seg.RemoteName()}, true
 	}
 	return i, true
 }
@@ -209,15 +208,16 @@ func (r *SegmentReconciler) createCandidates(ctx context.Context, seg *usersv1al
 	if intent.At.IsZero() {
 		// Never ignored: a create may have happened.
 		return nil, stall(usersv1alpha1.ReasonCreateUncertain,
-			"The annotation %s does not say when a create was attempted (%q). If a create is pending, find the segment it made "+
-				"in ChatBot and set spec.id to it; then, or if none is, remove the annotation", usersv1alpha1.AnnotationCreatePending,
+			"The annotation %s does not say when and under which name a create was attempted (%q). If a create is pending, "+
+				"find the segment it made in ChatBot and set spec.id to it; then, or if none is, remove the annotation", usersv1alpha1.AnnotationCreatePending,
 			seg.Annotations[usersv1alpha1.AnnotationCreatePending])
 	}
 	if intent.Account != "" && intent.Account != acct.ID {
 		return nil, stall(usersv1alpha1.ReasonCreateUncertain,
 			"A create of a segment named %q was attempted at %s with other credentials (account %s; this Segment now uses account %s), "+
-				"and its outcome is unknown. Look in that account for a segment of that name created then, and delete or keep it there; "+
-				"then remove the annotation %s", intent.Name, intent.At.Format(time.RFC3339Nano), intent.Account, acct.ID,
+				"and its outcome is unknown. Look in that account for a segment of that name created then. If it is the same ChatBot "+
+				"account (only the token changed) and the segment is there, set spec.id to it first; if it is another account, delete "+
+				"or keep it there. Then remove the annotation %s", intent.Name, intent.At.Format(time.RFC3339Nano), intent.Account, acct.ID,
 			usersv1alpha1.AnnotationCreatePending)
 	}
 	return r.unowned(ctx, seg, acct, func(s chatbot.Segment) bool {

@@ -385,7 +385,7 @@ var _ = Describe("Segment lifecycle policies", func() {
 		It("deletes what an interrupted create made when the Segment is deleted before the ID was recorded", func() {
 			// As a manager killed right after the create call leaves it: finalizer and intent
 			// on, no status.id. Suspended, so that nothing resolves it before the delete.
-			intent := time.Now().UTC().Add(-time.Second).Format(time.RFC3339Nano)
+			intent := intentJSON("Half made", "", time.Second)
 			id := sim.Create("Half made")
 			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "half-made", Namespace: ns,
 				Finalizers:  []string{usersv1alpha1.SegmentFinalizer},
@@ -404,7 +404,7 @@ var _ = Describe("Segment lifecycle policies", func() {
 			x := sim.Create("Settled intent")
 			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "settled-intent", Namespace: ns,
 				Finalizers:  []string{usersv1alpha1.SegmentFinalizer},
-				Annotations: map[string]string{usersv1alpha1.AnnotationCreatePending: time.Now().UTC().Add(-time.Second).Format(time.RFC3339Nano)}},
+				Annotations: map[string]string{usersv1alpha1.AnnotationCreatePending: intentJSON("Settled intent", "", time.Second)}},
 				Spec: usersv1alpha1.SegmentSpec{Name: "Settled intent", Suspend: true,
 					ManagementPolicy: usersv1alpha1.ManagementPolicyObserveOnly}}
 			Expect(k8sClient.Create(ctx, seg)).To(Succeed())
@@ -439,14 +439,10 @@ var _ = Describe("Segment lifecycle policies", func() {
 			ExpectWithOffset(1, k8sClient.Create(ctx, seg)).To(Succeed())
 			return seg
 		}
-		intentJSON := func(name string, account string) string {
-			at := time.Now().UTC().Add(-time.Second).Format(time.RFC3339Nano)
-			return fmt.Sprintf(`{"at":%q,"name":%q,"account":%q}`, at, name, account)
-		}
 
 		It("finds what an interrupted create made under the name it was made with, after a rename in the spec", func() {
 			made := sim.Create("Name at create time")
-			seg := pendingSegment("renamed-while-pending", intentJSON("Name at create time", ""), usersv1alpha1.SegmentSpec{Name: "Name now"})
+			seg := pendingSegment("renamed-while-pending", intentJSON("Name at create time", "", time.Second), usersv1alpha1.SegmentSpec{Name: "Name now"})
 			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
 			Expect(waitReady(seg).Status.ID).To(Equal(made))
 			Expect(remoteSegment(made).Name).To(Equal("Name now"))
@@ -455,7 +451,7 @@ var _ = Describe("Segment lifecycle policies", func() {
 
 		It("does not forget an interrupted create when spec.id names another segment", func() {
 			made, wanted := sim.Create("Made before spec.id"), sim.Create("Wanted")
-			seg := pendingSegment("id-while-pending", intentJSON("Made before spec.id", ""), usersv1alpha1.SegmentSpec{ID: wanted, Name: "Wanted"})
+			seg := pendingSegment("id-while-pending", intentJSON("Made before spec.id", "", time.Second), usersv1alpha1.SegmentSpec{ID: wanted, Name: "Wanted"})
 			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
 			waitReason(seg, usersv1alpha1.ReasonCreateUncertain)
 			Expect(readyCondition(get(seg)).Message).To(And(ContainSubstring(made), ContainSubstring("Delete it in ChatBot")))
@@ -468,8 +464,9 @@ var _ = Describe("Segment lifecycle policies", func() {
 
 		It("stops on an intent from another account or an unreadable one, and goes on once it is removed", func() {
 			for name, intent := range map[string]string{
-				"other-account": intentJSON("Elsewhere", "0123456789ab"),
+				"other-account": intentJSON("Elsewhere", "0123456789ab", time.Second),
 				"unreadable":    "sometime yesterday",
+				"bare-time":     time.Now().UTC().Format(time.RFC3339Nano),
 			} {
 				creates := sim.Counts().Requests[simulator.EndpointCreate]
 				seg := pendingSegment(name, intent, usersv1alpha1.SegmentSpec{Name: "Elsewhere"})
@@ -485,7 +482,7 @@ var _ = Describe("Segment lifecycle policies", func() {
 
 		It("stops with CreateUncertain when it cannot tell which segment it made", func() {
 			creates := sim.Counts().Requests[simulator.EndpointCreate]
-			intent := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)
+			intent := intentJSON("Ambiguous", "", time.Minute)
 			a, b := sim.Create("Ambiguous"), sim.Create("Ambiguous")
 			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "uncertain", Namespace: ns,
 				Annotations: map[string]string{usersv1alpha1.AnnotationCreatePending: intent}},
@@ -558,4 +555,11 @@ func labelled(f *dto.MetricFamily, label, value string) float64 {
 		}
 	}
 	return sum
+}
+
+// intentJSON is a create-pending annotation for a create of name attempted age ago, in
+// account ("" for any).
+func intentJSON(name, account string, age time.Duration) string {
+	at := time.Now().UTC().Add(-age).Format(time.RFC3339Nano)
+	return fmt.Sprintf(`{"at":%q,"name":%q,"account":%q}`, at, name, account)
 }

@@ -33,13 +33,29 @@ func newStatusWriter(c client.Client, seg *usersv1alpha1.Segment) *statusWriter 
 // write patches the status subresource with what changed. A merge patch, not an update:
 // the remote ID must be recorded even if the Segment changed meanwhile.
 func (w *statusWriter) write(ctx context.Context, seg *usersv1alpha1.Segment) error {
+	return w.patch(ctx, seg, false)
+}
+
+// writeLocked is write made conditional on the Segment's resourceVersion, for a write that
+// must not be based on a stale cached copy: one that forgets a remote ID, on which a create
+// follows. Had a newer reconcile recorded another ID meanwhile, it is refused (Conflict)
+// instead of erased.
+func (w *statusWriter) writeLocked(ctx context.Context, seg *usersv1alpha1.Segment) error {
+	return w.patch(ctx, seg, true)
+}
+
+func (w *statusWriter) patch(ctx context.Context, seg *usersv1alpha1.Segment, locked bool) error {
 	seg.Status.ObservedGeneration = seg.Generation
 	if equality.Semantic.DeepEqual(w.written, seg.Status) {
 		return nil
 	}
 	base := seg.DeepCopy()
 	base.Status = w.written
-	if err := w.c.Status().Patch(ctx, seg, client.MergeFrom(base)); err != nil {
+	patch := client.MergeFrom(base)
+	if locked {
+		patch = client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
+	}
+	if err := w.c.Status().Patch(ctx, seg, patch); err != nil {
 		return client.IgnoreNotFound(err)
 	}
 	w.written = *seg.Status.DeepCopy()

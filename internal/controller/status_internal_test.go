@@ -8,10 +8,12 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
@@ -79,5 +81,37 @@ func TestFailDecidesWhenToRetry(t *testing.T) {
 				t.Errorf("message %q lacks %q", ready.Message, tc.inMessage)
 			}
 		})
+	}
+}
+
+// A status write that forgets a remote ID is refused when the copy it starts from is stale:
+// a newer write may have recorded the segment a create made, which must not be erased.
+func TestWriteLockedRefusesAStaleCopy(t *testing.T) {
+	scheme := runtime.NewScheme()
+	_ = usersv1alpha1.AddToScheme(scheme)
+	seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns"},
+		Status: usersv1alpha1.SegmentStatus{ID: "old"}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(seg).WithStatusSubresource(seg).Build()
+	ctx := context.Background()
+
+	stale := &usersv1alpha1.Segment{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(seg), stale); err != nil {
+		t.Fatal(err)
+	}
+	current := stale.DeepCopy()
+	current.Status.ID = "new" // a newer reconcile records the segment it created
+	if err := c.Status().Update(ctx, current); err != nil {
+		t.Fatal(err)
+	}
+
+	st := newStatusWriter(c, stale)
+	stale.Status.ID = ""
+	if err := st.writeLocked(ctx, stale); !apierrors.IsConflict(err) {
+		t.Fatalf("writeLocked from a stale copy: %v, want a conflict", err)
+	}
+	got := &usersv1alpha1.Segment{}
+	_ = c.Get(ctx, client.ObjectKeyFromObject(seg), got)
+	if got.Status.ID != "new" {
+		t.Fatalf("status.id %q: the recorded segment was erased", got.Status.ID)
 	}
 }
