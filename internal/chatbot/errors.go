@@ -67,9 +67,9 @@ func (e *APIError) Unwrap() error { return e.Err }
 
 // Retryable reports whether the same call may succeed later without any change on our side:
 // rate limiting (429), server errors (5xx), a 2xx whose body could not be used, and network
-// failures, timeouts included (the
-// HTTP client reports its own timeout as context.DeadlineExceeded). Only a cancelled
-// context is not retryable here: the caller gave up.
+// failures, timeouts included (the HTTP client reports its own timeout as
+// context.DeadlineExceeded). Only a cancelled context is not retryable here: the caller
+// gave up.
 func (e *APIError) Retryable() bool {
 	switch {
 	case e.StatusCode == 0:

@@ -199,9 +199,9 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 		r.event(seg, "Orphaned", "Delete", "Left remote segment %s in ChatBot (deletionPolicy %s, managementPolicy %s)",
 			seg.Status.ID, seg.DeletionPolicyOrDefault(), seg.Spec.ManagementPolicy)
 	}
-	base := seg.DeepCopy()
-	controllerutil.RemoveFinalizer(seg, usersv1alpha1.SegmentFinalizer)
-	if err := r.Patch(ctx, seg, client.MergeFrom(base)); client.IgnoreNotFound(err) != nil {
+	if err := r.patchMetadata(ctx, seg, func(s *usersv1alpha1.Segment) {
+		controllerutil.RemoveFinalizer(s, usersv1alpha1.SegmentFinalizer)
+	}); client.IgnoreNotFound(err) != nil {
 		return ctrl.Result{}, err
 	}
 	r.releaseClaimsOf(seg.UID)
