@@ -71,12 +71,18 @@ const (
 // removes a Segment.
 const SegmentFinalizer = "users.chatbot.com/finalizer"
 
-// AnnotationCreatePending records that the operator is about to call the (non-idempotent)
-// create endpoint: a JSON object with the time, the remote name and the account. If the
-// remote ID never reaches status (a crash, a lost response), the next reconcile finds the
-// segment created with that name at or after that time instead of creating a second one.
-// Removing it by hand tells the operator that no create is pending.
+// AnnotationCreatePending is where versions before status.ownership recorded a create
+// about to be attempted. It is read once, when a Segment last written by such a version is
+// first reconciled (see status.ownership), and never again: anyone who may edit a Segment
+// may write an annotation.
 const AnnotationCreatePending = "users.chatbot.com/create-pending"
+
+// AnnotationForgetCreate asks the operator to forget the pending create recorded in
+// status.ownership.createPending, the way out of CreateUncertain: its value must be that
+// record's "at" time, exactly as the condition message quotes it, so that it forgets that
+// create and no later one. The operator then goes on as if the create had made nothing, and
+// names in a Warning event the segments it may have made: they are left in ChatBot.
+const AnnotationForgetCreate = "users.chatbot.com/forget-create"
 
 // CredentialsLabel must be on a Secret named by spec.credentialsRef, with the value "true":
 // the manager caches and reads only Secrets that carry it.
@@ -224,6 +230,10 @@ type SegmentPlan struct {
 	// create is true when there is no remote segment and one would be created.
 	// +optional
 	Create bool `json:"create,omitempty"`
+	// recreate is true when, under memberRemovalPolicy Recreate, the segment would be
+	// deleted and created anew to remove members the API cannot remove.
+	// +optional
+	Recreate bool `json:"recreate,omitempty"`
 	// renameFrom and renameTo are set when the remote segment would be renamed.
 	// +optional
 	RenameFrom string `json:"renameFrom,omitempty"`
@@ -242,11 +252,46 @@ type SegmentPlan struct {
 	MembersNotRemovable int32 `json:"membersNotRemovable,omitempty"`
 }
 
-// SegmentStatus is the observed state of the remote segment.
-type SegmentStatus struct {
-	// id is the remote segment's ChatBot ID, set as soon as the segment is created.
+// SegmentOwnership is the operator's record of the remote segment a Segment manages. It
+// lives in status, which only the operator writes: nothing a Segment's editor can write
+// (spec, labels, annotations, finalizers) makes the operator change or delete a remote
+// segment that this record does not name, or that a create it records may have made.
+type SegmentOwnership struct {
+	// id is the remote segment this Segment manages: one its own create made, or one it
+	// adopted (spec.id, adoptionPolicy AdoptByName) after checking that no other Segment
+	// manages it. Empty: it manages none yet.
 	// +optional
 	ID string `json:"id,omitempty"`
+
+	// createPending records a create call whose outcome is not known yet: it is written
+	// before the call, and replaced by id when the new segment's ID is known. Until then,
+	// a crash or a lost response is resolved from a listing made after the call ended.
+	// +optional
+	CreatePending *CreateIntent `json:"createPending,omitempty"`
+}
+
+// CreateIntent is a create call the operator made or was about to make.
+type CreateIntent struct {
+	// at is when the create was attempted, by the operator's clock.
+	At metav1.MicroTime `json:"at"`
+	// name is the name the segment was created with.
+	Name string `json:"name"`
+	// account is the ChatBot account it was sent to (see the metrics' account label).
+	// +optional
+	Account string `json:"account,omitempty"`
+}
+
+// SegmentStatus is the observed state of the remote segment.
+type SegmentStatus struct {
+	// id is the remote segment's ChatBot ID: the one this Segment manages
+	// (ownership.id), or under managementPolicy ObserveOnly the one it observes.
+	// +optional
+	ID string `json:"id,omitempty"`
+
+	// ownership records which remote segment this Segment manages, and a create whose
+	// outcome is not known yet. Only the operator writes it.
+	// +optional
+	Ownership *SegmentOwnership `json:"ownership,omitempty"`
 
 	// name is the remote segment's name as last observed or set.
 	// +optional
@@ -304,7 +349,7 @@ type SegmentStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="!has(oldSelf.spec) || !has(oldSelf.spec.id) || (has(self.spec) && has(self.spec.id) && self.spec.id == oldSelf.spec.id)",message="spec.id cannot be changed once set, nor removed"
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.spec) || !has(oldSelf.spec.id) || (has(self.spec) && has(self.spec.id) && self.spec.id == oldSelf.spec.id)",message="spec.id cannot be changed once set, nor removed",fieldPath=".spec.id",reason=FieldValueForbidden
 type Segment struct {
 	metav1.TypeMeta `json:",inline"`
 	// +optional
@@ -317,6 +362,7 @@ type Segment struct {
 
 	// status is the observed remote segment.
 	// +optional
+	// +kubebuilder:default={"observedGeneration":-1}
 	Status SegmentStatus `json:"status,omitempty"`
 }
 
@@ -326,6 +372,22 @@ func (s *Segment) DeletionPolicyOrDefault() DeletionPolicy {
 		return DeletionPolicyDelete
 	}
 	return s.Spec.DeletionPolicy
+}
+
+// OwnedID is the remote segment this Segment manages (status.ownership.id), or "".
+func (s *Segment) OwnedID() string {
+	if s.Status.Ownership == nil {
+		return ""
+	}
+	return s.Status.Ownership.ID
+}
+
+// PendingCreate is the create whose outcome is not known yet, or nil.
+func (s *Segment) PendingCreate() *CreateIntent {
+	if s.Status.Ownership == nil {
+		return nil
+	}
+	return s.Status.Ownership.CreatePending
 }
 
 // ObserveOnly reports whether the operator may only read the remote segment.

@@ -1,7 +1,8 @@
 // Command bench measures the operator at scale against a rate-limited simulator: remote
-// calls per scenario, wall time against the bound the API's rate sets, and the manager's
-// peak memory and CPU time. Run it with `make bench`; it prints one table and writes it to
-// bin/bench/results.txt.
+// calls per scenario, wall time against the bound the API's rate sets, the manager's
+// Kubernetes writes (to Segments, their status and Events, read from the API server's audit
+// log) and its peak memory and CPU time. Run it with `make bench`; it prints one table and
+// writes it to bin/bench/results.txt.
 //
 // Scenarios, on a local control plane with the manager and simulator binaries:
 //   - cold:   N Segments of 50 distinct members each, applied at once, until all are Ready;
@@ -63,6 +64,8 @@ type row struct {
 	scenario                                string
 	segments                                int
 	creates, renames, adds, lists, throttle int64
+	kube                                    kubeWrites
+	perSegment                              bool // a cold start: Kubernetes writes per Segment are shown
 	wall, bound                             time.Duration
 	rssMiB, cpuSeconds                      float64
 }
@@ -132,6 +135,7 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 			"--chatbot-api-qps", ftoa(r.apiQPS), "--chatbot-api-burst", strconv.Itoa(r.apiBurst),
 			"--kube-api-qps", strconv.Itoa(r.kubeQPS), "--kube-api-burst", strconv.Itoa(2 * r.kubeQPS),
 			"--metrics-bind-address", metricsAddr, "--metrics-secure=false", "--zap-log-level", "error"},
+		AuditPolicy: auditPolicy,
 	})
 	if err != nil {
 		return nil, err
@@ -152,7 +156,14 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &bench{r: r, env: env, c: c, metricsURL: "http://" + metricsAddr + "/metrics"}
+	b := &bench{r: r, env: env, c: c, metricsURL: "http://" + metricsAddr + "/metrics",
+		audit: &auditCounter{path: env.AuditLog, user: localenv.ManagerUser}}
+	defer func() {
+		if _, err := b.audit.read(); err == nil {
+			log("audit log: %d accepted and %d refused writes by the manager counted; %d by other users (the bench's) left out",
+				b.audit.counts.Segment+b.audit.counts.Status+b.audit.counts.Events, b.audit.counts.Refused, b.audit.others)
+		}
+	}()
 	if err := b.ensureNamespace(ctx); err != nil {
 		return nil, err
 	}
@@ -165,23 +176,26 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 	if err := b.createAll(ctx); err != nil {
 		return rows, err
 	}
-	if err := env.StartManager(); err != nil {
-		return rows, err
-	}
 	name := "cold start"
 	if r.sets > 0 {
 		name = fmt.Sprintf("cold start, %d member sets", r.sets)
 	}
-	cold, err := b.measure(ctx, name, func() error { return nil })
+	log("%s", name)
+	before := b.snapshot(ctx)
+	if err := env.StartManager(); err != nil {
+		return rows, err
+	}
+	cold, err := b.measure(ctx, name, before, time.Now())
 	if err != nil {
 		return rows, err
 	}
+	cold.perSegment = true
 	rows = append(rows, cold)
 
 	if r.steady {
 		intervals := 3
 		log("steady state: %d drift intervals of %s", intervals, r.drift)
-		before := b.counts(ctx)
+		before := b.snapshot(ctx)
 		start := time.Now()
 		select {
 		case <-time.After(time.Duration(intervals) * r.drift):
@@ -192,7 +206,14 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 	}
 
 	if r.churn {
-		churn, err := b.measure(ctx, "churn (10% rename, 10% +1 member)", b.churn)
+		name := "churn (10% rename, 10% +1 member)"
+		log("%s", name)
+		before := b.snapshot(ctx)
+		start := time.Now()
+		if err := b.churn(); err != nil {
+			return rows, err
+		}
+		churn, err := b.measure(ctx, name, before, start)
 		if err != nil {
 			return rows, err
 		}
@@ -206,32 +227,62 @@ type bench struct {
 	env        *localenv.Env
 	c          client.Client
 	metricsURL string
+	audit      *auditCounter
 }
 
-// measure applies a change and waits until every Segment is Ready for its generation.
-func (b *bench) measure(ctx context.Context, name string, change func() error) (row, error) {
-	log("%s", name)
-	before := b.counts(ctx)
-	start := time.Now()
-	if err := change(); err != nil {
-		return row{}, err
-	}
+// snapshot is what the counts are at a moment: the simulator's remote calls and the
+// manager's Kubernetes writes.
+type snapshot struct {
+	remote simulator.Counts
+	kube   kubeWrites
+}
+
+// measure waits until every Segment is Ready for its generation after a change made since
+// start, then until the manager's Kubernetes writes settle, and returns the scenario's row.
+func (b *bench) measure(ctx context.Context, name string, before snapshot, start time.Time) (row, error) {
 	if err := b.waitAllReady(ctx, 30*time.Minute); err != nil {
 		return row{}, err
 	}
 	wall := time.Since(start)
 	after := b.counts(ctx)
-	calls := after.Writes() - before.Writes() + after.Succeeded["list"] - before.Succeeded["list"]
+	calls := after.Writes() - before.remote.Writes() + after.Succeeded["list"] - before.remote.Succeeded["list"]
 	bound := time.Duration(float64(calls) / b.r.rate * float64(time.Second))
+	if err := b.settleWrites(ctx); err != nil {
+		return row{}, err
+	}
 	return b.row(ctx, name, before, wall, bound), nil
 }
 
-func (b *bench) row(ctx context.Context, name string, before simulator.Counts, wall, bound time.Duration) row {
-	after := b.counts(ctx)
-	d := func(ep simulator.Endpoint) int64 { return after.Succeeded[ep] - before.Succeeded[ep] }
+// settleWrites waits until the manager's Kubernetes writes have stopped for two seconds
+// (at most 30): the manager sends Events in the background, so some reach the API server
+// after the last Segment is Ready.
+func (b *bench) settleWrites(ctx context.Context) error {
+	last := b.kubeWrites()
+	quiet := time.Now()
+	for deadline := time.Now().Add(30 * time.Second); time.Since(quiet) < 2*time.Second && time.Now().Before(deadline); {
+		select {
+		case <-time.After(250 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if now := b.kubeWrites(); now != last {
+			last, quiet = now, time.Now()
+		}
+	}
+	return nil
+}
+
+func (b *bench) row(ctx context.Context, name string, before snapshot, wall, bound time.Duration) row {
+	after := b.snapshot(ctx)
+	d := func(ep simulator.Endpoint) int64 { return after.remote.Succeeded[ep] - before.remote.Succeeded[ep] }
 	rss, cpu := procStats(b.env.ManagerPID())
 	return row{scenario: name, segments: b.r.segments, creates: d("create"), renames: d("rename"), adds: d("add"),
-		lists: d("list"), throttle: after.Throttled - before.Throttled, wall: wall, bound: bound, rssMiB: rss, cpuSeconds: cpu}
+		lists: d("list"), throttle: after.remote.Throttled - before.remote.Throttled, kube: after.kube.minus(before.kube),
+		wall: wall, bound: bound, rssMiB: rss, cpuSeconds: cpu}
+}
+
+func (b *bench) snapshot(ctx context.Context) snapshot {
+	return snapshot{remote: b.counts(ctx), kube: b.kubeWrites()}
 }
 
 func (b *bench) counts(ctx context.Context) simulator.Counts {
@@ -240,6 +291,14 @@ func (b *bench) counts(ctx context.Context) simulator.Counts {
 		fatal(err)
 	}
 	return st.Counts
+}
+
+func (b *bench) kubeWrites() kubeWrites {
+	w, err := b.audit.read()
+	if err != nil {
+		fatal(err)
+	}
+	return w
 }
 
 func (b *bench) ensureNamespace(ctx context.Context) error {
@@ -393,15 +452,23 @@ func parallel(n, workers int, f func(int) error) error {
 func printTable(rows []row) string {
 	var sb strings.Builder
 	tw := tabwriter.NewWriter(&sb, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tSegments\tcreates\trenames\tadds\tlists\t429s\twall\tbound\tratio\tpeak RSS MiB\tCPU-s\t")
+	fmt.Fprintln(tw, "scenario\tSegments\tcreates\trenames\tadds\tlists\t429s\twall\tbound\tratio\t"+
+		"seg writes\tstatus writes\tevents\trefused\twrites/Segment\tevents/Segment\tpeak RSS MiB\tCPU-s\t")
 	for _, r := range rows {
 		bound, ratio := "-", "-"
 		if r.bound > 0 {
 			bound = r.bound.Round(100 * time.Millisecond).String()
 			ratio = fmt.Sprintf("%.2f", r.wall.Seconds()/r.bound.Seconds())
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%.0f\t%.1f\t\n", r.scenario, r.segments, r.creates, r.renames,
-			r.adds, r.lists, r.throttle, r.wall.Round(100*time.Millisecond), bound, ratio, r.rssMiB, r.cpuSeconds)
+		writesPer, eventsPer := "-", "-"
+		if r.perSegment && r.segments > 0 {
+			n := float64(r.segments)
+			writesPer = fmt.Sprintf("%.2f", float64(r.kube.Segment+r.kube.Status)/n)
+			eventsPer = fmt.Sprintf("%.2f", float64(r.kube.Events)/n)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%.0f\t%.1f\t\n",
+			r.scenario, r.segments, r.creates, r.renames, r.adds, r.lists, r.throttle, r.wall.Round(100*time.Millisecond),
+			bound, ratio, r.kube.Segment, r.kube.Status, r.kube.Events, r.kube.Refused, writesPer, eventsPer, r.rssMiB, r.cpuSeconds)
 	}
 	_ = tw.Flush()
 	fmt.Print("\n" + sb.String())

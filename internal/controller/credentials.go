@@ -26,11 +26,11 @@ const (
 	indexCredentials = "spec.credentialsRef.name"
 )
 
-// indexByRemoteID indexes the Segments that hold their remote segment (see holds); one
-// that only observes a segment does not keep another from managing it.
+// indexByRemoteID indexes Segments by the remote segment they own (status.ownership.id):
+// one that only observes a segment does not keep another from managing it.
 func indexByRemoteID(o client.Object) []string {
-	if seg := o.(*usersv1alpha1.Segment); holds(seg) {
-		return []string{seg.Status.ID}
+	if id := o.(*usersv1alpha1.Segment).OwnedID(); id != "" {
+		return []string{id}
 	}
 	return nil
 }

@@ -1,9 +1,6 @@
 package controller_test
 
 import (
-	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -249,7 +246,7 @@ var _ = Describe("Segment lifecycle policies", func() {
 		It("makes no remote call while suspended, and catches up when resumed", func() {
 			seg := waitReady(create(ns, "paused", usersv1alpha1.SegmentSpec{Name: "Before pause"}))
 			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = true })
-			waitReason(seg, usersv1alpha1.ReasonSuspended)
+			waitSuspended(seg)
 			sim.ResetCounts()
 			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Name = "After pause"; s.Spec.Members = []string{"x"} })
 			Consistently(func() int64 {
@@ -267,9 +264,15 @@ var _ = Describe("Segment lifecycle policies", func() {
 		It("keeps a suspended Segment that is deleted, with its remote segment, until it is resumed or orphaned", func() {
 			seg := waitReady(create(ns, "held", usersv1alpha1.SegmentSpec{}))
 			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = true })
-			waitReason(seg, usersv1alpha1.ReasonSuspended)
+			waitSuspended(seg)
 			Expect(k8sClient.Delete(ctx, seg)).To(Succeed())
-			Eventually(func() string { return readyCondition(get(seg)).Message }, timeout, poll).Should(ContainSubstring("being deleted but is suspended"))
+			Eventually(func() string {
+				c := meta.FindStatusCondition(get(seg).Status.Conditions, usersv1alpha1.ConditionSuspended)
+				if c == nil {
+					return ""
+				}
+				return c.Message
+			}, timeout, poll).Should(ContainSubstring("being deleted but is suspended"))
 			Consistently(func() bool { _, ok := sim.Segment(seg.Status.ID); return ok }, driftInterval, poll).Should(BeTrue())
 
 			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.DeletionPolicy = usersv1alpha1.DeletionPolicyOrphan })
@@ -341,170 +344,6 @@ var _ = Describe("Segment lifecycle policies", func() {
 		})
 	})
 
-	Context("crash-safe create", func() {
-		It("finds the segment a lost create response made instead of creating a second", func() {
-			Expect(sim.SetFaults(simulator.Faults{Endpoints: []simulator.Endpoint{simulator.EndpointCreate}, LoseResponseRate: 1})).To(Succeed())
-			creates := sim.Counts().Requests[simulator.EndpointCreate]
-			seg := waitReady(create(ns, "lost-response", usersv1alpha1.SegmentSpec{Name: "Lost response", Members: []string{"a"}}))
-			Expect(countNamed("Lost response")).To(Equal(1))
-			Expect(sim.Counts().Requests[simulator.EndpointCreate] - creates).To(BeEquivalentTo(1))
-			Expect(remoteSegment(seg.Status.ID).Members).To(ConsistOf("a"))
-			Expect(seg.Annotations).NotTo(HaveKey(usersv1alpha1.AnnotationCreatePending))
-		})
-
-		It("forgets a create that certainly failed, and does not adopt a same-named segment made meanwhile", func() {
-			Expect(sim.SetFaults(simulator.Faults{Endpoints: []simulator.Endpoint{simulator.EndpointCreate},
-				FailNext: 1, ErrorCode: 429, RetryAfter: simulator.Duration(2 * time.Second)})).To(Succeed())
-			seg := create(ns, "refused", usersv1alpha1.SegmentSpec{Name: "Refused once"})
-			waitReason(seg, usersv1alpha1.ReasonRateLimited)
-			Expect(get(seg).Annotations).NotTo(HaveKey(usersv1alpha1.AnnotationCreatePending))
-
-			// Someone else makes a segment with the same name while the Segment waits.
-			theirs := sim.Create("Refused once")
-			seg = waitReady(seg)
-			Expect(seg.Status.ID).NotTo(Equal(theirs), "adopted a segment it did not make (adoptionPolicy None)")
-			Expect(countNamed("Refused once")).To(Equal(2))
-			sim.Delete(theirs)
-		})
-
-		It("survives a status write lost right after the create", func() {
-			managerClient.failIDWrites.Store(true)
-			creates := sim.Counts().Requests[simulator.EndpointCreate]
-			seg := create(ns, "crashed", usersv1alpha1.SegmentSpec{Name: "Crashed before recording"})
-			Eventually(func() int { return countNamed("Crashed before recording") }, timeout, poll).Should(Equal(1))
-			Expect(get(seg).Status.ID).To(BeEmpty())
-			Expect(get(seg).Annotations).To(HaveKey(usersv1alpha1.AnnotationCreatePending))
-
-			managerClient.failIDWrites.Store(false)
-			seg = waitReady(seg)
-			Expect(countNamed("Crashed before recording")).To(Equal(1))
-			Expect(sim.Counts().Requests[simulator.EndpointCreate] - creates).To(BeEquivalentTo(1))
-			Expect(seg.Annotations).NotTo(HaveKey(usersv1alpha1.AnnotationCreatePending))
-		})
-
-		It("deletes what an interrupted create made when the Segment is deleted before the ID was recorded", func() {
-			// As a manager killed right after the create call leaves it: finalizer and intent
-			// on, no status.id. Suspended, so that nothing resolves it before the delete.
-			intent := intentJSON("Half made", "", time.Second)
-			id := sim.Create("Half made")
-			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "half-made", Namespace: ns,
-				Finalizers:  []string{usersv1alpha1.SegmentFinalizer},
-				Annotations: map[string]string{usersv1alpha1.AnnotationCreatePending: intent}},
-				Spec: usersv1alpha1.SegmentSpec{Name: "Half made", Suspend: true}}
-			Expect(k8sClient.Create(ctx, seg)).To(Succeed())
-			waitReason(seg, usersv1alpha1.ReasonSuspended)
-			Expect(k8sClient.Delete(ctx, seg)).To(Succeed())
-			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
-			waitGone(seg)
-			_, exists := sim.Segment(id)
-			Expect(exists).To(BeFalse(), "the segment made by the interrupted create was left in ChatBot")
-		})
-
-		It("drops a create intent left behind after its ID was recorded, and adopts nothing by it", func() {
-			x := sim.Create("Settled intent")
-			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "settled-intent", Namespace: ns,
-				Finalizers:  []string{usersv1alpha1.SegmentFinalizer},
-				Annotations: map[string]string{usersv1alpha1.AnnotationCreatePending: intentJSON("Settled intent", "", time.Second)}},
-				Spec: usersv1alpha1.SegmentSpec{Name: "Settled intent", Suspend: true,
-					ManagementPolicy: usersv1alpha1.ManagementPolicyObserveOnly}}
-			Expect(k8sClient.Create(ctx, seg)).To(Succeed())
-			waitReason(seg, usersv1alpha1.ReasonSuspended)
-			// As a failed removal of the annotation leaves it: the ID is recorded after it.
-			s := get(seg)
-			s.Status.ID = x
-			Expect(k8sClient.Status().Update(ctx, s)).To(Succeed())
-			theirs := sim.Create("Settled intent")
-			sim.Delete(x) // gone out of band: the intent must not pick theirs as its create
-
-			// Observing finds the segment gone, then managing creates one.
-			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
-			waitReason(seg, usersv1alpha1.ReasonDriftDetected)
-			Expect(get(seg).Status.Plan.Create).To(BeTrue())
-			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.ManagementPolicy = usersv1alpha1.ManagementPolicyManage })
-			seg = waitReady(seg)
-			Expect(seg.Annotations).NotTo(HaveKey(usersv1alpha1.AnnotationCreatePending))
-			Expect(seg.Status.ID).NotTo(Or(Equal(x), Equal(theirs)))
-			Expect(countNamed("Settled intent")).To(Equal(2))
-			sim.Delete(theirs)
-		})
-
-		// pendingSegment makes a Segment as a manager killed right after a create call leaves
-		// it: finalizer and intent on, no status.id. Suspended, so that nothing resolves it
-		// before the spec says what the spec should say.
-		pendingSegment := func(name, intent string, spec usersv1alpha1.SegmentSpec) *usersv1alpha1.Segment {
-			spec.Suspend = true
-			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
-				Finalizers:  []string{usersv1alpha1.SegmentFinalizer},
-				Annotations: map[string]string{usersv1alpha1.AnnotationCreatePending: intent}}, Spec: spec}
-			ExpectWithOffset(1, k8sClient.Create(ctx, seg)).To(Succeed())
-			return seg
-		}
-
-		It("finds what an interrupted create made under the name it was made with, after a rename in the spec", func() {
-			made := sim.Create("Name at create time")
-			seg := pendingSegment("renamed-while-pending", intentJSON("Name at create time", "", time.Second), usersv1alpha1.SegmentSpec{Name: "Name now"})
-			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
-			Expect(waitReady(seg).Status.ID).To(Equal(made))
-			Expect(remoteSegment(made).Name).To(Equal("Name now"))
-			Expect(countNamed("Name at create time")+countNamed("Name now")).To(Equal(1), "the segment the create made was left behind")
-		})
-
-		It("does not forget an interrupted create when spec.id names another segment", func() {
-			made, wanted := sim.Create("Made before spec.id"), sim.Create("Wanted")
-			seg := pendingSegment("id-while-pending", intentJSON("Made before spec.id", "", time.Second), usersv1alpha1.SegmentSpec{ID: wanted, Name: "Wanted"})
-			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
-			waitReason(seg, usersv1alpha1.ReasonCreateUncertain)
-			Expect(readyCondition(get(seg)).Message).To(And(ContainSubstring(made), ContainSubstring("Delete it in ChatBot")))
-			Expect(get(seg).Annotations).To(HaveKey(usersv1alpha1.AnnotationCreatePending))
-
-			sim.Delete(made)
-			Expect(waitReady(seg).Status.ID).To(Equal(wanted))
-			Expect(get(seg).Annotations).NotTo(HaveKey(usersv1alpha1.AnnotationCreatePending))
-		})
-
-		It("stops on an intent from another account or an unreadable one, and goes on once it is removed", func() {
-			for name, intent := range map[string]string{
-				"other-account": intentJSON("Elsewhere", "0123456789ab", time.Second),
-				"unreadable":    "sometime yesterday",
-				"bare-time":     time.Now().UTC().Format(time.RFC3339Nano),
-			} {
-				creates := sim.Counts().Requests[simulator.EndpointCreate]
-				seg := pendingSegment(name, intent, usersv1alpha1.SegmentSpec{Name: "Elsewhere"})
-				update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
-				waitReason(seg, usersv1alpha1.ReasonCreateUncertain)
-				Expect(readyCondition(get(seg)).Message).To(ContainSubstring("remove the annotation"))
-				Expect(sim.Counts().Requests[simulator.EndpointCreate]).To(Equal(creates))
-
-				update(seg, func(s *usersv1alpha1.Segment) { delete(s.Annotations, usersv1alpha1.AnnotationCreatePending) })
-				waitReady(seg)
-			}
-		})
-
-		It("stops with CreateUncertain when it cannot tell which segment it made", func() {
-			creates := sim.Counts().Requests[simulator.EndpointCreate]
-			intent := intentJSON("Ambiguous", "", time.Minute)
-			a, b := sim.Create("Ambiguous"), sim.Create("Ambiguous")
-			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "uncertain", Namespace: ns,
-				Annotations: map[string]string{usersv1alpha1.AnnotationCreatePending: intent}},
-				Spec: usersv1alpha1.SegmentSpec{Name: "Ambiguous"}}
-			Expect(k8sClient.Create(ctx, seg)).To(Succeed())
-			waitReason(seg, usersv1alpha1.ReasonCreateUncertain)
-			msg := readyCondition(get(seg)).Message
-			Expect(msg).To(ContainSubstring("set spec.id to the one to adopt"))
-			ids := []string{a, b}
-			slices.Sort(ids) // always in one order: the message, and so the status, do not change
-			Expect(msg).To(ContainSubstring(strings.Join(ids, ", ")))
-			Expect(sim.Counts().Requests[simulator.EndpointCreate]).To(Equal(creates))
-
-			By("adopting the one the user names, once the others are deleted")
-			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.ID = b })
-			Eventually(func() string { return readyCondition(get(seg)).Message }, timeout, poll).Should(ContainSubstring("may have made " + a))
-			Expect(readyCondition(get(seg)).Reason).To(Equal(usersv1alpha1.ReasonCreateUncertain))
-			sim.Delete(a)
-			Expect(waitReady(seg).Status.ID).To(Equal(b))
-		})
-	})
-
 	It("recreates the segment to remove members under memberRemovalPolicy Recreate", func() {
 		seg := waitReady(create(ns, "strict", usersv1alpha1.SegmentSpec{Name: "Strict", Members: []string{"a", "b", "c"},
 			MemberRemovalPolicy: usersv1alpha1.MemberRemovalPolicyRecreate}))
@@ -555,11 +394,4 @@ func labelled(f *dto.MetricFamily, label, value string) float64 {
 		}
 	}
 	return sum
-}
-
-// intentJSON is a create-pending annotation for a create of name attempted age ago, in
-// account ("" for any).
-func intentJSON(name, account string, age time.Duration) string {
-	at := time.Now().UTC().Add(-age).Format(time.RFC3339Nano)
-	return fmt.Sprintf(`{"at":%q,"name":%q,"account":%q}`, at, name, account)
 }

@@ -1,12 +1,9 @@
 package controller
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"strings"
-
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
@@ -16,86 +13,129 @@ import (
 // planSample is how many members to add status.plan names.
 const planSample = 10
 
-// plan observes without writing (managementPolicy ObserveOnly) and records in status.plan
+// remotePlan is what it takes to make the remote segment match the spec.
+type remotePlan struct {
+	// create: there is no segment; one is created with the desired name.
+	create bool
+	// recreate: memberRemovalPolicy Recreate, and members must go that the API cannot
+	// remove: the segment is deleted and created anew.
+	recreate bool
+	// renameFrom and renameTo are set when the segment must be renamed.
+	renameFrom, renameTo string
+	// add are the desired members to add, sorted.
+	add []string
+	// notRemovable are the members the operator added that are no longer desired.
+	notRemovable []string
+}
+
+// planFor decides what to do about the Segment's remote segment, observed as it is now
+// (nil: there is none). Members count as present only if the operator added them: the API
+// cannot list a segment's members. A segment adopted through spec.id is never recreated:
+// its ID is fixed.
+func planFor(seg *usersv1alpha1.Segment, observed *chatbot.Segment) remotePlan {
+	desired := seg.Spec.Members
+	if observed == nil {
+		return remotePlan{create: true, add: difference(desired, nil)}
+	}
+	p := remotePlan{
+		add:          difference(desired, seg.Status.AddedMembers),
+		notRemovable: difference(seg.Status.AddedMembers, desired),
+	}
+	if observed.Name != seg.RemoteName() {
+		p.renameFrom, p.renameTo = observed.Name, seg.RemoteName()
+	}
+	if len(p.notRemovable) > 0 && seg.Spec.MemberRemovalPolicy == usersv1alpha1.MemberRemovalPolicyRecreate && seg.Spec.ID == "" {
+		return remotePlan{recreate: true, add: difference(desired, nil), notRemovable: p.notRemovable}
+	}
+	return p
+}
+
+// observeOnly finds the remote segment without claiming it, and records in status.plan
 // what Manage would change, like a plan. It never calls a write endpoint and never adds the
-// finalizer. Members to add are the desired ones the operator has not added itself: the
-// API cannot list members, so some may already be there.
-func (r *SegmentReconciler) plan(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) error {
-	observed, found, err := r.find(ctx, seg, acct)
+// finalizer. A Segment that owns a segment (it managed before) shows that one.
+func (r *SegmentReconciler) observeOnly(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) error {
+	observed, err := r.find(ctx, seg, acct)
 	if err != nil {
 		return err
 	}
-	plan := &usersv1alpha1.SegmentPlan{}
-	if found {
-		// Observing records nothing as held: status.id goes unclaimed, and Manage claims it
-		// with the ownership check (see holds). A Segment that has the finalizer (it managed
-		// before, or a create is pending) keeps the ID it holds, and records no other.
-		if observed.ID == seg.Status.ID || !controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
-			seg.Status.ID = observed.ID
-			recordObserved(seg, observed)
-		}
-		if observed.Name != seg.RemoteName() {
-			plan.RenameFrom, plan.RenameTo = observed.Name, seg.RemoteName()
-		}
+	if observed != nil {
+		seg.Status.ID = observed.ID
+		recordObserved(seg, *observed)
 	} else {
 		resetRemote(seg)
-		plan.Create = true
 	}
-	missing := difference(seg.Spec.Members, seg.Status.AddedMembers)
-	plan.MembersToAdd = int32(len(missing))
-	plan.MembersToAddSample = missing[:min(len(missing), planSample)]
-	plan.MembersNotRemovable = int32(len(difference(seg.Status.AddedMembers, seg.Spec.Members)))
-	seg.Status.NotRemovableMembers = plan.MembersNotRemovable
-
-	removeCondition(seg, usersv1alpha1.ConditionReconciling)
-	removeCondition(seg, usersv1alpha1.ConditionStalled)
-	if summary := summarize(plan); summary != "" {
-		seg.Status.Plan = plan
-		setCondition(seg, usersv1alpha1.ConditionReady, false, usersv1alpha1.ReasonDriftDetected,
-			"ObserveOnly: nothing is changed; managing would "+summary)
+	p := planFor(seg, observed)
+	seg.Status.NotRemovableMembers = int32(len(p.notRemovable))
+	summary := summarize(p)
+	if summary == "" {
+		seg.Status.Plan = nil
+		setOutcome(seg, outcome{ready: true, reason: usersv1alpha1.ReasonObserved,
+			msg: fmt.Sprintf("ObserveOnly: remote segment %s matches the spec", observed.ID)})
 		return nil
 	}
-	seg.Status.Plan = nil
-	setCondition(seg, usersv1alpha1.ConditionReady, true, usersv1alpha1.ReasonObserved,
-		fmt.Sprintf("ObserveOnly: remote segment %s matches the spec", observed.ID))
+	seg.Status.Plan = &usersv1alpha1.SegmentPlan{
+		Create: p.create, Recreate: p.recreate, RenameFrom: p.renameFrom, RenameTo: p.renameTo,
+		MembersToAdd: int32(len(p.add)), MembersToAddSample: p.add[:min(len(p.add), planSample)],
+		MembersNotRemovable: int32(len(p.notRemovable)),
+	}
+	// Ready: the observation is current. Observe-only never acts on drift, so it is a
+	// settled state for GitOps tools, not work under way; the reason and status.plan say it.
+	setOutcome(seg, outcome{ready: true, reason: usersv1alpha1.ReasonDriftDetected, msg: "ObserveOnly: nothing is changed; managing would " + summary})
 	return nil
 }
 
-// find locates the remote segment without claiming it: by spec.id or status.id, else the
-// only one with the desired name under AdoptByName.
-func (r *SegmentReconciler) find(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) (chatbot.Segment, bool, error) {
-	if id := cmp.Or(seg.Spec.ID, seg.Status.ID); id != "" {
-		observed, found, err := r.observe(ctx, acct, id)
-		if err == nil && !found && seg.Spec.ID != "" {
-			err = stall(usersv1alpha1.ReasonRemoteNotFound, "Remote segment %s named by spec.id does not exist", seg.Spec.ID)
+// find locates the remote segment an observe-only Segment shows: the one it owns, else
+// the one spec.id names, else the one it showed before, else under AdoptByName the only
+// unowned one with the desired name.
+func (r *SegmentReconciler) find(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) (*chatbot.Segment, error) {
+	id := seg.OwnedID()
+	if id == "" {
+		id = seg.Spec.ID
+	}
+	if id == "" {
+		id = seg.Status.ID
+	}
+	if id != "" {
+		observed, found, err := r.observe(ctx, acct, id, false)
+		switch {
+		case err != nil:
+			return nil, err
+		case found:
+			return &observed, nil
+		case id == seg.Spec.ID:
+			return nil, stall(usersv1alpha1.ReasonRemoteNotFound, "Remote segment %s named by spec.id does not exist", id)
 		}
-		return observed, found, err
 	}
 	if seg.Spec.AdoptionPolicy != usersv1alpha1.AdoptionPolicyAdoptByName {
-		return chatbot.Segment{}, false, nil
+		return nil, nil
 	}
-	id, err := r.findByName(ctx, seg, acct)
+	if err := r.listSinceCreation(ctx, seg, acct); err != nil {
+		return nil, err
+	}
+	id, err := r.uniqueByName(ctx, seg, acct)
 	if err != nil || id == "" {
-		return chatbot.Segment{}, false, err
+		return nil, err
 	}
-	observed, found := acct.Observations.Lookup(id)
-	return observed, found, nil
+	observed, _ := acct.Observations.Lookup(id)
+	return &observed, nil
 }
 
 // summarize says in words what a plan would change; "" when nothing.
-func summarize(p *usersv1alpha1.SegmentPlan) string {
+func summarize(p remotePlan) string {
 	var parts []string
-	if p.Create {
+	switch {
+	case p.create:
 		parts = append(parts, "create the segment")
+	case p.recreate:
+		parts = append(parts, fmt.Sprintf("delete the segment and create it anew to remove %s", plural(len(p.notRemovable), "member")))
+	case p.renameTo != "":
+		parts = append(parts, fmt.Sprintf("rename it from %q to %q", p.renameFrom, p.renameTo))
 	}
-	if p.RenameTo != "" {
-		parts = append(parts, fmt.Sprintf("rename it from %q to %q", p.RenameFrom, p.RenameTo))
+	if len(p.add) > 0 {
+		parts = append(parts, "add "+plural(len(p.add), "member"))
 	}
-	if p.MembersToAdd > 0 {
-		parts = append(parts, fmt.Sprintf("add %d members", p.MembersToAdd))
-	}
-	if p.MembersNotRemovable > 0 {
-		parts = append(parts, fmt.Sprintf("report %d members the API cannot remove", p.MembersNotRemovable))
+	if len(p.notRemovable) > 0 && !p.recreate {
+		parts = append(parts, "report "+plural(len(p.notRemovable), "member")+" the API cannot remove")
 	}
 	return strings.Join(parts, ", ")
 }

@@ -1,27 +1,26 @@
-// Package controller reconciles Segments with their remote ChatBot segments.
 package controller
 
 import (
 	"context"
 	"fmt"
-	"maps"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/keymutex"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/chatbot"
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
@@ -44,14 +43,24 @@ type SegmentReconciler struct {
 	// MaxConcurrentReconciles is how many Segments are reconciled at once.
 	MaxConcurrentReconciles int
 
-	// claimMu serializes taking over existing remote segments, so that two Segments cannot
-	// both adopt one between a check and a status write.
+	// claimMu serializes claims, so that two Segments cannot both take one segment
+	// between the ownership check and the record.
 	claimMu sync.Mutex
-	// claims are the remote IDs recorded by this process, by Segment.
+	// claims are the remote IDs this process recorded as owned, by Segment: the cache can
+	// lag behind such a write by a moment, in which another Segment must not claim the ID.
 	claimsMu sync.Mutex
 	claims   map[string]claimant
-	// names are held while a segment of that name is created or chosen by name.
-	names nameLocks
+	// names is held, per account and remote name, from a create call until its ID is
+	// claimed, and while a segment is chosen by name: no Segment choosing by name can take
+	// a segment another's create has just made.
+	names keymutex.KeyMutex
+	// createsEnded is when each Segment's last create call of this process ended, by UID,
+	// for a create whose outcome is unknown: its resolution needs a listing begun after.
+	createsEnded sync.Map
+	// started is when this process began reconciling (after it won leader election): a
+	// create the previous leader made ended before then.
+	started     time.Time
+	startedOnce sync.Once
 }
 
 // +kubebuilder:rbac:groups=users.chatbot.com,resources=segments,verbs=get;list;watch;update;patch
@@ -60,144 +69,106 @@ type SegmentReconciler struct {
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 
-// Reconcile reads the Segment, handles its deletion and suspension, makes sure of the
-// finalizer, observes the remote segment, then creates, adopts, renames or fills it (or,
-// observe-only, plans), and writes what it found to status.
+// Reconcile reads the Segment, handles its deletion and suspension, then manages the remote
+// segment (or, observe-only, plans), and writes the outcome to status once.
 func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	seg := &usersv1alpha1.Segment{}
 	if err := r.Get(ctx, req.NamespacedName, seg); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("remoteID", seg.Status.ID))
+	r.startedOnce.Do(func() { r.started = time.Now() })
 	st := newStatusWriter(r.Client, seg)
+	legacyHold := migrate(seg)
+	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("remoteID", seg.OwnedID()))
 
 	if !seg.DeletionTimestamp.IsZero() {
-		return r.finalize(ctx, seg, st)
+		return r.finalize(ctx, seg, st, legacyHold)
 	}
 	if seg.Spec.Suspend {
-		return ctrl.Result{}, r.suspend(ctx, seg, st, "Reconciliation is suspended (spec.suspend): no remote call is made")
+		setOutcome(seg, outcome{reason: usersv1alpha1.ReasonSuspended, progress: suspended,
+			msg: "Reconciliation is suspended (spec.suspend): no remote call is made"})
+		return ctrl.Result{}, st.write(ctx, seg)
 	}
-	removeCondition(seg, usersv1alpha1.ConditionSuspended)
 
 	acct, err := r.account(ctx, seg)
+	if err == nil && seg.ObserveOnly() {
+		err = r.observeOnly(ctx, seg, acct)
+	} else if err == nil {
+		err = r.manage(ctx, seg, acct, st)
+	}
 	if err != nil {
 		return r.fail(ctx, seg, st, err)
 	}
-
-	if seg.Status.ID != "" && seg.Annotations[usersv1alpha1.AnnotationCreatePending] != "" {
-		// An ID is only stored after the intent it resolves (a replaced ID is cleared from
-		// status before a new intent is set), so this intent is settled: its removal failed.
-		// Left, it would be taken for a live one once the ID is gone.
-		if err := r.clearCreateIntent(ctx, seg); err != nil {
-			return ctrl.Result{}, fmt.Errorf("clear settled create intent: %w", err)
-		}
-	}
-	if seg.ObserveOnly() {
-		if err := r.plan(ctx, seg, acct); err != nil {
-			return r.fail(ctx, seg, st, err)
-		}
-	} else {
-		if err := r.sync(ctx, seg, acct, st); err != nil {
-			return r.fail(ctx, seg, st, err)
-		}
-		r.ready(seg)
-	}
-	if err := st.write(ctx, seg); err != nil {
-		return ctrl.Result{}, err
-	}
-	return ctrl.Result{RequeueAfter: r.DriftInterval}, nil
+	return ctrl.Result{RequeueAfter: r.DriftInterval}, st.write(ctx, seg)
 }
 
-// sync makes the remote segment match the spec: it finds or creates the remote segment,
-// renames it, recreates it if members must go and the policy says so, and adds the
-// missing members.
-func (r *SegmentReconciler) sync(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter) error {
-	if holds(seg) && seg.Spec.ID != "" && seg.Spec.ID != seg.Status.ID {
+// manage makes the owned remote segment match the spec: it claims or creates one if the
+// Segment owns none, then carries out the plan for it.
+func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter) error {
+	if owned := seg.OwnedID(); owned != "" && seg.Spec.ID != "" && seg.Spec.ID != owned {
 		return stall(usersv1alpha1.ReasonConflict, "spec.id names remote segment %s, but this Segment already manages %s: "+
 			"a Segment does not move to another segment. To manage %s, create a new Segment with that spec.id "+
-			"(and delete this one, with deletionPolicy Orphan to keep %s)", seg.Spec.ID, seg.Status.ID, seg.Spec.ID, seg.Status.ID)
+			"(and delete this one, with deletionPolicy Orphan to keep %s)", seg.Spec.ID, owned, seg.Spec.ID, owned)
 	}
-	if !holds(seg) {
+	if seg.OwnedID() == "" {
 		if err := r.claim(ctx, seg, acct, st); err != nil {
 			return err
 		}
 	}
-	if seg.Status.ID != "" {
-		observed, found, err := r.observe(ctx, acct, seg.Status.ID)
-		if err != nil {
-			return err
-		}
+	var observed *chatbot.Segment
+	if id := seg.OwnedID(); id != "" {
+		// Absence is confirmed by a fresh listing only where it leads to a create.
+		s, found, err := r.observe(ctx, acct, id, seg.Spec.ID == "")
 		switch {
+		case err != nil:
+			return err
 		case !found && seg.Spec.ID != "":
 			return stall(usersv1alpha1.ReasonRemoteNotFound, "Remote segment %s named by spec.id does not exist; "+
-				"an adopted segment is not recreated. Remove spec.id by recreating the Segment to make a new one", seg.Spec.ID)
+				"an adopted segment is not recreated. Recreate the Segment without spec.id to make a new one", id)
 		case !found:
 			r.warn(seg, usersv1alpha1.ReasonRecreated, "Recreate",
-				"Remote segment %s no longer exists (deleted outside the operator); creating it again", seg.Status.ID)
-			resetRemote(seg)
+				"Remote segment %s no longer exists (deleted outside the operator); creating it again", id)
 		default:
-			recordObserved(seg, observed)
+			observed = &s
+			recordObserved(seg, s)
 		}
 	}
-	if seg.Status.ID == "" {
-		if err := r.create(ctx, seg, acct, st); err != nil {
-			return err
-		}
-	}
-	if seg.Status.Name != seg.RemoteName() {
-		if err := r.rename(ctx, seg, acct); err != nil {
-			return err
-		}
-	}
-	if err := r.recreateToRemoveMembers(ctx, seg, acct, st); err != nil {
+	if err := r.apply(ctx, seg, acct, st, planFor(seg, observed)); err != nil {
 		return err
 	}
-	if err := r.addMembers(ctx, seg, acct); err != nil {
-		return err
-	}
-	r.reportNotRemovable(seg)
+	setOutcome(seg, outcome{ready: true, reason: usersv1alpha1.ReasonSynced,
+		msg: fmt.Sprintf("Remote segment %s is named %q and has all %s", seg.OwnedID(), seg.RemoteName(),
+			plural(len(seg.Spec.Members), "desired member"))})
 	return nil
 }
 
-// holds reports whether the Segment manages the remote segment in status.id. The finalizer
-// goes on with the create intent or the adoption, before the ID is recorded, so a Segment
-// without it holds nothing: its status.id was only observed (managementPolicy ObserveOnly),
-// or the finalizer was removed by hand. Such an ID is claimed anew, with the ownership check.
-func holds(seg *usersv1alpha1.Segment) bool {
-	return seg.Status.ID != "" && controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer)
-}
-
-// finalize deletes the remote segment (policy Delete), or leaves it (Orphan, ObserveOnly),
-// then releases the Segment. A suspended Segment is held until resumed.
-func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter) (ctrl.Result, error) {
+// finalize deletes the owned remote segment (policy Delete), or what a pending create
+// made, or leaves it (Orphan, ObserveOnly), then releases the Segment. A suspended Segment
+// is held until resumed. A Segment that owns nothing is released without a remote call,
+// whoever put the finalizer on.
+func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, legacyHold bool) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
 		return ctrl.Result{}, nil
 	}
-	pending := seg.Status.ID == "" && seg.Annotations[usersv1alpha1.AnnotationCreatePending] != ""
-	remoteDelete := (seg.Status.ID != "" || pending) && seg.DeletionPolicyOrDefault() == usersv1alpha1.DeletionPolicyDelete && !seg.ObserveOnly()
+	if forgetRequested(seg) {
+		r.forgetCreate(seg)
+	}
+	deletes := seg.DeletionPolicyOrDefault() == usersv1alpha1.DeletionPolicyDelete && !seg.ObserveOnly()
+	holds := seg.OwnedID() != "" || seg.PendingCreate() != nil || legacyHold
 	switch {
-	case remoteDelete && seg.Spec.Suspend:
-		return ctrl.Result{}, r.suspend(ctx, seg, st, "The Segment is being deleted but is suspended: remote segment "+seg.Status.ID+
-			" is kept, and so is the finalizer, until spec.suspend is false (then it is deleted) or spec.deletionPolicy is Orphan")
-	case remoteDelete:
-		acct, err := r.account(ctx, seg)
-		if err == nil && pending {
-			// A create was attempted and its ID never recorded: the segment it made, if
-			// any, must not be left behind.
-			seg.Status.ID, err = r.resolveCreate(ctx, seg, acct)
-		}
-		if err == nil && seg.Status.ID != "" {
-			err = r.delete(ctx, seg, acct)
-		}
-		if err != nil {
-			setCondition(seg, usersv1alpha1.ConditionReady, false, usersv1alpha1.ReasonDeleting,
-				"Cannot delete remote segment "+seg.Status.ID+" yet: "+err.Error())
+	case deletes && holds && seg.Spec.Suspend:
+		msg := "The Segment is being deleted but is suspended: its remote segment is kept, and so is the finalizer, " +
+			"until spec.suspend is false (then it is deleted) or spec.deletionPolicy is Orphan"
+		setOutcome(seg, outcome{reason: usersv1alpha1.ReasonSuspended, msg: msg, progress: suspended})
+		return ctrl.Result{}, st.write(ctx, seg)
+	case deletes && holds:
+		if err := r.deleteOwned(ctx, seg, st, legacyHold); err != nil {
+			setOutcome(seg, outcome{reason: usersv1alpha1.ReasonDeleting, msg: "Cannot delete the remote segment yet: " + err.Error()})
 			return r.fail(ctx, seg, st, err)
 		}
-	case seg.Status.ID != "":
-		r.releaseClaim(seg.Status.ID)
+	case seg.OwnedID() != "":
 		r.event(seg, "Orphaned", "Delete", "Left remote segment %s in ChatBot (deletionPolicy %s, managementPolicy %s)",
-			seg.Status.ID, seg.DeletionPolicyOrDefault(), seg.Spec.ManagementPolicy)
+			seg.OwnedID(), seg.DeletionPolicyOrDefault(), seg.Spec.ManagementPolicy)
 	}
 	if err := r.patchMetadata(ctx, seg, func(s *usersv1alpha1.Segment) {
 		controllerutil.RemoveFinalizer(s, usersv1alpha1.SegmentFinalizer)
@@ -205,11 +176,37 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 		return ctrl.Result{}, err
 	}
 	r.releaseClaimsOf(seg.UID)
+	r.createsEnded.Delete(seg.UID)
 	return ctrl.Result{}, nil
 }
 
-// ensureFinalizer puts the finalizer on before the first remote create, so that no remote
-// segment can outlive its Segment unnoticed.
+// deleteOwned deletes the segment the Segment owns, or the one its pending create made.
+// A hold recorded by an earlier version is checked for another owner first.
+func (r *SegmentReconciler) deleteOwned(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, legacyHold bool) error {
+	acct, err := r.account(ctx, seg)
+	if err != nil {
+		return err
+	}
+	id := seg.OwnedID()
+	if legacyHold {
+		if owner, err := r.owner(ctx, seg, seg.Status.ID); err != nil || owner != "" {
+			return err // another Segment owns it: nothing to delete here
+		}
+		id = seg.Status.ID
+	}
+	if intent := seg.PendingCreate(); intent != nil {
+		if id, err = r.resolve(ctx, seg, acct, intent, ""); err != nil {
+			return err
+		}
+	}
+	if id == "" {
+		return nil
+	}
+	return r.delete(ctx, seg, acct, id)
+}
+
+// ensureFinalizer puts the finalizer on before the Segment first owns or may own a remote
+// segment, so that none can outlive its Segment unnoticed.
 func (r *SegmentReconciler) ensureFinalizer(ctx context.Context, seg *usersv1alpha1.Segment) error {
 	if controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
 		return nil
@@ -219,44 +216,31 @@ func (r *SegmentReconciler) ensureFinalizer(ctx context.Context, seg *usersv1alp
 	})
 }
 
-// suspend records that no remote call is being made.
-func (r *SegmentReconciler) suspend(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, msg string) error {
-	setCondition(seg, usersv1alpha1.ConditionSuspended, true, usersv1alpha1.ReasonSuspended, msg)
-	setCondition(seg, usersv1alpha1.ConditionReady, false, usersv1alpha1.ReasonSuspended, msg)
-	removeCondition(seg, usersv1alpha1.ConditionReconciling)
-	removeCondition(seg, usersv1alpha1.ConditionStalled)
-	return st.write(ctx, seg)
+// patchMetadata patches seg's metadata and takes back only the metadata the API server
+// returns: the status in memory may hold what this reconcile has not written yet.
+func (r *SegmentReconciler) patchMetadata(ctx context.Context, seg *usersv1alpha1.Segment, change func(*usersv1alpha1.Segment)) error {
+	obj := seg.DeepCopy()
+	change(obj)
+	if err := r.Patch(ctx, obj, client.MergeFrom(seg)); err != nil {
+		return err
+	}
+	seg.ObjectMeta = obj.ObjectMeta
+	return nil
 }
 
 func (r *SegmentReconciler) event(seg *usersv1alpha1.Segment, reason, action, note string, args ...any) {
-	r.Recorder.Eventf(seg, nil, corev1.EventTypeNormal, reason, action, note, args...)
+	r.Recorder.Eventf(seg, nil, corev1.EventTypeNormal, reason, action, cut(note, maxEventNote), args...)
 }
 
 func (r *SegmentReconciler) warn(seg *usersv1alpha1.Segment, reason, action, note string, args ...any) {
-	r.Recorder.Eventf(seg, nil, corev1.EventTypeWarning, reason, action, note, args...)
-}
-
-// userAnnotationsChanged passes updates that change annotations other than the operator's
-// own create-pending record. Reacting to our own bookkeeping would start a reconcile from a
-// cached object that may predate our latest status write, and would skip a Retry-After wait.
-func userAnnotationsChanged() predicate.Predicate {
-	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-		if e.ObjectOld == nil || e.ObjectNew == nil {
-			return false
-		}
-		strip := func(m map[string]string) map[string]string {
-			out := maps.Clone(m)
-			delete(out, usersv1alpha1.AnnotationCreatePending)
-			return out
-		}
-		return !maps.Equal(strip(e.ObjectOld.GetAnnotations()), strip(e.ObjectNew.GetAnnotations()))
-	}}
+	r.Recorder.Eventf(seg, nil, corev1.EventTypeWarning, reason, action, cut(note, maxEventNote), args...)
 }
 
 // SetupWithManager registers the reconciler and its indexes. Segments are reconciled when
 // their spec or annotations change, when their credentials Secret changes, and every
-// DriftInterval; status updates do not trigger a reconcile.
+// DriftInterval; status updates (the operator's own) do not trigger a reconcile.
 func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	r.names = keymutex.NewHashed(1024) // buckets: unrelated names rarely wait for each other
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexRemoteID, indexByRemoteID); err != nil {
 		return err
 	}
@@ -265,7 +249,7 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&usersv1alpha1.Segment{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, userAnnotationsChanged()))).
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Secret{}, r.secretHandler()).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),

@@ -41,7 +41,9 @@ var _ = Describe("Segment controller", func() {
 		remote := remoteSegment(seg.Status.ID)
 		Expect(remote.Name).To(Equal("VIP customers"))
 		Expect(remote.Members).To(ConsistOf("u1", "u2", "u3"))
-		Eventually(eventReasons(ns, "vip"), timeout, poll).Should(ContainElements("Created", "MembersAdded"))
+		Eventually(eventReasons(ns, "vip"), timeout, poll).Should(ContainElement("Created"))
+		Consistently(eventReasons(ns, "vip"), driftInterval, poll).Should(HaveLen(1), "one event for a create and its members")
+		Expect(events(ns, "vip")[0].Note).To(ContainSubstring("with 3 members"))
 		Eventually(func() int32 { return get(seg).Status.RemoteMembers }, timeout, poll).Should(BeEquivalentTo(3))
 	})
 
@@ -170,7 +172,7 @@ var _ = Describe("Segment controller", func() {
 		seg = waitReady(seg)
 		Expect(countNamed("Phoenix crash")).To(Equal(1))
 		Expect(sim.Counts().Requests[simulator.EndpointCreate] - creates).To(BeEquivalentTo(1))
-		Expect(seg.Annotations).NotTo(HaveKey(usersv1alpha1.AnnotationCreatePending))
+		Expect(seg.PendingCreate()).To(BeNil())
 	})
 
 	It("renames back a remote segment renamed out of band", func() {
@@ -349,12 +351,27 @@ func waitReady(seg *usersv1alpha1.Segment) *usersv1alpha1.Segment {
 	return out
 }
 
+// waitReason waits until the Segment's Ready condition has reason: False, but for the
+// observe-only reasons (Ready=True: the observation is current).
 func waitReason(seg *usersv1alpha1.Segment, reason string) {
+	want := metav1.ConditionFalse
+	if reason == usersv1alpha1.ReasonDriftDetected || reason == usersv1alpha1.ReasonObserved {
+		want = metav1.ConditionTrue
+	}
 	EventuallyWithOffset(1, func(g Gomega) {
 		c := readyCondition(get(seg))
 		g.Expect(c).NotTo(BeNil())
-		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Status).To(Equal(want))
 		g.Expect(c.Reason).To(Equal(reason))
+	}, timeout, poll).Should(Succeed())
+}
+
+// waitSuspended waits until the Segment says it is suspended: Suspended=True, no Ready.
+func waitSuspended(seg *usersv1alpha1.Segment) {
+	EventuallyWithOffset(1, func(g Gomega) {
+		s := get(seg)
+		g.Expect(meta.IsStatusConditionTrue(s.Status.Conditions, usersv1alpha1.ConditionSuspended)).To(BeTrue())
+		g.Expect(readyCondition(s)).To(BeNil())
 	}, timeout, poll).Should(Succeed())
 }
 

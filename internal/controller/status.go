@@ -4,19 +4,27 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
+)
+
+// Limits the API server sets: a condition message may hold 32768 characters; an event
+// note over 1024 is refused.
+const (
+	maxConditionMessage = 32768
+	maxEventNote        = 1024
 )
 
 // statusWriter writes a Segment's status only when it changed since the last write, so that
@@ -30,21 +38,11 @@ func newStatusWriter(c client.Client, seg *usersv1alpha1.Segment) *statusWriter 
 	return &statusWriter{c: c, written: *seg.Status.DeepCopy()}
 }
 
-// write patches the status subresource with what changed. A merge patch, not an update:
-// the remote ID must be recorded even if the Segment changed meanwhile.
+// write patches the status subresource with what changed (a merge patch). A write that
+// changes the ownership record is a transition, and is conditional on the resourceVersion
+// read: a reconcile working from a cached copy older than the last transition is refused
+// (Conflict, retried) instead of undoing it.
 func (w *statusWriter) write(ctx context.Context, seg *usersv1alpha1.Segment) error {
-	return w.patch(ctx, seg, false)
-}
-
-// writeLocked is write made conditional on the Segment's resourceVersion, for a write that
-// must not be based on a stale cached copy: one that forgets a remote ID, on which a create
-// follows. Had a newer reconcile recorded another ID meanwhile, it is refused (Conflict)
-// instead of erased.
-func (w *statusWriter) writeLocked(ctx context.Context, seg *usersv1alpha1.Segment) error {
-	return w.patch(ctx, seg, true)
-}
-
-func (w *statusWriter) patch(ctx context.Context, seg *usersv1alpha1.Segment, locked bool) error {
 	seg.Status.ObservedGeneration = seg.Generation
 	if equality.Semantic.DeepEqual(w.written, seg.Status) {
 		return nil
@@ -52,7 +50,7 @@ func (w *statusWriter) patch(ctx context.Context, seg *usersv1alpha1.Segment, lo
 	base := seg.DeepCopy()
 	base.Status = w.written
 	patch := client.MergeFrom(base)
-	if locked {
+	if !equality.Semantic.DeepEqual(w.written.Ownership, seg.Status.Ownership) {
 		patch = client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
 	}
 	if err := w.c.Status().Patch(ctx, seg, patch); err != nil {
@@ -60,6 +58,59 @@ func (w *statusWriter) patch(ctx context.Context, seg *usersv1alpha1.Segment, lo
 	}
 	w.written = *seg.Status.DeepCopy()
 	return nil
+}
+
+// progress is how kstatus, Flux and Argo CD should read a Segment that is not Ready.
+type progress int
+
+const (
+	settled     progress = iota // neither: Ready says it all (synced, or observed)
+	reconciling                 // Reconciling=True: the operator is working on it
+	stalled                     // Stalled=True: it cannot go on until someone acts
+	suspended                   // Suspended=True, and no Ready: the operator makes no claim
+)
+
+// outcome is what a reconcile came to: Ready, Reconciling and Stalled are set from it
+// together, in setOutcome, and nowhere else.
+type outcome struct {
+	ready    bool
+	reason   string
+	msg      string
+	progress progress
+}
+
+// setOutcome sets Ready, Reconciling, Stalled and Suspended from o; a Segment being
+// deleted keeps Ready's reason Deleting. A suspended Segment has no Ready condition: it is
+// settled where the spec put it (kstatus: Current, Argo CD: Suspended), but nothing says
+// the remote segment matches, so kubectl wait --for=condition=Ready waits.
+func setOutcome(seg *usersv1alpha1.Segment, o outcome) {
+	msg := cut(o.msg, maxConditionMessage)
+	if o.progress == suspended {
+		setCondition(seg, usersv1alpha1.ConditionSuspended, true, o.reason, msg)
+		for _, t := range []string{usersv1alpha1.ConditionReady, usersv1alpha1.ConditionReconciling, usersv1alpha1.ConditionStalled} {
+			removeCondition(seg, t)
+		}
+		return
+	}
+	removeCondition(seg, usersv1alpha1.ConditionSuspended)
+	if ready := meta.FindStatusCondition(seg.Status.Conditions, usersv1alpha1.ConditionReady); ready == nil ||
+		ready.Reason != usersv1alpha1.ReasonDeleting || seg.DeletionTimestamp.IsZero() {
+		setCondition(seg, usersv1alpha1.ConditionReady, o.ready, o.reason, msg)
+	}
+	switch o.progress {
+	case reconciling:
+		setCondition(seg, usersv1alpha1.ConditionReconciling, true, o.reason, msg)
+		removeCondition(seg, usersv1alpha1.ConditionStalled)
+	case stalled:
+		setCondition(seg, usersv1alpha1.ConditionStalled, true, o.reason, msg)
+		removeCondition(seg, usersv1alpha1.ConditionReconciling)
+	default:
+		removeCondition(seg, usersv1alpha1.ConditionReconciling)
+		removeCondition(seg, usersv1alpha1.ConditionStalled)
+	}
+	if o.reason != usersv1alpha1.ReasonDriftDetected {
+		seg.Status.Plan = nil
+	}
 }
 
 func setCondition(seg *usersv1alpha1.Segment, condType string, status bool, reason, msg string) {
@@ -76,13 +127,17 @@ func removeCondition(seg *usersv1alpha1.Segment, condType string) {
 	meta.RemoveStatusCondition(&seg.Status.Conditions, condType)
 }
 
-// ready marks the Segment in sync with its remote segment.
-func (r *SegmentReconciler) ready(seg *usersv1alpha1.Segment) {
-	setCondition(seg, usersv1alpha1.ConditionReady, true, usersv1alpha1.ReasonSynced,
-		fmt.Sprintf("Remote segment %s is named %q and has all %d desired members", seg.Status.ID, seg.RemoteName(), len(seg.Spec.Members)))
-	removeCondition(seg, usersv1alpha1.ConditionReconciling)
-	removeCondition(seg, usersv1alpha1.ConditionStalled)
-	seg.Status.Plan = nil
+// cut shortens s to at most n bytes, on a rune boundary, saying that it did.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const more = " [...]"
+	i := n - len(more)
+	for i > 0 && !utf8.RuneStart(s[i]) { // s[i] is the first byte cut: not inside a rune
+		i--
+	}
+	return s[:i] + more
 }
 
 // stallError is a condition the operator cannot resolve by retrying: the user must act
@@ -108,24 +163,24 @@ func stall(reason, format string, args ...any) error {
 // The last three mark the Segment Stalled, which kstatus, Flux and Argo CD report as failed.
 func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, err error) (ctrl.Result, error) {
 	var (
-		reason  string
-		stalled bool
-		result  ctrl.Result
-		retErr  error
+		reason string
+		stuck  bool
+		result ctrl.Result
+		retErr error
 	)
 	apiErr, isAPI := chatbot.AsAPIError(err)
 	var stallErr *stallError
 	switch {
 	case errors.As(err, &stallErr):
 		// Checked again each drift interval: the conflicting Segment may go, a segment appear.
-		reason, stalled, result = stallErr.reason, true, ctrl.Result{RequeueAfter: r.DriftInterval}
+		reason, stuck, result = stallErr.reason, true, ctrl.Result{RequeueAfter: r.DriftInterval}
 	case isCredentialsError(err):
-		reason, stalled, result = usersv1alpha1.ReasonCredentialsError, true, ctrl.Result{RequeueAfter: r.DriftInterval}
+		reason, stuck, result = usersv1alpha1.ReasonCredentialsError, true, ctrl.Result{RequeueAfter: r.DriftInterval}
 	case !isAPI:
 		// A Kubernetes API error or similar: let controller-runtime back off and log it.
 		return ctrl.Result{}, err
 	case apiErr.Unauthorized():
-		reason, stalled, result = usersv1alpha1.ReasonUnauthorized, true, ctrl.Result{RequeueAfter: r.DriftInterval}
+		reason, stuck, result = usersv1alpha1.ReasonUnauthorized, true, ctrl.Result{RequeueAfter: r.DriftInterval}
 	case apiErr.StatusCode == http.StatusTooManyRequests && apiErr.RetryAfter > 0:
 		reason, result = usersv1alpha1.ReasonRateLimited, ctrl.Result{RequeueAfter: jitter(apiErr.RetryAfter)}
 	case apiErr.StatusCode == http.StatusTooManyRequests:
@@ -141,25 +196,22 @@ func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment
 		reason, retErr = usersv1alpha1.ReasonRemoteError, err
 	case apiErr.NotFound():
 		// Listing or creating cannot 404 on a good base URL: nothing to retry soon.
-		reason, stalled, result = usersv1alpha1.ReasonEndpointNotFound, true, ctrl.Result{RequeueAfter: r.DriftInterval}
+		reason, stuck, result = usersv1alpha1.ReasonEndpointNotFound, true, ctrl.Result{RequeueAfter: r.DriftInterval}
 		err = fmt.Errorf("%w: the API has no such endpoint; check the API base URL (--chatbot-api-url, or apiURL in the credentials Secret)", err)
 	default:
-		reason, stalled = usersv1alpha1.ReasonRemoteRejected, true
+		reason, stuck = usersv1alpha1.ReasonRemoteRejected, true
 	}
 
-	if ready := meta.FindStatusCondition(seg.Status.Conditions, usersv1alpha1.ConditionReady); ready == nil || ready.Reason != usersv1alpha1.ReasonDeleting {
-		setCondition(seg, usersv1alpha1.ConditionReady, false, reason, err.Error())
-	}
-	if stalled {
-		setCondition(seg, usersv1alpha1.ConditionStalled, true, reason, err.Error())
-		removeCondition(seg, usersv1alpha1.ConditionReconciling)
+	o := outcome{reason: reason, msg: err.Error(), progress: reconciling}
+	if stuck {
+		o.progress = stalled
 		if prev := meta.FindStatusCondition(st.written.Conditions, usersv1alpha1.ConditionStalled); prev == nil || prev.Reason != reason {
 			r.warn(seg, reason, "Reconcile", "%s", err.Error())
 		}
 	} else {
-		setCondition(seg, usersv1alpha1.ConditionReconciling, true, reason, "Retrying: "+err.Error())
-		removeCondition(seg, usersv1alpha1.ConditionStalled)
+		o.msg = "Retrying: " + o.msg
 	}
+	setOutcome(seg, o)
 	logf.FromContext(ctx).Info("reconcile failed", "reason", reason, "error", err.Error(), "retryIn", result.RequeueAfter)
 	if werr := st.write(ctx, seg); werr != nil {
 		return ctrl.Result{}, errors.Join(err, werr)
@@ -175,6 +227,4 @@ func namesSegment(op string) bool {
 
 // jitter spreads retries of many Segments over up to a quarter more than d, so that a rate
 // limit lifting does not meet them all at once.
-func jitter(d time.Duration) time.Duration {
-	return d + time.Duration(rand.Int64N(int64(d/4)+1))
-}
+func jitter(d time.Duration) time.Duration { return wait.Jitter(d, 0.25) }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -84,13 +85,14 @@ func TestFailDecidesWhenToRetry(t *testing.T) {
 	}
 }
 
-// A status write that forgets a remote ID is refused when the copy it starts from is stale:
-// a newer write may have recorded the segment a create made, which must not be erased.
-func TestWriteLockedRefusesAStaleCopy(t *testing.T) {
+// A status write that changes the ownership record is a transition, refused when the copy
+// it starts from is stale: a newer write may have recorded the segment a create made, which
+// must not be erased or replaced. Other writes are not conditional.
+func TestOwnershipWritesRefuseAStaleCopy(t *testing.T) {
 	scheme := runtime.NewScheme()
 	_ = usersv1alpha1.AddToScheme(scheme)
 	seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns"},
-		Status: usersv1alpha1.SegmentStatus{ID: "old"}}
+		Status: usersv1alpha1.SegmentStatus{ID: "old", Ownership: &usersv1alpha1.SegmentOwnership{ID: "old"}}}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(seg).WithStatusSubresource(seg).Build()
 	ctx := context.Background()
 
@@ -99,19 +101,43 @@ func TestWriteLockedRefusesAStaleCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	current := stale.DeepCopy()
-	current.Status.ID = "new" // a newer reconcile records the segment it created
+	current.Status.ID, current.Status.Ownership = "new", &usersv1alpha1.SegmentOwnership{ID: "new"} // a newer reconcile's create
 	if err := c.Status().Update(ctx, current); err != nil {
 		t.Fatal(err)
 	}
 
 	st := newStatusWriter(c, stale)
-	stale.Status.ID = ""
-	if err := st.writeLocked(ctx, stale); !apierrors.IsConflict(err) {
-		t.Fatalf("writeLocked from a stale copy: %v, want a conflict", err)
+	replaced := stale.DeepCopy()
+	replaced.Status.ID = ""
+	replaced.Status.Ownership = &usersv1alpha1.SegmentOwnership{CreatePending: &usersv1alpha1.CreateIntent{Name: "n"}}
+	if err := st.write(ctx, replaced); !apierrors.IsConflict(err) {
+		t.Fatalf("a transition from a stale copy: %v, want a conflict", err)
 	}
 	got := &usersv1alpha1.Segment{}
 	_ = c.Get(ctx, client.ObjectKeyFromObject(seg), got)
-	if got.Status.ID != "new" {
-		t.Fatalf("status.id %q: the recorded segment was erased", got.Status.ID)
+	if got.OwnedID() != "new" {
+		t.Fatalf("ownership %+v: the recorded segment was erased", got.Status.Ownership)
+	}
+
+	stale.Status.RemoteMembers = 3 // no transition: written whatever the version
+	if err := st.write(ctx, stale); err != nil {
+		t.Fatalf("a plain status write from a stale copy: %v", err)
+	}
+}
+
+func TestCutKeepsMessagesWithinTheAPIServersLimits(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{in: "short", n: 20, want: "short"},
+		{in: "0123456789abcdefghij", n: 16, want: "0123456789 [...]"},
+		{in: "ééééééééé", n: 13, want: "ééé [...]"}, // 7 bytes left: never half a rune
+	} {
+		got := cut(tc.in, tc.n)
+		if got != tc.want || len(got) > tc.n || !utf8.ValidString(got) {
+			t.Errorf("cut(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		}
 	}
 }

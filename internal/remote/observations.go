@@ -64,13 +64,21 @@ func (o *Observations) Ensure(ctx context.Context, maxAge time.Duration) (time.T
 	return o.Refresh(ctx)
 }
 
-// EnsureSince makes sure the view comes from a listing that began after t, listing the
-// account if it does not. Concurrent callers share one listing.
-func (o *Observations) EnsureSince(ctx context.Context, t time.Time) (time.Time, error) {
-	if fetchedAt := o.FetchedAt(); fetchedAt.After(t) {
-		return fetchedAt, nil
+// ListedAfter makes sure the view comes from a listing that began after t, and never from
+// one joined in flight that began before: only such a listing can show what a call that
+// ended at t made. A listing under way that began earlier is waited out, then another
+// begins (shared with every caller that needs one). It returns when the view's listing began.
+func (o *Observations) ListedAfter(ctx context.Context, t time.Time) (time.Time, error) {
+	for {
+		if fetchedAt := o.FetchedAt(); fetchedAt.After(t) {
+			return fetchedAt, nil
+		}
+		// Joins the listing under way, if any; once it is done, the next round begins a
+		// listing after it ended, so after t: at most two rounds.
+		if _, err := o.Refresh(ctx); err != nil {
+			return time.Time{}, err
+		}
 	}
-	return o.Refresh(ctx)
 }
 
 // Refresh lists the account now, or joins a listing already under way, and returns when

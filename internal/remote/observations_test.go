@@ -215,3 +215,41 @@ func TestDefaultCredentialsRereadTheTokenFile(t *testing.T) {
 		t.Fatalf("missing token file: %+v, %v", c, err)
 	}
 }
+
+// A create whose response was lost must be looked for in a listing that began after the
+// call ended. Joining a listing already under way, begun before the create, would find
+// nothing and make the caller create again.
+func TestListedAfterNeverJoinsAListingBegunEarlier(t *testing.T) {
+	sim, c := remote.SimulatedClient(t)
+	ctx := context.Background()
+	l := &gatedLister{client: c, served: make(chan struct{}), release: make(chan struct{})}
+	obs := remote.NewObservations(l, nil)
+
+	early := make(chan error)
+	go func() { _, err := obs.Refresh(ctx); early <- err }()
+	<-l.served // a listing served before the create, not yet delivered
+
+	made := sim.Create("lost response") // a create whose response never arrived
+	ended := time.Now()
+
+	found := make(chan bool)
+	go func() {
+		if _, err := obs.ListedAfter(ctx, ended); err != nil {
+			t.Error(err)
+		}
+		_, ok := obs.Lookup(made)
+		found <- ok
+	}()
+	l.release <- struct{}{} // the early listing lands, without the new segment
+	if err := <-early; err != nil {
+		t.Fatal(err)
+	}
+	<-l.served // ListedAfter began a second listing
+	l.release <- struct{}{}
+	if !<-found {
+		t.Fatal("ListedAfter returned a view without the segment made after the listing it joined began")
+	}
+	if got := l.calls.Load(); got != 2 {
+		t.Fatalf("listings: got %d, want 2", got)
+	}
+}

@@ -37,7 +37,14 @@ type Options struct {
 	ManagerArgs []string
 	// SimulatorArgs are extra simulator flags.
 	SimulatorArgs []string
+	// AuditPolicy, if set, is a kube-apiserver audit policy (YAML); the API server then
+	// logs the requests it selects, one JSON line each, to Env.AuditLog.
+	AuditPolicy string
 }
+
+// ManagerUser is the name the manager authenticates as (a client certificate in the
+// system:masters group), so that its requests can be told from kubectl's and a test's.
+const ManagerUser = "segment-operator-manager"
 
 // Env is a running local environment.
 type Env struct {
@@ -45,6 +52,10 @@ type Env struct {
 	testEnv    *envtest.Environment
 	assets     string
 	Kubeconfig string
+	// ManagerKubeconfig connects as ManagerUser; the manager uses it.
+	ManagerKubeconfig string
+	// AuditLog is the API server's audit log, empty without Options.AuditPolicy.
+	AuditLog   string
 	SimURL     string
 	SimLog     string
 	ManagerLog string
@@ -59,9 +70,10 @@ func Start(opts Options) (*Env, error) {
 		return nil, err
 	}
 	e := &Env{opts: opts,
-		Kubeconfig: filepath.Join(opts.WorkDir, "kubeconfig"),
-		SimLog:     filepath.Join(opts.WorkDir, "chatbot-sim.log"),
-		ManagerLog: filepath.Join(opts.WorkDir, "manager.log"),
+		Kubeconfig:        filepath.Join(opts.WorkDir, "kubeconfig"),
+		ManagerKubeconfig: filepath.Join(opts.WorkDir, "manager.kubeconfig"),
+		SimLog:            filepath.Join(opts.WorkDir, "chatbot-sim.log"),
+		ManagerLog:        filepath.Join(opts.WorkDir, "manager.log"),
 	}
 	var err error
 	if e.assets, err = Assets(opts.Root); err != nil {
@@ -72,21 +84,41 @@ func Start(opts Options) (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: e.assets,
 	}
+	if opts.AuditPolicy != "" {
+		policy := filepath.Join(opts.WorkDir, "audit-policy.yaml")
+		if err := os.WriteFile(policy, []byte(opts.AuditPolicy), 0o644); err != nil {
+			return nil, err
+		}
+		e.AuditLog = filepath.Join(opts.WorkDir, "audit.log")
+		// maxsize 0: one file, never rotated, so a reader can follow it by offset.
+		e.testEnv.ControlPlane.GetAPIServer().Configure().
+			Set("audit-policy-file", policy).
+			Set("audit-log-path", e.AuditLog).
+			Set("audit-log-maxsize", "0")
+	}
 	if _, err := e.testEnv.Start(); err != nil {
 		return nil, fmt.Errorf("start control plane: %w", err)
 	}
-	user, err := e.testEnv.AddUser(envtest.User{Name: "local-admin", Groups: []string{"system:masters"}}, nil)
-	if err == nil {
-		var kc []byte
-		if kc, err = user.KubeConfig(); err == nil {
-			err = os.WriteFile(e.Kubeconfig, kc, 0o600)
+	for name, path := range map[string]string{"local-admin": e.Kubeconfig, ManagerUser: e.ManagerKubeconfig} {
+		if err := e.writeKubeconfig(name, path); err != nil {
+			_ = e.Stop()
+			return nil, fmt.Errorf("write kubeconfig: %w", err)
 		}
 	}
-	if err != nil {
-		_ = e.Stop()
-		return nil, fmt.Errorf("write kubeconfig: %w", err)
-	}
 	return e, nil
+}
+
+// writeKubeconfig writes a kubeconfig for a new user in the system:masters group.
+func (e *Env) writeKubeconfig(name, path string) error {
+	user, err := e.testEnv.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return err
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, kc, 0o600)
 }
 
 // Assets builds (or finds cached) kube-apiserver, etcd and kubectl; it returns their directory.
@@ -156,7 +188,7 @@ func (e *Env) StartManager() error {
 		"--health-probe-bind-address", "0",
 		"--metrics-bind-address", "0",
 	}, e.opts.ManagerArgs...)
-	env := []string{"KUBECONFIG=" + e.Kubeconfig, "CHATBOT_API_TOKEN=" + e.opts.Token}
+	env := []string{"KUBECONFIG=" + e.ManagerKubeconfig, "CHATBOT_API_TOKEN=" + e.opts.Token}
 	if err := e.spawn(filepath.Join(e.opts.WorkDir, "bin", "manager"), args, env, e.ManagerLog); err != nil {
 		return err
 	}

@@ -36,6 +36,11 @@ type Faults struct {
 	// SlowRate is the fraction of calls delayed by SlowDelay on top of the latency.
 	SlowRate  float64  `json:"slowRate,omitempty"`
 	SlowDelay Duration `json:"slowDelay,omitempty"`
+	// LateRate is the fraction of calls answered LateDelay after they were handled: a
+	// listing so answered shows the account as it was LateDelay before the caller sees it,
+	// as a large account's listing over a slow link would.
+	LateRate  float64  `json:"lateRate,omitempty"`
+	LateDelay Duration `json:"lateDelay,omitempty"`
 	// Seed makes the draws repeatable; 0 picks one at random.
 	Seed uint64 `json:"seed,omitempty"`
 
@@ -44,7 +49,7 @@ type Faults struct {
 
 func (f *Faults) validate() error {
 	for name, r := range map[string]float64{"errorRate": f.ErrorRate, "loseResponseRate": f.LoseResponseRate,
-		"dropRate": f.DropRate, "slowRate": f.SlowRate} {
+		"dropRate": f.DropRate, "slowRate": f.SlowRate, "lateRate": f.LateRate} {
 		if r < 0 || r > 1 || math.IsNaN(r) {
 			return fmt.Errorf("simulator: fault %s must be between 0 and 1, got %v", name, r)
 		}
@@ -88,7 +93,8 @@ type outcome struct {
 	status       int
 	retryAfter   time.Duration
 	drop         bool
-	delay        time.Duration
+	delay        time.Duration // before the call is handled
+	late         time.Duration // after it is handled, before the answer
 	loseResponse bool
 }
 
@@ -108,6 +114,9 @@ func (f *Faults) decide(ep Endpoint, c *Counts) outcome {
 	hit := func(rate float64) bool { return rate > 0 && f.rng.Float64() < rate }
 	if hit(f.SlowRate) {
 		o.delay = f.SlowDelay.Duration()
+	}
+	if hit(f.LateRate) {
+		o.late = f.LateDelay.Duration()
 	}
 	code := f.ErrorCode
 	if code == 0 {

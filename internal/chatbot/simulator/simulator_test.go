@@ -370,3 +370,27 @@ func userList(n int) string {
 	}
 	return "[" + strings.Join(ids, ",") + "]"
 }
+
+// A late answer shows the account as it was when the call arrived, not when it is answered.
+func TestLateAnswerShowsTheAccountAsItWas(t *testing.T) {
+	f := start(t, simulator.Options{})
+	if err := f.sim.SetFaults(simulator.Faults{Endpoints: []simulator.Endpoint{simulator.EndpointList},
+		LateRate: 1, LateDelay: simulator.Duration(300 * time.Millisecond)}); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		code int
+		body string
+	}
+	got := make(chan answer)
+	go func() {
+		code, _, raw := f.do("GET", "/users/segments", "")
+		got <- answer{code, raw}
+	}()
+	time.Sleep(100 * time.Millisecond) // the listing has been handled, not yet answered
+	f.sim.Create("made while the answer travels")
+	a := <-got
+	if a.code != 200 || strings.Contains(a.body, "made while the answer travels") {
+		t.Fatalf("late listing: %d %s", a.code, a.body)
+	}
+}

@@ -117,6 +117,9 @@ func (s *Server) vendor(ep Endpoint, h handler) http.Handler {
 		}
 		s.mu.Unlock()
 
+		if f.late > 0 && !sleep(r, f.late) {
+			return
+		}
 		if f.loseResponse && status >= 200 && status < 300 {
 			// The change happened, but the caller never learns it: the ambiguous failure a
 			// non-idempotent create must survive.

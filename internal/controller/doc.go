@@ -1,0 +1,50 @@
+// Package controller reconciles Segments with their remote ChatBot segments.
+//
+// # The ownership rule
+//
+// A Segment manages exactly the remote segment its status.ownership.id names, and nothing
+// else. Only the operator writes status; Segment editors cannot. Everything an editor can
+// write (spec, labels, annotations, finalizers) is a request, checked against that record
+// before any remote write or delete.
+//
+// # Vocabulary
+//
+//   - owned: the ID in status.ownership.id. Renames, member adds and deletes go only there.
+//   - observed: status.id, what the Segment shows. It equals the owned ID, or, for a Segment
+//     that owns nothing (managementPolicy ObserveOnly), the segment it watches.
+//   - pending create: status.ownership.createPending, written before the (non-idempotent)
+//     create call with its time, name and account, and replaced by the owned ID after it.
+//   - resolve: decide what a pending create made, from a listing that began after the call
+//     ended (never one joined in flight): none, one (now owned), or several (CreateUncertain).
+//   - claim: take an existing segment as owned: the one spec.id names, the one observed
+//     before managing (ObserveOnly, then Manage), or under adoptionPolicy AdoptByName the
+//     only unowned one with the name. A claim first checks that no other Segment owns it
+//     (the status.id index, and claims this process made that the cache may not show yet).
+//   - finalizer: holds a deleted Segment until its owned segment is deleted. It grants
+//     nothing: a hand-added finalizer on a Segment that owns nothing releases at once.
+//
+// # States and transitions
+//
+// Each arrow is one status write, conditional on the Segment's resourceVersion, so that
+// a reconcile working from a stale copy is refused instead of undoing a newer record:
+//
+//	          claim (check: no other owner)
+//	(none) ─────────────────────────────────────────────▶ owned(id)
+//	  │                                                  ▲     │
+//	  │ intent: before the create call       created/    │     │ replaced: the segment is gone
+//	  ▼                                      resolved    │     │ out of band, or recreated to
+//	pending(at, name, account) ─────────────────────────-┘     │ remove members
+//	  ▲   │ resolved as "made nothing" / forgotten             │
+//	  │   └──────────▶ (none)                                  │
+//	  └────────────────────────────────────────────────────────┘
+//
+// Released is no write: deletion removes the finalizer once the owned segment (or what a
+// pending create made) is deleted, or left under deletionPolicy Orphan.
+//
+// # Decisions
+//
+// What to do about the owned segment is a pure function, planFor (plan.go): from the
+// Segment and the observed remote segment to a plan. Manage carries the plan out;
+// ObserveOnly shows it in status.plan. Which segment a pending create made is another,
+// chooseCreated (intent.go). Both are table-tested; the envtest suite proves the wiring.
+package controller

@@ -1,0 +1,283 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/remote"
+)
+
+// migrate gives a Segment its ownership record in memory (written with its next status
+// write), and reports a hold to check before a delete. A Segment whose status an earlier
+// version wrote (observedGeneration set, no ownership record) kept its hold as status.id
+// plus the finalizer, and a pending create in an annotation. That ID is not taken on
+// trust: it is claimed with the ownership check like any observed ID (legacyHold, for a
+// deletion before that claim). The annotation is read this once; after the first write of
+// this version, annotations are never read as a record again.
+func migrate(seg *usersv1alpha1.Segment) (legacyHold bool) {
+	if seg.Status.Ownership != nil {
+		return false
+	}
+	seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{}
+	if seg.Status.ObservedGeneration <= 0 || !controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
+		return false // a new Segment, or one that never held anything
+	}
+	if seg.Status.ID != "" {
+		return true
+	}
+	seg.Status.Ownership.CreatePending = legacyIntent(seg.Annotations[usersv1alpha1.AnnotationCreatePending])
+	return false
+}
+
+// legacyIntent reads the create-pending annotation of earlier versions, or returns nil.
+func legacyIntent(v string) *usersv1alpha1.CreateIntent {
+	var i struct {
+		At      time.Time `json:"at"`
+		Name    string    `json:"name"`
+		Account string    `json:"account"`
+	}
+	if v == "" || json.Unmarshal([]byte(v), &i) != nil || i.Name == "" || i.At.IsZero() {
+		return nil
+	}
+	return &usersv1alpha1.CreateIntent{At: metav1.NewMicroTime(i.At), Name: i.Name, Account: i.Account}
+}
+
+// claim looks for an existing remote segment the Segment should own instead of creating
+// one, in this order: what its pending create made; the one spec.id names; the one it
+// observed before it managed (status.id); under AdoptByName, the only unowned one with the
+// desired name. A claim passes the ownership check and is recorded at once. Finding none is
+// not an error: the caller creates.
+func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter) error {
+	if intent := seg.PendingCreate(); intent != nil {
+		if forgetRequested(seg) {
+			r.forgetCreate(seg)
+		} else {
+			id, err := r.resolve(ctx, seg, acct, intent, seg.Spec.ID)
+			if err != nil {
+				return err
+			}
+			seg.Status.Ownership.CreatePending = nil // resolved: recorded with the next write
+			if id != "" {
+				return r.bind(ctx, seg, acct, st, id, "")
+			}
+		}
+	}
+	if id := seg.Spec.ID; id != "" {
+		// A listing begun after the Segment was made, so that a segment made just before
+		// it is seen; later checks use the shared listing.
+		if err := r.listSinceCreation(ctx, seg, acct); err != nil {
+			return err
+		}
+		if _, found := acct.Observations.Lookup(id); !found {
+			return stall(usersv1alpha1.ReasonRemoteNotFound, "Remote segment %s named by spec.id does not exist", id)
+		}
+		return r.claimID(ctx, seg, acct, st, id, "spec.id")
+	}
+	if id := seg.Status.ID; id != "" {
+		if _, found, err := r.observe(ctx, acct, id, false); err != nil {
+			return err
+		} else if found {
+			return r.claimID(ctx, seg, acct, st, id, "status.id, observed before this Segment managed it")
+		}
+		resetRemote(seg) // gone: look again as a new Segment would
+	}
+	if seg.Spec.AdoptionPolicy != usersv1alpha1.AdoptionPolicyAdoptByName {
+		return nil
+	}
+	if err := r.listSinceCreation(ctx, seg, acct); err != nil {
+		return err
+	}
+	key := nameKey(acct, seg.RemoteName())
+	r.names.LockKey(key)
+	defer func() { _ = r.names.UnlockKey(key) }()
+	id, err := r.uniqueByName(ctx, seg, acct)
+	if err != nil || id == "" {
+		return err
+	}
+	return r.claimID(ctx, seg, acct, st, id, "name")
+}
+
+// claimID records id as owned unless another Segment owns it (Conflict).
+func (r *SegmentReconciler) claimID(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter, id, how string) error {
+	r.claimMu.Lock()
+	defer r.claimMu.Unlock()
+	if owner, err := r.owner(ctx, seg, id); err != nil {
+		return err
+	} else if owner != "" {
+		return stall(usersv1alpha1.ReasonConflict, "Remote segment %s is already managed by %s; this Segment leaves it alone", id, owner)
+	}
+	return r.bind(ctx, seg, acct, st, id, how)
+}
+
+// bind records id as the segment the Segment owns: the finalizer first, then one
+// conditional status write. how says why, for the event; "" for the Segment's own create.
+func (r *SegmentReconciler) bind(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter, id, how string) error {
+	if err := r.ensureFinalizer(ctx, seg); err != nil {
+		return err
+	}
+	if id != seg.Status.ID {
+		resetRemote(seg)
+	}
+	seg.Status.ID = id
+	seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{ID: id}
+	if observed, ok := acct.Observations.Lookup(id); ok {
+		recordObserved(seg, observed)
+	}
+	r.recordClaim(id, seg)
+	if how == "" {
+		r.event(seg, "Created", "Create", "Found remote segment %s, made by this Segment's interrupted create", id)
+	} else {
+		r.event(seg, "Adopted", "Adopt", "Now managing existing remote segment %s (found by %s)", id, how)
+	}
+	if err := st.write(ctx, seg); err != nil {
+		return fmt.Errorf("record remote segment %s as managed: %w", id, err)
+	}
+	return nil
+}
+
+// listSinceCreation makes sure the account's listing began after the Segment was created
+// (creationTimestamp is whole seconds, hence the second added), so that a segment made just
+// before it is seen; one listing serves every Segment applied together.
+func (r *SegmentReconciler) listSinceCreation(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) error {
+	return r.listAfter(ctx, acct, seg.CreationTimestamp.Add(time.Second))
+}
+
+// listAfter makes sure the account's listing began after t, and is no older than the drift
+// interval: a decision re-checked each interval (a stall) must see what changed since.
+func (r *SegmentReconciler) listAfter(ctx context.Context, acct *remote.Account, t time.Time) error {
+	fetchedAt, err := acct.Observations.Ensure(ctx, r.DriftInterval)
+	if err == nil && !fetchedAt.After(t) {
+		_, err = acct.Observations.ListedAfter(ctx, t)
+	}
+	if err != nil {
+		return fmt.Errorf("list segments: %w", err)
+	}
+	return nil
+}
+
+// uniqueByName returns the one remote segment with the desired name that no Segment
+// owns, "" if there is none, and stops if there are several.
+func (r *SegmentReconciler) uniqueByName(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) (string, error) {
+	candidates, err := r.unowned(ctx, seg, acct.Observations.Segments(), func(s chatbot.Segment) bool { return s.Name == seg.RemoteName() })
+	if err != nil || len(candidates) <= 1 {
+		return first(candidates), err
+	}
+	return "", stall(usersv1alpha1.ReasonAdoptionAmbiguous,
+		"%d remote segments are named %q and not managed by any Segment (%s): set spec.id to the one to adopt",
+		len(candidates), seg.RemoteName(), sample(candidates))
+}
+
+// unowned returns the sorted IDs of the segments that match and that no other Segment owns.
+func (r *SegmentReconciler) unowned(ctx context.Context, seg *usersv1alpha1.Segment, segments []chatbot.Segment, match func(chatbot.Segment) bool) ([]string, error) {
+	var out []string
+	for _, s := range segments {
+		if !match(s) {
+			continue
+		}
+		owner, err := r.owner(ctx, seg, s.ID)
+		if err != nil {
+			return nil, err
+		}
+		if owner == "" {
+			out = append(out, s.ID)
+		}
+	}
+	slices.Sort(out) // a stable message: a status write only when something changed
+	return out, nil
+}
+
+// owner describes the other Segment that owns remote segment id, or returns "". It names
+// that Segment only to a Segment of the same namespace: whoever can read this one's
+// status may not be allowed to read Segments elsewhere.
+func (r *SegmentReconciler) owner(ctx context.Context, seg *usersv1alpha1.Segment, id string) (string, error) {
+	describe := func(other types.NamespacedName) string {
+		if other.Namespace == seg.Namespace {
+			return "Segment " + other.String()
+		}
+		return "a Segment in another namespace"
+	}
+	if other, ok := r.claimedBy(id); ok && other.uid != seg.UID {
+		return describe(other.name), nil
+	}
+	var list usersv1alpha1.SegmentList
+	if err := r.List(ctx, &list, client.MatchingFields{indexRemoteID: id}); err != nil {
+		return "", err
+	}
+	for _, other := range list.Items {
+		if other.UID != seg.UID {
+			return describe(client.ObjectKeyFromObject(&other)), nil
+		}
+	}
+	return "", nil
+}
+
+// claimant is a Segment that recorded a remote ID in this process.
+type claimant struct {
+	uid  types.UID
+	name types.NamespacedName
+}
+
+func (r *SegmentReconciler) claimedBy(id string) (claimant, bool) {
+	r.claimsMu.Lock()
+	defer r.claimsMu.Unlock()
+	c, ok := r.claims[id]
+	return c, ok
+}
+
+func (r *SegmentReconciler) recordClaim(id string, seg *usersv1alpha1.Segment) {
+	r.claimsMu.Lock()
+	defer r.claimsMu.Unlock()
+	if r.claims == nil {
+		r.claims = map[string]claimant{}
+	}
+	r.claims[id] = claimant{uid: seg.UID, name: client.ObjectKeyFromObject(seg)}
+}
+
+func (r *SegmentReconciler) releaseClaim(id string) {
+	r.claimsMu.Lock()
+	defer r.claimsMu.Unlock()
+	delete(r.claims, id)
+}
+
+// releaseClaimsOf forgets every remote ID recorded for the Segment with uid: it is going,
+// and one whose status write failed must not keep its claim until the manager restarts.
+func (r *SegmentReconciler) releaseClaimsOf(uid types.UID) {
+	r.claimsMu.Lock()
+	defer r.claimsMu.Unlock()
+	for id, c := range r.claims {
+		if c.uid == uid {
+			delete(r.claims, id)
+		}
+	}
+}
+
+// nameKey is the key of the name lock of one remote name in one account.
+func nameKey(acct *remote.Account, name string) string {
+	return acct.ID + "\x00" + name
+}
+
+func first(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return ids[0]
+}
+
+// sample names up to three items, for messages.
+func sample(items []string) string {
+	if len(items) > 3 {
+		return fmt.Sprintf("%s and %d more", strings.Join(items[:3], ", "), len(items)-3)
+	}
+	return strings.Join(items, ", ")
+}
