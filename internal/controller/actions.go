@@ -27,18 +27,26 @@ const confirmGoneAfter = 2 * time.Second
 func (r *SegmentReconciler) observe(ctx context.Context, acct *remote.Account, id string, confirm bool) (chatbot.Segment, bool, error) {
 	fetchedAt, err := acct.Observations.Ensure(ctx, r.DriftInterval)
 	if err != nil {
-		return chatbot.Segment{}, false, fmt.Errorf("list segments: %w", err)
+		return chatbot.Segment{}, false, listErr(err)
 	}
 	if seg, ok := acct.Observations.Lookup(id); ok || !confirm {
 		return seg, ok, nil
 	}
 	if recent := time.Now().Add(-confirmGoneAfter); fetchedAt.Before(recent) {
 		if _, err := acct.Observations.ListedAfter(ctx, recent); err != nil {
-			return chatbot.Segment{}, false, fmt.Errorf("list segments: %w", err)
+			return chatbot.Segment{}, false, listErr(err)
 		}
 	}
 	seg, ok := acct.Observations.Lookup(id)
 	return seg, ok, nil
+}
+
+// listErr says that listing failed, unless the error (the client's) says so already.
+func listErr(err error) error {
+	if _, ok := chatbot.AsAPIError(err); ok {
+		return err
+	}
+	return fmt.Errorf("list segments: %w", err)
 }
 
 // apply carries out a plan for the Segment's owned segment.
@@ -233,9 +241,13 @@ func resetRemote(seg *usersv1alpha1.Segment) {
 	seg.Status.NotRemovableMembers = 0
 }
 
-// difference returns the items of a not in b, sorted.
+// difference returns the items of a not in b, sorted; nil if none.
 func difference(a, b []string) []string {
-	return sets.List(sets.New(a...).Difference(sets.New(b...)))
+	d := sets.New(a...).Difference(sets.New(b...))
+	if d.Len() == 0 {
+		return nil
+	}
+	return sets.List(d)
 }
 
 // plural says "1 member" or "2 members"; with a second form, that form for other counts

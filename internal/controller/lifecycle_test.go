@@ -137,10 +137,11 @@ var _ = Describe("Segment lifecycle policies", func() {
 				s.Spec.ID = other
 				err := k8sClient.Update(ctx, s)
 				Expect(apierrors.IsInvalid(err)).To(BeTrue(), "spec.id changed to %q", other)
-				Expect(err.Error()).To(ContainSubstring("spec.id cannot be changed once set"))
+				Expect(err.Error()).To(ContainSubstring("spec.id: Forbidden: spec.id cannot be changed once set"))
 			}
 			err := k8sClient.Patch(ctx, get(seg), client.RawPatch(types.MergePatchType, []byte(`{"spec":null}`)))
 			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "spec removed: %v", err)
+			Expect(err.Error()).To(ContainSubstring("spec.id: Forbidden"))
 		})
 
 		It("forgets the claim of a Segment deleted before its adoption was recorded", func() {

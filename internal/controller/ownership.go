@@ -161,7 +161,7 @@ func (r *SegmentReconciler) listAfter(ctx context.Context, acct *remote.Account,
 		_, err = acct.Observations.ListedAfter(ctx, t)
 	}
 	if err != nil {
-		return fmt.Errorf("list segments: %w", err)
+		return listErr(err)
 	}
 	return nil
 }

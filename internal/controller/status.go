@@ -85,6 +85,9 @@ type outcome struct {
 // the remote segment matches, so kubectl wait --for=condition=Ready waits.
 func setOutcome(seg *usersv1alpha1.Segment, o outcome) {
 	msg := cut(o.msg, maxConditionMessage)
+	if o.reason != usersv1alpha1.ReasonDriftDetected {
+		seg.Status.Plan = nil
+	}
 	if o.progress == suspended {
 		setCondition(seg, usersv1alpha1.ConditionSuspended, true, o.reason, msg)
 		for _, t := range []string{usersv1alpha1.ConditionReady, usersv1alpha1.ConditionReconciling, usersv1alpha1.ConditionStalled} {
@@ -107,9 +110,6 @@ func setOutcome(seg *usersv1alpha1.Segment, o outcome) {
 	default:
 		removeCondition(seg, usersv1alpha1.ConditionReconciling)
 		removeCondition(seg, usersv1alpha1.ConditionStalled)
-	}
-	if o.reason != usersv1alpha1.ReasonDriftDetected {
-		seg.Status.Plan = nil
 	}
 }
 

@@ -1,0 +1,211 @@
+package controller
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/chatbot"
+)
+
+func TestPlanFor(t *testing.T) {
+	observed := func(name string) *chatbot.Segment { return &chatbot.Segment{ID: "x", Name: name} }
+	for _, tc := range []struct {
+		name     string
+		spec     usersv1alpha1.SegmentSpec
+		added    []string
+		observed *chatbot.Segment
+		want     remotePlan
+		summary  string
+	}{
+		{name: "no segment: create with every member", spec: usersv1alpha1.SegmentSpec{Name: "n", Members: []string{"b", "a"}},
+			added: []string{"old"}, want: remotePlan{create: true, add: []string{"a", "b"}}, summary: "create the segment, add 2 members"},
+		{name: "in sync", spec: usersv1alpha1.SegmentSpec{Name: "n", Members: []string{"a"}}, added: []string{"a"},
+			observed: observed("n"), want: remotePlan{}},
+		{name: "renamed out of band", spec: usersv1alpha1.SegmentSpec{Name: "n"}, observed: observed("other"),
+			want: remotePlan{renameFrom: "other", renameTo: "n"}, summary: `rename it from "other" to "n"`},
+		{name: "members to add: only those not added", spec: usersv1alpha1.SegmentSpec{Name: "n", Members: []string{"a", "b", "c"}},
+			added: []string{"a"}, observed: observed("n"), want: remotePlan{add: []string{"b", "c"}}, summary: "add 2 members"},
+		{name: "removed members under Warn are reported", spec: usersv1alpha1.SegmentSpec{Name: "n", Members: []string{"a"}},
+			added: []string{"a", "z"}, observed: observed("n"), want: remotePlan{notRemovable: []string{"z"}},
+			summary: "report 1 member the API cannot remove"},
+		{name: "removed members under Recreate: recreate with every member",
+			spec:  usersv1alpha1.SegmentSpec{Name: "n", Members: []string{"a"}, MemberRemovalPolicy: usersv1alpha1.MemberRemovalPolicyRecreate},
+			added: []string{"a", "z"}, observed: observed("other"),
+			want:    remotePlan{recreate: true, add: []string{"a"}, notRemovable: []string{"z"}},
+			summary: "delete the segment and create it anew to remove 1 member, add 1 member"},
+		{name: "an adopted segment (spec.id) is never recreated",
+			spec:  usersv1alpha1.SegmentSpec{ID: "x", Name: "n", MemberRemovalPolicy: usersv1alpha1.MemberRemovalPolicyRecreate},
+			added: []string{"z"}, observed: observed("n"), want: remotePlan{notRemovable: []string{"z"}},
+			summary: "report 1 member the API cannot remove"},
+		{name: "metadata.name when spec.name is empty", observed: observed("seg"), want: remotePlan{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "seg"}, Spec: tc.spec,
+				Status: usersv1alpha1.SegmentStatus{AddedMembers: tc.added}}
+			got := planFor(seg, tc.observed)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("planFor = %+v, want %+v", got, tc.want)
+			}
+			if s := summarize(got); s != tc.summary {
+				t.Errorf("summary %q, want %q", s, tc.summary)
+			}
+		})
+	}
+}
+
+func TestChooseCreated(t *testing.T) {
+	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	intent := &usersv1alpha1.CreateIntent{At: metav1.NewMicroTime(at), Name: "Made"}
+	seg := func(id, name string, created time.Time) chatbot.Segment {
+		return chatbot.Segment{ID: id, Name: name, CreatedAt: chatbot.Timestamp{Time: created}}
+	}
+	nobody := func(string) bool { return false }
+	for _, tc := range []struct {
+		name   string
+		listed []chatbot.Segment
+		owned  func(string) bool
+		keep   string
+		want   createdChoice
+	}{
+		{name: "none: the create made nothing", listed: []chatbot.Segment{seg("a", "Other", at.Add(time.Second))}, want: createdChoice{}},
+		{name: "one", listed: []chatbot.Segment{seg("a", "Made", at.Add(time.Second)), seg("b", "Other", at)},
+			want: createdChoice{id: "a"}},
+		{name: "several: uncertain, sorted", listed: []chatbot.Segment{seg("c", "Made", at.Add(2 * time.Second)), seg("a", "Made", at.Add(time.Second))},
+			want: createdChoice{uncertain: []string{"a", "c"}}},
+		{name: "owned by another Segment: not ours", listed: []chatbot.Segment{seg("a", "Made", at.Add(time.Second)), seg("b", "Made", at.Add(time.Second))},
+			owned: func(id string) bool { return id == "a" }, want: createdChoice{id: "b"}},
+		{name: "made before the intent: not ours", listed: []chatbot.Segment{seg("a", "Made", at.Add(-time.Hour))}, want: createdChoice{}},
+		{name: "ChatBot's clock a little behind: still ours", listed: []chatbot.Segment{seg("a", "Made", at.Add(-createSkew))},
+			want: createdChoice{id: "a"}},
+		{name: "ChatBot's clock further behind than the skew allows", listed: []chatbot.Segment{seg("a", "Made", at.Add(-createSkew - time.Millisecond))},
+			want: createdChoice{}},
+		{name: "renamed in the spec meanwhile: the intent's name counts", listed: []chatbot.Segment{seg("a", "New name", at.Add(time.Second)),
+			seg("b", "Made", at.Add(time.Second))}, want: createdChoice{id: "b"}},
+		{name: "spec.id to keep, and nothing else made", listed: []chatbot.Segment{seg("k", "Made", at.Add(time.Second))}, keep: "k",
+			want: createdChoice{uncertain: []string{}}},
+		{name: "spec.id to keep, and another segment made", listed: []chatbot.Segment{seg("k", "Made", at.Add(time.Second)),
+			seg("a", "Made", at.Add(time.Second))}, keep: "k", want: createdChoice{uncertain: []string{"a"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			owned := tc.owned
+			if owned == nil {
+				owned = nobody
+			}
+			got := chooseCreated(tc.listed, intent, owned, tc.keep)
+			if got.id != tc.want.id || len(got.uncertain) != len(tc.want.uncertain) ||
+				(len(got.uncertain) > 0 && !reflect.DeepEqual(got.uncertain, tc.want.uncertain)) {
+				t.Errorf("chooseCreated = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMigrate(t *testing.T) {
+	legacyIntent := `{"at":"2026-11-25T12:00:00.5Z","name":"Old","account":"abc"}`
+	for _, tc := range []struct {
+		name       string
+		status     usersv1alpha1.SegmentStatus
+		finalizer  bool
+		annotation string
+		want       usersv1alpha1.SegmentOwnership
+		legacyHold bool
+	}{
+		{name: "a record is kept as it is", status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 3,
+			Ownership: &usersv1alpha1.SegmentOwnership{ID: "y"}}, finalizer: true, want: usersv1alpha1.SegmentOwnership{ID: "y"}},
+		{name: "a new Segment owns nothing, whatever its metadata says", finalizer: true, annotation: legacyIntent,
+			status: usersv1alpha1.SegmentStatus{ObservedGeneration: -1}},
+		{name: "a new Segment with no status at all", finalizer: true, annotation: legacyIntent},
+		{name: "an earlier version's hold is checked before it counts", status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2},
+			finalizer: true, legacyHold: true},
+		{name: "an earlier version's observation (no finalizer) is no hold", status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2}},
+		{name: "an earlier version's pending create is read once", status: usersv1alpha1.SegmentStatus{ObservedGeneration: 2},
+			finalizer: true, annotation: legacyIntent, want: usersv1alpha1.SegmentOwnership{CreatePending: &usersv1alpha1.CreateIntent{
+				At: metav1.NewMicroTime(time.Date(2026, 11, 25, 12, 0, 0, 500e6, time.UTC)), Name: "Old", Account: "abc"}}},
+		{name: "an unreadable legacy annotation is no intent", status: usersv1alpha1.SegmentStatus{ObservedGeneration: 2},
+			finalizer: true, annotation: "sometime yesterday"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seg := &usersv1alpha1.Segment{Status: *tc.status.DeepCopy()}
+			if tc.finalizer {
+				seg.Finalizers = []string{usersv1alpha1.SegmentFinalizer}
+			}
+			if tc.annotation != "" {
+				seg.Annotations = map[string]string{usersv1alpha1.AnnotationCreatePending: tc.annotation}
+			}
+			hold := migrate(seg)
+			if hold != tc.legacyHold {
+				t.Errorf("legacyHold %v, want %v", hold, tc.legacyHold)
+			}
+			if seg.Status.Ownership == nil || !reflect.DeepEqual(*seg.Status.Ownership, tc.want) {
+				t.Errorf("ownership %+v, want %+v", seg.Status.Ownership, tc.want)
+			}
+		})
+	}
+}
+
+// TestSetOutcome checks that Ready, Reconciling, Stalled and Suspended always come out
+// consistent, whatever was there before.
+func TestSetOutcome(t *testing.T) {
+	type conds map[string]metav1.ConditionStatus
+	for _, tc := range []struct {
+		name string
+		o    outcome
+		want conds
+	}{
+		{name: "synced", o: outcome{ready: true, reason: usersv1alpha1.ReasonSynced},
+			want: conds{usersv1alpha1.ConditionReady: metav1.ConditionTrue}},
+		{name: "retrying", o: outcome{reason: usersv1alpha1.ReasonRemoteError, progress: reconciling},
+			want: conds{usersv1alpha1.ConditionReady: metav1.ConditionFalse, usersv1alpha1.ConditionReconciling: metav1.ConditionTrue}},
+		{name: "stalled", o: outcome{reason: usersv1alpha1.ReasonConflict, progress: stalled},
+			want: conds{usersv1alpha1.ConditionReady: metav1.ConditionFalse, usersv1alpha1.ConditionStalled: metav1.ConditionTrue}},
+		{name: "suspended: no Ready", o: outcome{reason: usersv1alpha1.ReasonSuspended, progress: suspended},
+			want: conds{usersv1alpha1.ConditionSuspended: metav1.ConditionTrue}},
+		{name: "observe-only drift: Ready", o: outcome{ready: true, reason: usersv1alpha1.ReasonDriftDetected},
+			want: conds{usersv1alpha1.ConditionReady: metav1.ConditionTrue}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seg := &usersv1alpha1.Segment{Status: usersv1alpha1.SegmentStatus{Plan: &usersv1alpha1.SegmentPlan{Create: true}}}
+			for _, c := range []string{usersv1alpha1.ConditionReady, usersv1alpha1.ConditionReconciling,
+				usersv1alpha1.ConditionStalled, usersv1alpha1.ConditionSuspended} {
+				setCondition(seg, c, true, "Before", "before")
+			}
+			setOutcome(seg, tc.o)
+			got := conds{}
+			for _, c := range seg.Status.Conditions {
+				got[c.Type] = c.Status
+				if c.Reason != tc.o.reason {
+					t.Errorf("%s has reason %s, want %s", c.Type, c.Reason, tc.o.reason)
+				}
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("conditions %v, want %v", got, tc.want)
+			}
+			if keep := tc.o.reason == usersv1alpha1.ReasonDriftDetected; (seg.Status.Plan != nil) != keep {
+				t.Errorf("plan kept: %v, want %v", seg.Status.Plan != nil, keep)
+			}
+			if tc.o.progress != suspended && meta.FindStatusCondition(seg.Status.Conditions, usersv1alpha1.ConditionSuspended) != nil {
+				t.Error("Suspended left behind")
+			}
+		})
+	}
+}
+
+func TestPlural(t *testing.T) {
+	for _, tc := range []struct {
+		got, want string
+	}{
+		{plural(1, "member"), "1 member"},
+		{plural(0, "member"), "0 members"},
+		{plural(2, "member was", "members were"), "2 members were"},
+		{plural(1, "member was", "members were"), "1 member was"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
