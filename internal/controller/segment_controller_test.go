@@ -282,4 +282,3 @@ var _ = Describe("Segment controller", func() {
 		Entry("too many members", usersv1alpha1.SegmentSpec{Members: userIDs("t", 5001)}, "must have at most 5000 items"),
 	)
 })
-
