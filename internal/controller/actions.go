@@ -15,27 +15,20 @@ import (
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
-// confirmGoneAfter is how old a listing may be before a segment missing from it is
-// confirmed with a newer listing, rather than taken as deleted.
-const confirmGoneAfter = 2 * time.Second
-
 // observe finds the remote segment in the account's shared listing. The API has no
 // get-by-id, so this lists the account, at most once per DriftInterval for all its
-// Segments. With confirm, a segment missing from an older listing is looked for again in
-// one begun within confirmGoneAfter (shared by every Segment confirming at once): creating
-// a segment anew is not a step to take on stale evidence.
+// Segments. With confirm, a segment missing from the listing is looked for again in one
+// begun after it was found missing (shared by every Segment confirming at once): creating
+// a segment anew is not a step to take on a listing that may predate it.
 func (r *SegmentReconciler) observe(ctx context.Context, acct *remote.Account, id string, confirm bool) (chatbot.Segment, bool, error) {
-	fetchedAt, err := acct.Observations.Ensure(ctx, r.DriftInterval)
-	if err != nil {
+	if _, err := acct.Observations.Ensure(ctx, r.DriftInterval); err != nil {
 		return chatbot.Segment{}, false, listErr(err)
 	}
 	if seg, ok := acct.Observations.Lookup(id); ok || !confirm {
 		return seg, ok, nil
 	}
-	if recent := time.Now().Add(-confirmGoneAfter); fetchedAt.Before(recent) {
-		if _, err := acct.Observations.ListedAfter(ctx, recent); err != nil {
-			return chatbot.Segment{}, false, listErr(err)
-		}
+	if _, err := acct.Observations.ListedAfter(ctx, time.Now()); err != nil {
+		return chatbot.Segment{}, false, listErr(err)
 	}
 	seg, ok := acct.Observations.Lookup(id)
 	return seg, ok, nil
@@ -63,6 +56,10 @@ func (r *SegmentReconciler) apply(ctx context.Context, seg *usersv1alpha1.Segmen
 		if err := r.delete(ctx, seg, acct, old); err != nil {
 			return err
 		}
+		// Released: should the create not follow, the Segment owns nothing, rather than a
+		// segment that would look deleted outside the operator.
+		resetRemote(seg)
+		seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{}
 		why := fmt.Sprintf("Deleted remote segment %s to remove %s (memberRemovalPolicy Recreate)", old, plural(len(p.notRemovable), "member"))
 		if err := r.create(ctx, seg, acct, st, why); err != nil {
 			return err
@@ -121,13 +118,17 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 	r.names.LockKey(key)
 	unlock := sync.OnceFunc(func() { _ = r.names.UnlockKey(key) })
 	defer unlock()
-	created, err := acct.Client.CreateSegment(ctx, intent.Name)
+	// No create is sent later than CreateTimeout after its intent: a process that did not
+	// see it end (a restart, a new leader) waits that long before it resolves it.
+	cctx, cancel := context.WithDeadline(ctx, intent.At.Add(r.createTimeout()))
+	defer cancel()
+	created, err := acct.Client.CreateSegment(cctx, intent.Name)
+	if apiErr, ok := chatbot.AsAPIError(err); ok && apiErr.NoEffect() {
+		seg.Status.Ownership.CreatePending = nil // certainly made nothing
+		return err
+	}
+	r.createsEnded.Store(seg.UID, time.Now())
 	if err != nil {
-		if apiErr, ok := chatbot.AsAPIError(err); ok && apiErr.NoEffect() {
-			seg.Status.Ownership.CreatePending = nil // certainly made nothing
-		} else {
-			r.createsEnded.Store(seg.UID, time.Now())
-		}
 		return err
 	}
 	acct.Observations.Created(created)

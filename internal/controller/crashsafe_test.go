@@ -138,6 +138,24 @@ var _ = Describe("Crash-safe create", func() {
 		Eventually(eventReasons(ns, "other-account"), timeout, poll).Should(ContainElement("CreateForgotten"))
 	})
 
+	It("keeps what an unresolved create may have made from other claimants", func() {
+		made := sim.Create("Made before a restart")
+		pending := pendingSegment(ns, "pending", intentOf("Made before a restart", ""), usersv1alpha1.SegmentSpec{Name: "Made before a restart"})
+		for _, spec := range []usersv1alpha1.SegmentSpec{{ID: made}, {Name: "Made before a restart", AdoptionPolicy: usersv1alpha1.AdoptionPolicyAdoptByName}} {
+			other := create(ns, "claimant", spec)
+			if spec.ID != "" {
+				waitReason(other, usersv1alpha1.ReasonConflict)
+				Expect(readyCondition(get(other)).Message).To(ContainSubstring("interrupted create may have made it"))
+			} else {
+				Expect(waitReady(other).Status.ID).NotTo(Equal(made), "adopted by name what another Segment's create made")
+			}
+			Expect(k8sClient.Delete(ctx, other)).To(Succeed())
+			waitGone(other)
+		}
+		update(pending, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
+		Expect(waitReady(pending).Status.ID).To(Equal(made))
+	})
+
 	It("stops with CreateUncertain when it cannot tell which segment it made", func() {
 		creates := sim.Counts().Requests[simulator.EndpointCreate]
 		a, b := sim.Create("Ambiguous"), sim.Create("Ambiguous")
@@ -161,21 +179,12 @@ var _ = Describe("Crash-safe create", func() {
 })
 
 // pendingSegment makes a Segment as a manager killed right after a create call leaves it:
-// finalizer on, status.ownership.createPending recorded (here by the suite's admin client:
-// only the manager and admins can write status). Suspended, so that nothing resolves it
-// before the spec says what the spec should say.
+// finalizer on, status.ownership.createPending recorded. Suspended, so that nothing
+// resolves it before the spec says what the spec should say.
 func pendingSegment(ns, name string, intent *usersv1alpha1.CreateIntent, spec usersv1alpha1.SegmentSpec) *usersv1alpha1.Segment {
-	spec.Suspend = true
-	seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
-		Finalizers: []string{usersv1alpha1.SegmentFinalizer}}, Spec: spec}
-	ExpectWithOffset(1, k8sClient.Create(ctx, seg)).To(Succeed())
-	waitSuspended(seg)
-	EventuallyWithOffset(1, func() error {
-		s := get(seg)
-		s.Status.Ownership = &usersv1alpha1.SegmentOwnership{CreatePending: intent}
-		return k8sClient.Status().Update(ctx, s)
-	}, timeout, poll).Should(Succeed())
-	return seg
+	return stagedSegment(ns, name, spec, func(s *usersv1alpha1.SegmentStatus) {
+		s.Ownership = &usersv1alpha1.SegmentOwnership{CreatePending: intent}
+	})
 }
 
 // intentOf is a create of name in account ("" for any) attempted now. The suite's manager

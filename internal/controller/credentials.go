@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,15 +23,27 @@ import (
 
 // Field indexes on Segments.
 const (
-	indexRemoteID    = "status.id"
-	indexCredentials = "spec.credentialsRef.name"
+	indexRemoteID      = "status.ownership.id"
+	indexPendingCreate = "status.ownership.createPending"
+	indexCredentials   = "spec.credentialsRef.name"
 )
 
-// indexByRemoteID indexes Segments by the remote segment they own (status.ownership.id):
-// one that only observes a segment does not keep another from managing it.
+// indexByRemoteID indexes Segments by the remote segment they own (status.ownership.id,
+// or a hold an earlier version recorded and not yet claimed): one that only observes a
+// segment does not keep another from managing it.
 func indexByRemoteID(o client.Object) []string {
-	if id := o.(*usersv1alpha1.Segment).OwnedID(); id != "" {
+	seg := o.(*usersv1alpha1.Segment)
+	if id := cmp.Or(seg.OwnedID(), legacyHold(seg)); id != "" {
 		return []string{id}
+	}
+	return nil
+}
+
+// indexByPendingCreate indexes Segments by the name of their pending create: a segment
+// such a create may have made is not free for others to claim.
+func indexByPendingCreate(o client.Object) []string {
+	if i := o.(*usersv1alpha1.Segment).PendingCreate(); i != nil {
+		return []string{i.Name}
 	}
 	return nil
 }

@@ -107,41 +107,48 @@ func TestChooseCreated(t *testing.T) {
 
 func TestMigrate(t *testing.T) {
 	legacyIntent := `{"at":"2026-11-25T12:00:00.5Z","name":"Old","account":"abc"}`
+	conflict := []metav1.Condition{{Type: usersv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: usersv1alpha1.ReasonConflict}}
+	empty := &usersv1alpha1.SegmentOwnership{}
 	for _, tc := range []struct {
 		name       string
 		status     usersv1alpha1.SegmentStatus
+		observe    bool
 		finalizer  bool
 		annotation string
-		want       usersv1alpha1.SegmentOwnership
-		legacyHold bool
+		want       *usersv1alpha1.SegmentOwnership // nil: no record until the legacy hold is claimed
+		old        legacy
 	}{
 		{name: "a record is kept as it is", status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 3,
-			Ownership: &usersv1alpha1.SegmentOwnership{ID: "y"}}, finalizer: true, want: usersv1alpha1.SegmentOwnership{ID: "y"}},
-		{name: "a new Segment owns nothing, whatever its metadata says", finalizer: true, annotation: legacyIntent,
-			status: usersv1alpha1.SegmentStatus{ObservedGeneration: -1}},
-		{name: "a new Segment with no status at all", finalizer: true, annotation: legacyIntent},
-		{name: "an earlier version's hold is checked before it counts", status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2},
-			finalizer: true, legacyHold: true},
-		{name: "an earlier version's observation (no finalizer) is no hold", status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2}},
-		{name: "an earlier version's pending create is read once", status: usersv1alpha1.SegmentStatus{ObservedGeneration: 2},
-			finalizer: true, annotation: legacyIntent, want: usersv1alpha1.SegmentOwnership{CreatePending: &usersv1alpha1.CreateIntent{
-				At: metav1.NewMicroTime(time.Date(2026, 11, 25, 12, 0, 0, 500e6, time.UTC)), Name: "Old", Account: "abc"}}},
-		{name: "an unreadable legacy annotation is no intent", status: usersv1alpha1.SegmentStatus{ObservedGeneration: 2},
-			finalizer: true, annotation: "sometime yesterday"},
+			Ownership: &usersv1alpha1.SegmentOwnership{ID: "y"}}, finalizer: true, annotation: legacyIntent,
+			want: &usersv1alpha1.SegmentOwnership{ID: "y"}},
+		{name: "a new Segment owns nothing, whatever its metadata says; the annotation is reported", finalizer: true,
+			annotation: legacyIntent, status: usersv1alpha1.SegmentStatus{ObservedGeneration: -1}, want: empty, old: legacy{intent: legacyIntent}},
+		{name: "a new Segment with no status at all", finalizer: true, want: empty},
+		{name: "an earlier version's hold is kept unrecorded until claimed", status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2},
+			finalizer: true, old: legacy{hold: "x"}},
+		{name: "an earlier version's observation (no finalizer) is no hold", status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2}, want: empty},
+		{name: "an observe-only Segment holds nothing", status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2},
+			observe: true, finalizer: true, want: empty},
+		{name: "a claim an earlier version refused (Conflict) is no hold", finalizer: true, want: empty,
+			status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2, Conditions: conflict}},
+		{name: "an earlier version's pending create is reported, never trusted", status: usersv1alpha1.SegmentStatus{ObservedGeneration: 2},
+			finalizer: true, annotation: legacyIntent, want: empty, old: legacy{intent: legacyIntent}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			seg := &usersv1alpha1.Segment{Status: *tc.status.DeepCopy()}
+			if tc.observe {
+				seg.Spec.ManagementPolicy = usersv1alpha1.ManagementPolicyObserveOnly
+			}
 			if tc.finalizer {
 				seg.Finalizers = []string{usersv1alpha1.SegmentFinalizer}
 			}
 			if tc.annotation != "" {
 				seg.Annotations = map[string]string{usersv1alpha1.AnnotationCreatePending: tc.annotation}
 			}
-			hold := migrate(seg)
-			if hold != tc.legacyHold {
-				t.Errorf("legacyHold %v, want %v", hold, tc.legacyHold)
+			if got := migrate(seg); got != tc.old {
+				t.Errorf("legacy %+v, want %+v", got, tc.old)
 			}
-			if seg.Status.Ownership == nil || !reflect.DeepEqual(*seg.Status.Ownership, tc.want) {
+			if !reflect.DeepEqual(seg.Status.Ownership, tc.want) {
 				t.Errorf("ownership %+v, want %+v", seg.Status.Ownership, tc.want)
 			}
 		})

@@ -19,7 +19,11 @@
 //   - claim: take an existing segment as owned: the one spec.id names, the one observed
 //     before managing (ObserveOnly, then Manage), or under adoptionPolicy AdoptByName the
 //     only unowned one with the name. A claim first checks that no other Segment owns it
-//     (the status.id index, and claims this process made that the cache may not show yet).
+//     (the ownership index, and claims this process made that the cache may not show yet)
+//     or may have made it (another Segment's pending create of that name, not resolved).
+//   - legacy hold: status.id plus the finalizer on a Segment an earlier version wrote
+//     (no ownership record). It counts as owned until its first claim records it; the
+//     earlier version's create-pending annotation is never trusted, only reported.
 //   - finalizer: holds a deleted Segment until its owned segment is deleted. It grants
 //     nothing: a hand-added finalizer on a Segment that owns nothing releases at once.
 //

@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
@@ -109,16 +108,7 @@ var _ = Describe("GitOps health", func() {
 // settled waits until the Segment's Ready condition has reason, in a status written for
 // the current generation.
 func settled(seg *usersv1alpha1.Segment, reason string) *usersv1alpha1.Segment {
-	var out *usersv1alpha1.Segment
-	EventuallyWithOffset(1, func(g Gomega) {
-		out = &usersv1alpha1.Segment{}
-		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(seg), out)).To(Succeed())
-		c := readyCondition(out)
-		g.Expect(c).NotTo(BeNil())
-		g.Expect(c.Reason).To(Equal(reason))
-		g.Expect(out.Status.ObservedGeneration).To(Equal(out.Generation))
-	}, timeout, poll).Should(Succeed())
-	return out
+	return waitReadyCondition(seg, func(g Gomega, c *metav1.Condition) { g.Expect(c.Reason).To(Equal(reason)) })
 }
 
 // updated changes the Segment and returns the API server's answer to the update.

@@ -68,16 +68,42 @@ func readyCondition(seg *usersv1alpha1.Segment) *metav1.Condition {
 
 // waitReady waits until the Segment is Ready for its current generation.
 func waitReady(seg *usersv1alpha1.Segment) *usersv1alpha1.Segment {
+	return waitReadyCondition(seg, func(g Gomega, c *metav1.Condition) {
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "Ready: %s %s", c.Reason, c.Message)
+	})
+}
+
+// waitReadyCondition waits until the Segment has a status written for its current
+// generation whose Ready condition passes check, and returns the Segment.
+func waitReadyCondition(seg *usersv1alpha1.Segment, check func(Gomega, *metav1.Condition)) *usersv1alpha1.Segment {
 	var out *usersv1alpha1.Segment
-	EventuallyWithOffset(1, func(g Gomega) {
+	EventuallyWithOffset(2, func(g Gomega) {
 		out = &usersv1alpha1.Segment{}
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(seg), out)).To(Succeed())
 		c := readyCondition(out)
 		g.Expect(c).NotTo(BeNil())
-		g.Expect(c.Status).To(Equal(metav1.ConditionTrue), "Ready: %s %s", c.Reason, c.Message)
+		check(g, c)
 		g.Expect(out.Status.ObservedGeneration).To(Equal(out.Generation))
 	}, timeout, poll).Should(Succeed())
 	return out
+}
+
+// stagedSegment makes a suspended Segment with the finalizer, waits for the manager's
+// first status, then gives it the status stage writes, as the suite's admin: the state a
+// killed manager, or an earlier version, leaves. Suspended, and a status write triggers no
+// reconcile, so nothing acts on it until the spec changes.
+func stagedSegment(ns, name string, spec usersv1alpha1.SegmentSpec, stage func(*usersv1alpha1.SegmentStatus)) *usersv1alpha1.Segment {
+	spec.Suspend = true
+	seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
+		Finalizers: []string{usersv1alpha1.SegmentFinalizer}}, Spec: spec}
+	ExpectWithOffset(1, k8sClient.Create(ctx, seg)).To(Succeed())
+	waitSuspended(seg)
+	EventuallyWithOffset(1, func() error {
+		s := get(seg)
+		stage(&s.Status)
+		return k8sClient.Status().Update(ctx, s)
+	}, timeout, poll).Should(Succeed())
+	return seg
 }
 
 // waitReason waits until the Segment's Ready condition has reason: False, but for the

@@ -86,11 +86,13 @@ func (r *SegmentReconciler) resolve(ctx context.Context, seg *usersv1alpha1.Segm
 				"and its outcome is unknown. Look in that account for a segment of that name created then: if it is the same ChatBot "+
 				"account (only the token changed), set spec.id to it; %s", intent.Name, intentTime(intent), intent.Account, acct.ID, way)
 	}
-	ended := r.started
+	// The create ended when this process saw it end; else (a restart, another leader) no
+	// later than CreateTimeout after its intent, by a clock that may be createSkew off.
+	ended := intent.At.Add(r.createTimeout() + createSkew)
 	if t, ok := r.createsEnded.Load(seg.UID); ok {
 		ended = t.(time.Time)
 	}
-	if err := r.listAfter(ctx, acct, maxTime(ended, intent.At.Time)); err != nil {
+	if err := r.listAfter(ctx, acct, ended); err != nil {
 		return "", err
 	}
 	key := nameKey(acct, intent.Name)
@@ -102,7 +104,9 @@ func (r *SegmentReconciler) resolve(ctx context.Context, seg *usersv1alpha1.Segm
 	var ownerErr error
 	choice := chooseCreated(acct.Observations.Segments(), intent, func(id string) bool {
 		owner, err := r.owner(ctx, seg, id)
-		ownerErr = cmpErr(ownerErr, err)
+		if ownerErr == nil {
+			ownerErr = err
+		}
 		return owner != ""
 	}, keep)
 	switch {
@@ -122,19 +126,4 @@ func (r *SegmentReconciler) resolve(ctx context.Context, seg *usersv1alpha1.Segm
 	}
 	r.createsEnded.Delete(seg.UID)
 	return choice.id, nil
-}
-
-func maxTime(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
-// cmpErr keeps the first error.
-func cmpErr(prev, err error) error {
-	if prev != nil {
-		return prev
-	}
-	return err
 }

@@ -2,13 +2,11 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -18,39 +16,51 @@ import (
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
-// migrate gives a Segment its ownership record in memory (written with its next status
-// write), and reports a hold to check before a delete. A Segment whose status an earlier
-// version wrote (observedGeneration set, no ownership record) kept its hold as status.id
-// plus the finalizer, and a pending create in an annotation. That ID is not taken on
-// trust: it is claimed with the ownership check like any observed ID (legacyHold, for a
-// deletion before that claim). The annotation is read this once; after the first write of
-// this version, annotations are never read as a record again.
-func migrate(seg *usersv1alpha1.Segment) (legacyHold bool) {
-	if seg.Status.Ownership != nil {
-		return false
-	}
-	seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{}
-	if seg.Status.ObservedGeneration <= 0 || !controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
-		return false // a new Segment, or one that never held anything
-	}
-	if seg.Status.ID != "" {
-		return true
-	}
-	seg.Status.Ownership.CreatePending = legacyIntent(seg.Annotations[usersv1alpha1.AnnotationCreatePending])
-	return false
+// legacy is what an earlier version, which kept no status.ownership, left on a Segment.
+type legacy struct {
+	// hold is the status.id the Segment held by that version's rule (status.id and the
+	// finalizer): it is claimed with the ownership check like any adoption, and counts as
+	// held (in the index, and for deletion) until that claim is decided.
+	hold string
+	// intent is that version's create-pending annotation. It is never trusted, because
+	// anyone who may edit the Segment may have written it; it is reported instead.
+	intent string
 }
 
-// legacyIntent reads the create-pending annotation of earlier versions, or returns nil.
-func legacyIntent(v string) *usersv1alpha1.CreateIntent {
-	var i struct {
-		At      time.Time `json:"at"`
-		Name    string    `json:"name"`
-		Account string    `json:"account"`
+// migrate gives a Segment its ownership record in memory (written with its next status
+// write), and returns what an earlier version left. A Segment with a legacy hold keeps no
+// record until its claim is decided, so that the hold survives a reconcile that fails.
+func migrate(seg *usersv1alpha1.Segment) legacy {
+	if seg.Status.Ownership != nil {
+		return legacy{}
 	}
-	if v == "" || json.Unmarshal([]byte(v), &i) != nil || i.Name == "" || i.At.IsZero() {
-		return nil
+	var l legacy
+	if controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
+		l.intent = seg.Annotations[usersv1alpha1.AnnotationCreatePending]
 	}
-	return &usersv1alpha1.CreateIntent{At: metav1.NewMicroTime(i.At), Name: i.Name, Account: i.Account}
+	if l.hold = legacyHold(seg); l.hold == "" {
+		seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{}
+	}
+	return l
+}
+
+// legacyHold returns the status.id a Segment held under an earlier version: one whose
+// status that version wrote (observedGeneration set, no ownership record), with the
+// finalizer, managed, and not refused (Conflict) when it claimed it. Status is the
+// manager's, so this cannot be staged by an editor after the upgrade; an editor who
+// staged an ObserveOnly observation before it does not hold (observing never held), and
+// one who switched that to Manage was refused with Conflict.
+func legacyHold(seg *usersv1alpha1.Segment) string {
+	if seg.Status.Ownership != nil || seg.Status.ObservedGeneration <= 0 || seg.Status.ID == "" || seg.ObserveOnly() ||
+		!controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
+		return ""
+	}
+	for _, c := range seg.Status.Conditions {
+		if c.Reason == usersv1alpha1.ReasonConflict {
+			return ""
+		}
+	}
+	return seg.Status.ID
 }
 
 // claim looks for an existing remote segment the Segment should own instead of creating
@@ -85,10 +95,15 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 		return r.claimID(ctx, seg, acct, st, id, "spec.id")
 	}
 	if id := seg.Status.ID; id != "" {
-		if _, found, err := r.observe(ctx, acct, id, false); err != nil {
+		// Not found, it is forgotten and another made: absence is confirmed first.
+		if _, found, err := r.observe(ctx, acct, id, true); err != nil {
 			return err
 		} else if found {
-			return r.claimID(ctx, seg, acct, st, id, "status.id, observed before this Segment managed it")
+			how := "status.id, observed before this Segment managed it"
+			if legacyHold(seg) != "" {
+				how = "status.id, held under an earlier version of the operator"
+			}
+			return r.claimID(ctx, seg, acct, st, id, how)
 		}
 		resetRemote(seg) // gone: look again as a new Segment would
 	}
@@ -108,11 +123,12 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 	return r.claimID(ctx, seg, acct, st, id, "name")
 }
 
-// claimID records id as owned unless another Segment owns it (Conflict).
+// claimID records id as owned unless another Segment owns it, or may have made it with
+// a create not yet resolved (Conflict).
 func (r *SegmentReconciler) claimID(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter, id, how string) error {
 	r.claimMu.Lock()
 	defer r.claimMu.Unlock()
-	if owner, err := r.owner(ctx, seg, id); err != nil {
+	if owner, err := r.takenBy(ctx, seg, acct, id); err != nil {
 		return err
 	} else if owner != "" {
 		return stall(usersv1alpha1.ReasonConflict, "Remote segment %s is already managed by %s; this Segment leaves it alone", id, owner)
@@ -135,13 +151,14 @@ func (r *SegmentReconciler) bind(ctx context.Context, seg *usersv1alpha1.Segment
 		recordObserved(seg, observed)
 	}
 	r.recordClaim(id, seg)
+	if err := st.write(ctx, seg); err != nil {
+		r.releaseClaim(id) // not recorded: nobody's, and the next reconcile claims it again
+		return fmt.Errorf("record remote segment %s as managed: %w", id, err)
+	}
 	if how == "" {
 		r.event(seg, "Created", "Create", "Found remote segment %s, made by this Segment's interrupted create", id)
 	} else {
 		r.event(seg, "Adopted", "Adopt", "Now managing existing remote segment %s (found by %s)", id, how)
-	}
-	if err := st.write(ctx, seg); err != nil {
-		return fmt.Errorf("record remote segment %s as managed: %w", id, err)
 	}
 	return nil
 }
@@ -169,7 +186,7 @@ func (r *SegmentReconciler) listAfter(ctx context.Context, acct *remote.Account,
 // uniqueByName returns the one remote segment with the desired name that no Segment
 // owns, "" if there is none, and stops if there are several.
 func (r *SegmentReconciler) uniqueByName(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) (string, error) {
-	candidates, err := r.unowned(ctx, seg, acct.Observations.Segments(), func(s chatbot.Segment) bool { return s.Name == seg.RemoteName() })
+	candidates, err := r.unowned(ctx, seg, acct, func(s chatbot.Segment) bool { return s.Name == seg.RemoteName() })
 	if err != nil || len(candidates) <= 1 {
 		return first(candidates), err
 	}
@@ -178,14 +195,15 @@ func (r *SegmentReconciler) uniqueByName(ctx context.Context, seg *usersv1alpha1
 		len(candidates), seg.RemoteName(), sample(candidates))
 }
 
-// unowned returns the sorted IDs of the segments that match and that no other Segment owns.
-func (r *SegmentReconciler) unowned(ctx context.Context, seg *usersv1alpha1.Segment, segments []chatbot.Segment, match func(chatbot.Segment) bool) ([]string, error) {
+// unowned returns the sorted IDs of the account's segments that match and that no other
+// Segment owns or may have made.
+func (r *SegmentReconciler) unowned(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, match func(chatbot.Segment) bool) ([]string, error) {
 	var out []string
-	for _, s := range segments {
+	for _, s := range acct.Observations.Segments() {
 		if !match(s) {
 			continue
 		}
-		owner, err := r.owner(ctx, seg, s.ID)
+		owner, err := r.takenBy(ctx, seg, acct, s.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -197,18 +215,10 @@ func (r *SegmentReconciler) unowned(ctx context.Context, seg *usersv1alpha1.Segm
 	return out, nil
 }
 
-// owner describes the other Segment that owns remote segment id, or returns "". It names
-// that Segment only to a Segment of the same namespace: whoever can read this one's
-// status may not be allowed to read Segments elsewhere.
+// owner describes the other Segment that owns remote segment id, or returns "".
 func (r *SegmentReconciler) owner(ctx context.Context, seg *usersv1alpha1.Segment, id string) (string, error) {
-	describe := func(other types.NamespacedName) string {
-		if other.Namespace == seg.Namespace {
-			return "Segment " + other.String()
-		}
-		return "a Segment in another namespace"
-	}
 	if other, ok := r.claimedBy(id); ok && other.uid != seg.UID {
-		return describe(other.name), nil
+		return describe(seg, other.name), nil
 	}
 	var list usersv1alpha1.SegmentList
 	if err := r.List(ctx, &list, client.MatchingFields{indexRemoteID: id}); err != nil {
@@ -216,10 +226,43 @@ func (r *SegmentReconciler) owner(ctx context.Context, seg *usersv1alpha1.Segmen
 	}
 	for _, other := range list.Items {
 		if other.UID != seg.UID {
-			return describe(client.ObjectKeyFromObject(&other)), nil
+			return describe(seg, client.ObjectKeyFromObject(&other)), nil
 		}
 	}
 	return "", nil
+}
+
+// takenBy is owner, or else describes another Segment whose pending create in acct may
+// have made remote segment id: that create is resolved first (it may be a manager
+// restarted between a create and its record), so nobody else may claim the segment.
+func (r *SegmentReconciler) takenBy(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, id string) (string, error) {
+	if owner, err := r.owner(ctx, seg, id); err != nil || owner != "" {
+		return owner, err
+	}
+	s, ok := acct.Observations.Lookup(id)
+	if !ok {
+		return "", nil
+	}
+	var list usersv1alpha1.SegmentList
+	if err := r.List(ctx, &list, client.MatchingFields{indexPendingCreate: s.Name}); err != nil {
+		return "", err
+	}
+	for _, other := range list.Items {
+		i := other.PendingCreate()
+		if other.UID != seg.UID && i != nil && (i.Account == "" || i.Account == acct.ID) && !s.CreatedAt.Before(i.At.Add(-createSkew)) {
+			return describe(seg, client.ObjectKeyFromObject(&other)) + ", whose interrupted create may have made it,", nil
+		}
+	}
+	return "", nil
+}
+
+// describe names other to a Segment of the same namespace only: whoever can read seg's
+// status may not be allowed to read Segments elsewhere.
+func describe(seg *usersv1alpha1.Segment, other types.NamespacedName) string {
+	if other.Namespace == seg.Namespace {
+		return "Segment " + other.String()
+	}
+	return "a Segment in another namespace"
 }
 
 // claimant is a Segment that recorded a remote ID in this process.

@@ -54,13 +54,21 @@ type SegmentReconciler struct {
 	// claimed, and while a segment is chosen by name: no Segment choosing by name can take
 	// a segment another's create has just made.
 	names keymutex.KeyMutex
-	// createsEnded is when each Segment's last create call of this process ended, by UID,
-	// for a create whose outcome is unknown: its resolution needs a listing begun after.
+	// createsEnded is when each Segment's last create call of this process ended, by UID:
+	// its resolution needs a listing begun after. A create this process did not see end
+	// (another leader's, or one before a restart) ended by its intent's time plus
+	// CreateTimeout.
 	createsEnded sync.Map
-	// started is when this process began reconciling (after it won leader election): a
-	// create the previous leader made ended before then.
-	started     time.Time
-	startedOnce sync.Once
+	// CreateTimeout bounds a create call from its intent to its answer, rate limiter wait
+	// included (default 30s): no create is sent later than that, whatever process made it.
+	CreateTimeout time.Duration
+}
+
+func (r *SegmentReconciler) createTimeout() time.Duration {
+	if r.CreateTimeout > 0 {
+		return r.CreateTimeout
+	}
+	return 30 * time.Second
 }
 
 // +kubebuilder:rbac:groups=users.chatbot.com,resources=segments,verbs=get;list;watch;update;patch
@@ -76,13 +84,17 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err := r.Get(ctx, req.NamespacedName, seg); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	r.startedOnce.Do(func() { r.started = time.Now() })
 	st := newStatusWriter(r.Client, seg)
-	legacyHold := migrate(seg)
+	old := migrate(seg)
+	if old.intent != "" {
+		r.warn(seg, "CreateIntentIgnored", "Upgrade", "The annotation %s (%q) is not read: an earlier version of the operator may "+
+			"have attempted a create then, and if it made a segment that no Segment manages, that segment is left in ChatBot. "+
+			"The annotation can be removed", usersv1alpha1.AnnotationCreatePending, cut(old.intent, 200))
+	}
 	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("remoteID", seg.OwnedID()))
 
 	if !seg.DeletionTimestamp.IsZero() {
-		return r.finalize(ctx, seg, st, legacyHold)
+		return r.finalize(ctx, seg, st, old.hold)
 	}
 	if seg.Spec.Suspend {
 		setOutcome(seg, outcome{reason: usersv1alpha1.ReasonSuspended, progress: suspended,
@@ -146,7 +158,7 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 // made, or leaves it (Orphan, ObserveOnly), then releases the Segment. A suspended Segment
 // is held until resumed. A Segment that owns nothing is released without a remote call,
 // whoever put the finalizer on.
-func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, legacyHold bool) (ctrl.Result, error) {
+func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, legacyHold string) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
 		return ctrl.Result{}, nil
 	}
@@ -154,7 +166,7 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 		r.forgetCreate(seg)
 	}
 	deletes := seg.DeletionPolicyOrDefault() == usersv1alpha1.DeletionPolicyDelete && !seg.ObserveOnly()
-	holds := seg.OwnedID() != "" || seg.PendingCreate() != nil || legacyHold
+	holds := seg.OwnedID() != "" || seg.PendingCreate() != nil || legacyHold != ""
 	switch {
 	case deletes && holds && seg.Spec.Suspend:
 		msg := "The Segment is being deleted but is suspended: its remote segment is kept, and so is the finalizer, " +
@@ -162,13 +174,18 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 		setOutcome(seg, outcome{reason: usersv1alpha1.ReasonSuspended, msg: msg, progress: suspended})
 		return ctrl.Result{}, st.write(ctx, seg)
 	case deletes && holds:
-		if err := r.deleteOwned(ctx, seg, st, legacyHold); err != nil {
+		if err := r.deleteOwned(ctx, seg, legacyHold); err != nil {
 			setOutcome(seg, outcome{reason: usersv1alpha1.ReasonDeleting, msg: "Cannot delete the remote segment yet: " + err.Error()})
 			return r.fail(ctx, seg, st, err)
 		}
 	case seg.OwnedID() != "":
 		r.event(seg, "Orphaned", "Delete", "Left remote segment %s in ChatBot (deletionPolicy %s, managementPolicy %s)",
 			seg.OwnedID(), seg.DeletionPolicyOrDefault(), seg.Spec.ManagementPolicy)
+	case seg.PendingCreate() != nil:
+		i := seg.PendingCreate()
+		r.warn(seg, "Orphaned", "Delete", "Left in ChatBot whatever the create of a segment named %q attempted at %s made "+
+			"(deletionPolicy %s, managementPolicy %s): look for a segment of that name created then", i.Name, intentTime(i),
+			seg.DeletionPolicyOrDefault(), seg.Spec.ManagementPolicy)
 	}
 	if err := r.patchMetadata(ctx, seg, func(s *usersv1alpha1.Segment) {
 		controllerutil.RemoveFinalizer(s, usersv1alpha1.SegmentFinalizer)
@@ -182,17 +199,23 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 
 // deleteOwned deletes the segment the Segment owns, or the one its pending create made.
 // A hold recorded by an earlier version is checked for another owner first.
-func (r *SegmentReconciler) deleteOwned(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, legacyHold bool) error {
+func (r *SegmentReconciler) deleteOwned(ctx context.Context, seg *usersv1alpha1.Segment, legacyHold string) error {
 	acct, err := r.account(ctx, seg)
 	if err != nil {
 		return err
 	}
 	id := seg.OwnedID()
-	if legacyHold {
-		if owner, err := r.owner(ctx, seg, seg.Status.ID); err != nil || owner != "" {
+	if legacyHold != "" {
+		r.claimMu.Lock()
+		owner, err := r.owner(ctx, seg, legacyHold)
+		if err == nil && owner == "" {
+			r.recordClaim(legacyHold, seg) // until it is deleted
+		}
+		r.claimMu.Unlock()
+		if err != nil || owner != "" {
 			return err // another Segment owns it: nothing to delete here
 		}
-		id = seg.Status.ID
+		id = legacyHold
 	}
 	if intent := seg.PendingCreate(); intent != nil {
 		if id, err = r.resolve(ctx, seg, acct, intent, ""); err != nil {
@@ -217,11 +240,13 @@ func (r *SegmentReconciler) ensureFinalizer(ctx context.Context, seg *usersv1alp
 }
 
 // patchMetadata patches seg's metadata and takes back only the metadata the API server
-// returns: the status in memory may hold what this reconcile has not written yet.
+// returns: the status in memory may hold what this reconcile has not written yet. The
+// patch is conditional: a merge patch replaces the whole finalizers list, and one built on
+// a stale copy would drop another controller's finalizer.
 func (r *SegmentReconciler) patchMetadata(ctx context.Context, seg *usersv1alpha1.Segment, change func(*usersv1alpha1.Segment)) error {
 	obj := seg.DeepCopy()
 	change(obj)
-	if err := r.Patch(ctx, obj, client.MergeFrom(seg)); err != nil {
+	if err := r.Patch(ctx, obj, client.MergeFromWithOptions(seg, client.MergeFromWithOptimisticLock{})); err != nil {
 		return err
 	}
 	seg.ObjectMeta = obj.ObjectMeta
@@ -242,6 +267,9 @@ func (r *SegmentReconciler) warn(seg *usersv1alpha1.Segment, reason, action, not
 func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.names = keymutex.NewHashed(1024) // buckets: unrelated names rarely wait for each other
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexRemoteID, indexByRemoteID); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexPendingCreate, indexByPendingCreate); err != nil {
 		return err
 	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexCredentials, indexByCredentials); err != nil {

@@ -157,6 +157,9 @@ var _ = BeforeSuite(func() {
 		AllowedAPIURLs:          []string{sim2URL, notFoundURL},
 		DriftInterval:           driftInterval,
 		MaxConcurrentReconciles: 4,
+		// A create another process made is resolved CreateTimeout (+5s of clock skew)
+		// after its intent; pendingSegment stands in for such a process.
+		CreateTimeout: time.Second,
 	}).SetupWithManager(ctx, mgr)).To(Succeed())
 
 	go func() {

@@ -69,6 +69,11 @@ func (o *Observations) Ensure(ctx context.Context, maxAge time.Duration) (time.T
 // ended at t made. A listing under way that began earlier is waited out, then another
 // begins (shared with every caller that needs one). It returns when the view's listing began.
 func (o *Observations) ListedAfter(ctx context.Context, t time.Time) (time.Time, error) {
+	// A time still to come (another clock's, or a forged one) asks no more than now: a
+	// listing that begins now begins after every call that has ended.
+	if now := o.now(); t.After(now) {
+		t = now
+	}
 	for {
 		if fetchedAt := o.FetchedAt(); fetchedAt.After(t) {
 			return fetchedAt, nil

@@ -253,3 +253,16 @@ func TestListedAfterNeverJoinsAListingBegunEarlier(t *testing.T) {
 		t.Fatalf("listings: got %d, want 2", got)
 	}
 }
+
+// A time still to come must not make ListedAfter list again and again until it comes.
+func TestListedAfterAFutureTimeListsOnce(t *testing.T) {
+	_, c := remote.SimulatedClient(t)
+	l := &gatedLister{client: c}
+	obs := remote.NewObservations(l, nil)
+	if _, err := obs.ListedAfter(context.Background(), time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.calls.Load(); got != 1 {
+		t.Fatalf("listings for a time an hour ahead: %d, want 1", got)
+	}
+}
