@@ -84,6 +84,10 @@ func TestChooseCreated(t *testing.T) {
 			want: createdChoice{id: "a"}},
 		{name: "ChatBot's clock further behind than the skew allows", listed: []chatbot.Segment{seg("a", "Made", at.Add(-createSkew-time.Millisecond))},
 			want: createdChoice{}},
+		{name: "made after the create's deadline: not ours", listed: []chatbot.Segment{seg("a", "Made", at.Add(30*time.Second+createSkew+time.Millisecond))},
+			want: createdChoice{}},
+		{name: "made by the deadline, by ChatBot's clock a little ahead: ours", listed: []chatbot.Segment{seg("a", "Made", at.Add(30*time.Second+createSkew))},
+			want: createdChoice{id: "a"}},
 		{name: "renamed in the spec meanwhile: the intent's name counts", listed: []chatbot.Segment{seg("a", "New name", at.Add(time.Second)),
 			seg("b", "Made", at.Add(time.Second))}, want: createdChoice{id: "b"}},
 		{name: "spec.id to keep, and nothing else made", listed: []chatbot.Segment{seg("k", "Made", at.Add(time.Second))}, keep: "k",
@@ -96,7 +100,7 @@ func TestChooseCreated(t *testing.T) {
 			if owned == nil {
 				owned = nobody
 			}
-			got := chooseCreated(tc.listed, intent, owned, tc.keep)
+			got := chooseCreated(tc.listed, intent, at.Add(30*time.Second), owned, tc.keep)
 			if got.id != tc.want.id || len(got.uncertain) != len(tc.want.uncertain) ||
 				(len(got.uncertain) > 0 && !reflect.DeepEqual(got.uncertain, tc.want.uncertain)) {
 				t.Errorf("chooseCreated = %+v, want %+v", got, tc.want)
@@ -107,11 +111,15 @@ func TestChooseCreated(t *testing.T) {
 
 func TestMigrate(t *testing.T) {
 	legacyIntent := `{"at":"2026-11-25T12:00:00.5Z","name":"Old","account":"abc"}`
-	conflict := []metav1.Condition{{Type: usersv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: usersv1alpha1.ReasonConflict}}
+	ready := func(status metav1.ConditionStatus, reason string) []metav1.Condition {
+		return []metav1.Condition{{Type: usersv1alpha1.ConditionReady, Status: status, Reason: reason}}
+	}
+	synced := ready(metav1.ConditionTrue, usersv1alpha1.ReasonSynced)
 	empty := &usersv1alpha1.SegmentOwnership{}
 	for _, tc := range []struct {
 		name       string
 		status     usersv1alpha1.SegmentStatus
+		generation int64
 		observe    bool
 		finalizer  bool
 		annotation string
@@ -119,23 +127,31 @@ func TestMigrate(t *testing.T) {
 		old        legacy
 	}{
 		{name: "a record is kept as it is", status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 3,
-			Ownership: &usersv1alpha1.SegmentOwnership{ID: "y"}}, finalizer: true, annotation: legacyIntent,
+			Ownership: &usersv1alpha1.SegmentOwnership{ID: "y"}}, generation: 3, finalizer: true, annotation: legacyIntent,
 			want: &usersv1alpha1.SegmentOwnership{ID: "y"}},
 		{name: "a new Segment owns nothing, whatever its metadata says; the annotation is reported", finalizer: true,
-			annotation: legacyIntent, status: usersv1alpha1.SegmentStatus{ObservedGeneration: -1}, want: empty, old: legacy{intent: legacyIntent}},
-		{name: "a new Segment with no status at all", finalizer: true, want: empty},
-		{name: "an earlier version's hold is kept unrecorded until claimed", status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2},
-			finalizer: true, old: legacy{hold: "x"}},
-		{name: "an earlier version's observation (no finalizer) is no hold", status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2}, want: empty},
-		{name: "an observe-only Segment holds nothing", status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2},
-			observe: true, finalizer: true, want: empty},
-		{name: "a claim an earlier version refused (Conflict) is no hold", finalizer: true, want: empty,
-			status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2, Conditions: conflict}},
-		{name: "an earlier version's pending create is reported, never trusted", status: usersv1alpha1.SegmentStatus{ObservedGeneration: 2},
-			finalizer: true, annotation: legacyIntent, want: empty, old: legacy{intent: legacyIntent}},
+			annotation: legacyIntent, status: usersv1alpha1.SegmentStatus{ObservedGeneration: -1}, generation: 1, want: empty,
+			old: legacy{intent: legacyIntent}},
+		{name: "a new Segment with no status at all", finalizer: true, generation: 1, want: empty},
+		{name: "a segment the earlier version managed in sync is held, unrecorded until claimed", finalizer: true, generation: 2,
+			status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2, Conditions: synced}, old: legacy{hold: "x"}},
+		{name: "no finalizer: no hold", generation: 2, want: empty,
+			status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2, Conditions: synced}},
+		{name: "observe-only now: no hold", observe: true, finalizer: true, generation: 2, want: empty,
+			status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2, Conditions: synced}},
+		{name: "spec changed since that version wrote (an observation switched to Manage): no hold", finalizer: true, generation: 3,
+			want: empty, status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2, Conditions: synced}},
+		{name: "an observation that version wrote: no hold", finalizer: true, generation: 2, want: empty,
+			status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2, Conditions: ready(metav1.ConditionTrue, usersv1alpha1.ReasonObserved)}},
+		{name: "a claim that version refused: no hold", finalizer: true, generation: 2, want: empty,
+			status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2, Conditions: ready(metav1.ConditionFalse, usersv1alpha1.ReasonConflict)}},
+		{name: "suspended under that version (Manage, finalizer and suspend in one update): no hold", finalizer: true, generation: 2,
+			want: empty, status: usersv1alpha1.SegmentStatus{ID: "x", ObservedGeneration: 2, Conditions: ready(metav1.ConditionFalse, usersv1alpha1.ReasonSuspended)}},
+		{name: "that version's pending create is reported, never trusted", finalizer: true, generation: 2, annotation: legacyIntent,
+			status: usersv1alpha1.SegmentStatus{ObservedGeneration: 2}, want: empty, old: legacy{intent: legacyIntent}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			seg := &usersv1alpha1.Segment{Status: *tc.status.DeepCopy()}
+			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Generation: tc.generation}, Status: *tc.status.DeepCopy()}
 			if tc.observe {
 				seg.Spec.ManagementPolicy = usersv1alpha1.ManagementPolicyObserveOnly
 			}

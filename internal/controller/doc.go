@@ -21,9 +21,10 @@
 //     only unowned one with the name. A claim first checks that no other Segment owns it
 //     (the ownership index, and claims this process made that the cache may not show yet)
 //     or may have made it (another Segment's pending create of that name, not resolved).
-//   - legacy hold: status.id plus the finalizer on a Segment an earlier version wrote
-//     (no ownership record). It counts as owned until its first claim records it; the
-//     earlier version's create-pending annotation is never trusted, only reported.
+//   - legacy hold: the status.id of a Segment an earlier version (no ownership record)
+//     left Ready and Synced for its current generation, with the finalizer. It counts as
+//     owned until the Segment's first reconcile checks it and records it; the earlier
+//     version's create-pending annotation is never trusted, only reported.
 //   - finalizer: holds a deleted Segment until its owned segment is deleted. It grants
 //     nothing: a hand-added finalizer on a Segment that owns nothing releases at once.
 //

@@ -53,15 +53,26 @@ type createdChoice struct {
 	uncertain []string
 }
 
+// mayHaveMade reports whether the create of intent, never sent after deadline, may have
+// made segment s: it has the intent's name (not the spec's: it may have changed since),
+// and ChatBot's clock, which may be createSkew off ours, dates it within the call.
+func mayHaveMade(intent *usersv1alpha1.CreateIntent, deadline time.Time, s chatbot.Segment) bool {
+	return s.Name == intent.Name && !s.CreatedAt.Before(intent.At.Add(-createSkew)) && !s.CreatedAt.After(deadline.Add(createSkew))
+}
+
+// createDeadline is when a create of intent is sent at the latest: CreateTimeout after it.
+func (r *SegmentReconciler) createDeadline(intent *usersv1alpha1.CreateIntent) time.Time {
+	return intent.At.Add(r.createTimeout())
+}
+
 // chooseCreated decides which segment a pending create made, from a listing that began
-// after the create call ended: one with the intent's name (not the spec's: it may have
-// changed since), created no earlier than the intent (less clock skew), and owned by no
-// other Segment. keep is the segment spec.id names, if any: the create's segment must not
+// after the create call ended: one it may have made (mayHaveMade) that no other Segment
+// owns. keep is the segment spec.id names, if any: the create's segment must not
 // be forgotten in favour of it.
-func chooseCreated(listed []chatbot.Segment, intent *usersv1alpha1.CreateIntent, ownedByOther func(id string) bool, keep string) createdChoice {
+func chooseCreated(listed []chatbot.Segment, intent *usersv1alpha1.CreateIntent, deadline time.Time, ownedByOther func(id string) bool, keep string) createdChoice {
 	var candidates []string
 	for _, s := range listed {
-		if s.Name == intent.Name && !s.CreatedAt.Before(intent.At.Add(-createSkew)) && !ownedByOther(s.ID) {
+		if mayHaveMade(intent, deadline, s) && !ownedByOther(s.ID) {
 			candidates = append(candidates, s.ID)
 		}
 	}
@@ -86,11 +97,16 @@ func (r *SegmentReconciler) resolve(ctx context.Context, seg *usersv1alpha1.Segm
 				"and its outcome is unknown. Look in that account for a segment of that name created then: if it is the same ChatBot "+
 				"account (only the token changed), set spec.id to it; %s", intent.Name, intentTime(intent), intent.Account, acct.ID, way)
 	}
-	// The create ended when this process saw it end; else (a restart, another leader) no
-	// later than CreateTimeout after its intent, by a clock that may be createSkew off.
-	ended := intent.At.Add(r.createTimeout() + createSkew)
+	// The create ended when this process saw it end; else (a restart, another leader that
+	// may still be sending it) no later than its deadline, by a clock that may be
+	// createSkew off: until then nothing can be concluded.
+	ended := r.createDeadline(intent).Add(createSkew)
 	if t, ok := r.createsEnded.Load(seg.UID); ok {
 		ended = t.(time.Time)
+	} else if wait := time.Until(ended); wait > 0 {
+		return "", &waitError{after: wait, msg: fmt.Sprintf("A create of a segment named %q was attempted at %s by another run "+
+			"of the operator; its outcome is looked for once it can no longer be sent (in %s)", intent.Name, intentTime(intent),
+			wait.Round(time.Second))}
 	}
 	if err := r.listAfter(ctx, acct, ended); err != nil {
 		return "", err
@@ -102,7 +118,7 @@ func (r *SegmentReconciler) resolve(ctx context.Context, seg *usersv1alpha1.Segm
 	defer r.claimMu.Unlock()
 
 	var ownerErr error
-	choice := chooseCreated(acct.Observations.Segments(), intent, func(id string) bool {
+	choice := chooseCreated(acct.Observations.Segments(), intent, r.createDeadline(intent), func(id string) bool {
 		owner, err := r.owner(ctx, seg, id)
 		if ownerErr == nil {
 			ownerErr = err

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -28,8 +31,8 @@ type legacy struct {
 }
 
 // migrate gives a Segment its ownership record in memory (written with its next status
-// write), and returns what an earlier version left. A Segment with a legacy hold keeps no
-// record until its claim is decided, so that the hold survives a reconcile that fails.
+// write), and returns what an earlier version left. A Segment with a legacy hold gets its
+// record from claimLegacy, which checks the hold first.
 func migrate(seg *usersv1alpha1.Segment) legacy {
 	if seg.Status.Ownership != nil {
 		return legacy{}
@@ -44,21 +47,42 @@ func migrate(seg *usersv1alpha1.Segment) legacy {
 	return l
 }
 
+// claimLegacy turns a hold an earlier version recorded into the ownership record, in
+// memory (the next status write, whatever it is, records it), unless another Segment
+// owns the segment; then the Segment owns nothing, and its status.id is an observation
+// that its next claim checks again.
+func (r *SegmentReconciler) claimLegacy(ctx context.Context, seg *usersv1alpha1.Segment, id string) error {
+	r.claimMu.Lock()
+	defer r.claimMu.Unlock()
+	owner, err := r.owner(ctx, seg, id)
+	if err != nil {
+		return err
+	}
+	seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{}
+	if owner == "" {
+		seg.Status.Ownership.ID = id
+		r.recordClaim(id, seg)
+		r.event(seg, "Adopted", "Upgrade", "Now managing remote segment %s, held under an earlier version of the operator", id)
+	}
+	return nil
+}
+
 // legacyHold returns the status.id a Segment held under an earlier version: one whose
-// status that version wrote (observedGeneration set, no ownership record), with the
-// finalizer, managed, and not refused (Conflict) when it claimed it. Status is the
-// manager's, so this cannot be staged by an editor after the upgrade; an editor who
-// staged an ObserveOnly observation before it does not hold (observing never held), and
-// one who switched that to Manage was refused with Conflict.
+// status that version wrote (no ownership record) saying Ready, reason Synced, for the
+// Segment's current generation, with the finalizer on. Only a Segment that version managed
+// in sync gets that status, and status is the manager's: an editor cannot stage it. An
+// observation (ObserveOnly writes Observed or DriftDetected), a claim it refused, a
+// suspended Segment, or a spec changed since, hold nothing here; their status.id is
+// claimed with the ownership check like any observed one.
 func legacyHold(seg *usersv1alpha1.Segment) string {
-	if seg.Status.Ownership != nil || seg.Status.ObservedGeneration <= 0 || seg.Status.ID == "" || seg.ObserveOnly() ||
+	ready := meta.FindStatusCondition(seg.Status.Conditions, usersv1alpha1.ConditionReady)
+	current := seg.Status.ObservedGeneration == seg.Generation ||
+		// deletion bumps the generation once, and must not drop the hold
+		!seg.DeletionTimestamp.IsZero() && seg.Status.ObservedGeneration == seg.Generation-1
+	if seg.Status.Ownership != nil || seg.Status.ID == "" || seg.ObserveOnly() || !current ||
+		ready == nil || ready.Status != metav1.ConditionTrue || ready.Reason != usersv1alpha1.ReasonSynced ||
 		!controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
 		return ""
-	}
-	for _, c := range seg.Status.Conditions {
-		if c.Reason == usersv1alpha1.ReasonConflict {
-			return ""
-		}
 	}
 	return seg.Status.ID
 }
@@ -99,11 +123,7 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 		if _, found, err := r.observe(ctx, acct, id, true); err != nil {
 			return err
 		} else if found {
-			how := "status.id, observed before this Segment managed it"
-			if legacyHold(seg) != "" {
-				how = "status.id, held under an earlier version of the operator"
-			}
-			return r.claimID(ctx, seg, acct, st, id, how)
+			return r.claimID(ctx, seg, acct, st, id, "status.id, observed before this Segment managed it")
 		}
 		resetRemote(seg) // gone: look again as a new Segment would
 	}
@@ -152,7 +172,11 @@ func (r *SegmentReconciler) bind(ctx context.Context, seg *usersv1alpha1.Segment
 	}
 	r.recordClaim(id, seg)
 	if err := st.write(ctx, seg); err != nil {
-		r.releaseClaim(id) // not recorded: nobody's, and the next reconcile claims it again
+		if !apierrors.IsConflict(err) {
+			// Not recorded: the next reconcile claims it again. A conflict is kept: the copy
+			// was stale, and the stored Segment may own it already.
+			r.releaseClaim(id)
+		}
 		return fmt.Errorf("record remote segment %s as managed: %w", id, err)
 	}
 	if how == "" {
@@ -234,7 +258,9 @@ func (r *SegmentReconciler) owner(ctx context.Context, seg *usersv1alpha1.Segmen
 
 // takenBy is owner, or else describes another Segment whose pending create in acct may
 // have made remote segment id: that create is resolved first (it may be a manager
-// restarted between a create and its record), so nobody else may claim the segment.
+// restarted between a create and its record), so nobody else may claim the segment. Only
+// segments made within a create's deadline are held so: a Segment whose create stays
+// unresolved (suspended, uncertain) cannot hold its name against later segments.
 func (r *SegmentReconciler) takenBy(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, id string) (string, error) {
 	if owner, err := r.owner(ctx, seg, id); err != nil || owner != "" {
 		return owner, err
@@ -249,7 +275,7 @@ func (r *SegmentReconciler) takenBy(ctx context.Context, seg *usersv1alpha1.Segm
 	}
 	for _, other := range list.Items {
 		i := other.PendingCreate()
-		if other.UID != seg.UID && i != nil && (i.Account == "" || i.Account == acct.ID) && !s.CreatedAt.Before(i.At.Add(-createSkew)) {
+		if other.UID != seg.UID && i != nil && (i.Account == "" || i.Account == acct.ID) && mayHaveMade(i, r.createDeadline(i), s) {
 			return describe(seg, client.ObjectKeyFromObject(&other)) + ", whose interrupted create may have made it,", nil
 		}
 	}

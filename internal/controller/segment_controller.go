@@ -91,10 +91,15 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 			"have attempted a create then, and if it made a segment that no Segment manages, that segment is left in ChatBot. "+
 			"The annotation can be removed", usersv1alpha1.AnnotationCreatePending, cut(old.intent, 200))
 	}
+	if old.hold != "" {
+		if err := r.claimLegacy(ctx, seg, old.hold); err != nil {
+			return ctrl.Result{}, err // no status write: the hold must survive to the next try
+		}
+	}
 	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("remoteID", seg.OwnedID()))
 
 	if !seg.DeletionTimestamp.IsZero() {
-		return r.finalize(ctx, seg, st, old.hold)
+		return r.finalize(ctx, seg, st)
 	}
 	if seg.Spec.Suspend {
 		setOutcome(seg, outcome{reason: usersv1alpha1.ReasonSuspended, progress: suspended,
@@ -158,7 +163,7 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 // made, or leaves it (Orphan, ObserveOnly), then releases the Segment. A suspended Segment
 // is held until resumed. A Segment that owns nothing is released without a remote call,
 // whoever put the finalizer on.
-func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, legacyHold string) (ctrl.Result, error) {
+func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer) {
 		return ctrl.Result{}, nil
 	}
@@ -166,7 +171,7 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 		r.forgetCreate(seg)
 	}
 	deletes := seg.DeletionPolicyOrDefault() == usersv1alpha1.DeletionPolicyDelete && !seg.ObserveOnly()
-	holds := seg.OwnedID() != "" || seg.PendingCreate() != nil || legacyHold != ""
+	holds := seg.OwnedID() != "" || seg.PendingCreate() != nil
 	switch {
 	case deletes && holds && seg.Spec.Suspend:
 		msg := "The Segment is being deleted but is suspended: its remote segment is kept, and so is the finalizer, " +
@@ -174,7 +179,7 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 		setOutcome(seg, outcome{reason: usersv1alpha1.ReasonSuspended, msg: msg, progress: suspended})
 		return ctrl.Result{}, st.write(ctx, seg)
 	case deletes && holds:
-		if err := r.deleteOwned(ctx, seg, legacyHold); err != nil {
+		if err := r.deleteOwned(ctx, seg); err != nil {
 			setOutcome(seg, outcome{reason: usersv1alpha1.ReasonDeleting, msg: "Cannot delete the remote segment yet: " + err.Error()})
 			return r.fail(ctx, seg, st, err)
 		}
@@ -198,25 +203,12 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 }
 
 // deleteOwned deletes the segment the Segment owns, or the one its pending create made.
-// A hold recorded by an earlier version is checked for another owner first.
-func (r *SegmentReconciler) deleteOwned(ctx context.Context, seg *usersv1alpha1.Segment, legacyHold string) error {
+func (r *SegmentReconciler) deleteOwned(ctx context.Context, seg *usersv1alpha1.Segment) error {
 	acct, err := r.account(ctx, seg)
 	if err != nil {
 		return err
 	}
 	id := seg.OwnedID()
-	if legacyHold != "" {
-		r.claimMu.Lock()
-		owner, err := r.owner(ctx, seg, legacyHold)
-		if err == nil && owner == "" {
-			r.recordClaim(legacyHold, seg) // until it is deleted
-		}
-		r.claimMu.Unlock()
-		if err != nil || owner != "" {
-			return err // another Segment owns it: nothing to delete here
-		}
-		id = legacyHold
-	}
 	if intent := seg.PendingCreate(); intent != nil {
 		if id, err = r.resolve(ctx, seg, acct, intent, ""); err != nil {
 			return err

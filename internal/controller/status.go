@@ -150,6 +150,14 @@ func stall(reason, format string, args ...any) error {
 	return &stallError{reason: reason, msg: fmt.Sprintf(format, args...)}
 }
 
+// waitError is a step that cannot be taken before a known time; nothing is wrong.
+type waitError struct {
+	after time.Duration
+	msg   string
+}
+
+func (e *waitError) Error() string { return e.msg }
+
 // fail records err in status and decides when to try again:
 //   - rate limited (429) and other retryable errors (5xx, network): after the server's
 //     Retry-After if it gave one, else with exponential backoff;
@@ -169,8 +177,13 @@ func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment
 		retErr error
 	)
 	apiErr, isAPI := chatbot.AsAPIError(err)
-	var stallErr *stallError
+	var (
+		stallErr *stallError
+		waitErr  *waitError
+	)
 	switch {
+	case errors.As(err, &waitErr):
+		reason, result = usersv1alpha1.ReasonCreating, ctrl.Result{RequeueAfter: waitErr.after}
 	case errors.As(err, &stallErr):
 		// Checked again each drift interval: the conflicting Segment may go, a segment appear.
 		reason, stuck, result = stallErr.reason, true, ctrl.Result{RequeueAfter: r.DriftInterval}

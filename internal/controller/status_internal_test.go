@@ -50,6 +50,8 @@ func TestFailDecidesWhenToRetry(t *testing.T) {
 		{name: "401", err: apiErr(chatbot.OpList, 401, 0), reason: usersv1alpha1.ReasonUnauthorized, after: drift, stalled: true},
 		{name: "400", err: apiErr(chatbot.OpRename, 400, 0), reason: usersv1alpha1.ReasonRemoteRejected, stalled: true},
 		{name: "conflict", err: stall(usersv1alpha1.ReasonConflict, "taken"), reason: usersv1alpha1.ReasonConflict, after: drift, stalled: true},
+		{name: "another run's create not yet resolvable", err: &waitError{after: 7 * time.Second, msg: "wait"},
+			reason: usersv1alpha1.ReasonCreating, after: 7 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			scheme := runtime.NewScheme()

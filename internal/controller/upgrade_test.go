@@ -3,6 +3,7 @@ package controller_test
 import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
@@ -10,49 +11,77 @@ import (
 )
 
 // Segments an earlier version wrote: status.id, the finalizer, and no status.ownership.
+// The suite's admin client writes the status that version would have written.
 var _ = Describe("Upgrade from a version without status.ownership", func() {
 	var ns string
 
 	BeforeEach(func() { ns = freshNamespace("upgrade-") })
 	AfterEach(func() { cleanUp(ns) })
 
-	// legacySegment makes a suspended Segment with the status an earlier version would
-	// have written (the suite's admin client stands in for that version).
-	legacySegment := func(name string, spec usersv1alpha1.SegmentSpec, id string, ready metav1.ConditionStatus, reason string) *usersv1alpha1.Segment {
-		return stagedSegment(ns, name, spec, func(s *usersv1alpha1.SegmentStatus) {
-			*s = usersv1alpha1.SegmentStatus{ID: id, ObservedGeneration: 1, Conditions: []metav1.Condition{{
+	// legacyStatus is the status an earlier version wrote, for the Segment's generation.
+	legacyStatus := func(id string, ready metav1.ConditionStatus, reason string) func(*usersv1alpha1.Segment) {
+		return func(s *usersv1alpha1.Segment) {
+			s.Status = usersv1alpha1.SegmentStatus{ID: id, ObservedGeneration: s.Generation, Conditions: []metav1.Condition{{
 				Type: usersv1alpha1.ConditionReady, Status: ready, Reason: reason, Message: "written by an earlier version",
-				LastTransitionTime: metav1.Now(), ObservedGeneration: 1}}}
-		})
+				LastTransitionTime: metav1.Now(), ObservedGeneration: s.Generation}}}
+		}
+	}
+	// offline makes a Segment the manager cannot act on (its credentials Secret is
+	// missing), gives it the status stage writes, and returns a function that brings the
+	// Secret, and so the manager's attention.
+	offline := func(name string, spec usersv1alpha1.SegmentSpec, stage func(*usersv1alpha1.Segment)) (*usersv1alpha1.Segment, func()) {
+		spec.CredentialsRef = &usersv1alpha1.CredentialsReference{Name: name + "-creds"}
+		seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
+			Finalizers: []string{usersv1alpha1.SegmentFinalizer}}, Spec: spec}
+		Expect(k8sClient.Create(ctx, seg)).To(Succeed())
+		waitReason(seg, usersv1alpha1.ReasonCredentialsError)
+		Eventually(func() error {
+			s := get(seg)
+			stage(s)
+			return k8sClient.Status().Update(ctx, s)
+		}, timeout, poll).Should(Succeed())
+		return seg, func() {
+			Expect(k8sClient.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name + "-creds", Namespace: ns,
+				Labels: map[string]string{usersv1alpha1.CredentialsLabel: "true"}},
+				StringData: map[string]string{usersv1alpha1.CredentialsTokenKey: simToken}})).To(Succeed())
+		}
 	}
 
-	It("keeps an earlier version's hold, and refuses a Segment that version refused", func() {
+	It("keeps an earlier version's hold against a Segment staged under that version's suspend", func() {
 		id := sim.Create("Legacy", "m")
-		owner := legacySegment("legacy-owner", usersv1alpha1.SegmentSpec{Name: "Legacy", Members: []string{"m"}}, id,
-			metav1.ConditionTrue, usersv1alpha1.ReasonSynced)
-		refused := legacySegment("legacy-refused", usersv1alpha1.SegmentSpec{Name: "Hijack", Members: []string{"evil"}}, id,
-			metav1.ConditionFalse, usersv1alpha1.ReasonConflict)
-
-		By("resuming the refused one first: the unclaimed hold still counts")
-		update(refused, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
-		waitReadyCondition(refused, func(g Gomega, c *metav1.Condition) { // written now, not staged
-			g.Expect(c.Reason).To(Equal(usersv1alpha1.ReasonConflict))
+		owner, bringOwner := offline("legacy-owner", usersv1alpha1.SegmentSpec{Name: "Legacy", Members: []string{"m"}},
+			legacyStatus(id, metav1.ConditionTrue, usersv1alpha1.ReasonSynced))
+		// An editor's staging before the upgrade: an observation of the victim's segment,
+		// switched to Manage, finalizer added and suspended in one update.
+		staged := stagedSegment(ns, "staged", usersv1alpha1.SegmentSpec{Name: "Hijack", Members: []string{"evil"}}, func(s *usersv1alpha1.SegmentStatus) {
+			*s = usersv1alpha1.SegmentStatus{ID: id, ObservedGeneration: 1, Conditions: []metav1.Condition{{
+				Type: usersv1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: usersv1alpha1.ReasonSuspended,
+				Message: "written by an earlier version", LastTransitionTime: metav1.Now(), ObservedGeneration: 1}}}
 		})
-		Expect(get(refused).Status.Ownership).To(Equal(&usersv1alpha1.SegmentOwnership{}))
+
+		By("resuming the staged one first: the unclaimed hold counts, the staged status does not")
+		update(staged, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
+		waitReadyCondition(staged, func(g Gomega, c *metav1.Condition) { g.Expect(c.Reason).To(Equal(usersv1alpha1.ReasonConflict)) })
+		Expect(get(staged).OwnedID()).To(BeEmpty())
 		Expect(remoteSegment(id)).To(And(HaveField("Name", "Legacy"), HaveField("Members", ConsistOf("m"))))
 
-		update(owner, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
-		Expect(waitReady(owner).Status.Ownership).To(Equal(&usersv1alpha1.SegmentOwnership{ID: id}))
-		Expect(get(refused).OwnedID()).To(BeEmpty())
+		bringOwner()
+		Eventually(func() *usersv1alpha1.SegmentOwnership { return get(owner).Status.Ownership }, timeout, poll).Should(
+			Equal(&usersv1alpha1.SegmentOwnership{ID: id}))
+		waitReady(owner)
+		Expect(get(staged).OwnedID()).To(BeEmpty())
 		Expect(remoteSegment(id)).To(And(HaveField("Name", "Legacy"), HaveField("Members", ConsistOf("m"))))
 	})
 
-	It("deletes an earlier version's segment when its Segment is deleted before its first reconcile, through a failed delete", func() {
+	It("deletes an earlier version's segment when its Segment is deleted before its first reconcile, through failures", func() {
 		id := sim.Create("Legacy doomed")
-		seg := legacySegment("legacy-doomed", usersv1alpha1.SegmentSpec{Name: "Legacy doomed"}, id, metav1.ConditionTrue, usersv1alpha1.ReasonSynced)
+		seg, bringCredentials := offline("legacy-doomed", usersv1alpha1.SegmentSpec{Name: "Legacy doomed"},
+			legacyStatus(id, metav1.ConditionTrue, usersv1alpha1.ReasonSynced))
 		Expect(k8sClient.Delete(ctx, seg)).To(Succeed())
+		// Reconciles fail (no credentials yet), and must not lose the hold.
+		Consistently(func() []string { return get(seg).Finalizers }, driftInterval, poll).Should(ContainElement(usersv1alpha1.SegmentFinalizer))
 		Expect(sim.SetFaults(simulator.Faults{Endpoints: []simulator.Endpoint{simulator.EndpointDelete}, FailNext: 1, ErrorCode: 503})).To(Succeed())
-		update(seg, func(s *usersv1alpha1.Segment) { s.Spec.Suspend = false })
+		bringCredentials()
 		waitGone(seg)
 		_, exists := sim.Segment(id)
 		Expect(exists).To(BeFalse(), "the segment an earlier version managed was left behind")
