@@ -72,16 +72,18 @@ const (
 const SegmentFinalizer = "users.chatbot.com/finalizer"
 
 // AnnotationCreatePending is where versions before status.ownership recorded a create
-// about to be attempted. It is read once, when a Segment last written by such a version is
-// first reconciled (see status.ownership), and never again: anyone who may edit a Segment
-// may write an annotation.
+// about to be attempted. It is never trusted (anyone who may edit a Segment may write an
+// annotation): on a Segment no reconcile of this version has written yet, the operator
+// reports it in a Warning event (CreateIntentIgnored), so that what such a create made
+// can be found by hand.
 const AnnotationCreatePending = "users.chatbot.com/create-pending"
 
 // AnnotationForgetCreate asks the operator to forget the pending create recorded in
 // status.ownership.createPending, the way out of CreateUncertain: its value must be that
 // record's "at" time, exactly as the condition message quotes it, so that it forgets that
 // create and no later one. The operator then goes on as if the create had made nothing, and
-// names in a Warning event the segments it may have made: they are left in ChatBot.
+// says in a Warning event (CreateForgotten) the name and time to look for: whatever that
+// create made is left in ChatBot.
 const AnnotationForgetCreate = "users.chatbot.com/forget-create"
 
 // CredentialsLabel must be on a Secret named by spec.credentialsRef, with the value "true":
