@@ -7,13 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/segment-operator/segment-operator/internal/text"
 	"github.com/segment-operator/segment-operator/internal/version"
 )
 
@@ -61,6 +61,7 @@ func (secret) GoString() string { return "[redacted]" }
 type Client struct {
 	base      *url.URL
 	token     *secret
+	redactor  *redactor // by pointer, like token: it holds pieces of the token
 	http      *http.Client
 	userAgent string
 	limiter   Limiter
@@ -74,7 +75,8 @@ type Client struct {
 // Option configures a Client.
 type Option func(*Client)
 
-// WithHTTPClient replaces the default HTTP client (30s timeout).
+// WithHTTPClient replaces the default HTTP client (30s timeout). The client never follows
+// redirects, whatever h says: see New.
 func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
 
 // WithUserAgent replaces the default User-Agent, "segment-operator/<version>".
@@ -87,13 +89,19 @@ func WithLimiter(l Limiter) Option { return func(c *Client) { c.limiter = l } }
 func WithObserver(o Observer) Option { return func(c *Client) { c.observe = o } }
 
 // New returns a client for the API at baseURL ("" means DefaultBaseURL) that authenticates
-// with token.
+// with token. It follows no redirect: the token goes to the base URL's origin and nowhere
+// else, and a 3xx answer is an *APIError naming where it pointed.
 func New(baseURL, token string, opts ...Option) (*Client, error) {
 	if baseURL == "" {
 		baseURL = DefaultBaseURL
 	}
 	u, err := url.Parse(baseURL)
 	if err != nil {
+		// Not err itself: a *url.Error quotes the whole URL, password included.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("chatbot: invalid base URL: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
@@ -106,12 +114,16 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	c := &Client{
 		base:      u,
 		token:     (*secret)(&token),
+		redactor:  newRedactor(token),
 		http:      &http.Client{Timeout: DefaultTimeout},
 		userAgent: version.UserAgent(),
 	}
 	for _, opt := range opts {
 		opt(c)
 	}
+	h := *c.http // a copy: the caller's client keeps its own redirect policy
+	h.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	c.http = &h
 	return c, nil
 }
 
@@ -137,9 +149,10 @@ func (c *Client) BaseURL() string { return c.base.String() }
 
 // ListSegments returns every segment of the account. It is the only way to observe a
 // segment: the API has no get-by-id.
+// A listing larger than MaxListingBytes is refused: an *APIError, retryable.
 func (c *Client) ListSegments(ctx context.Context) ([]Segment, error) {
 	var segments []Segment
-	if err := c.do(ctx, OpList, http.MethodGet, segmentsPath, nil, &segments); err != nil {
+	if err := c.do(ctx, OpList, http.MethodGet, segmentsPath, nil, listDecoder{&segments}); err != nil {
 		return nil, err
 	}
 	return segments, nil
@@ -215,36 +228,6 @@ func (c *Client) AddMembersGathered(ctx context.Context, users []string, gather 
 // errGatheredSegments stops a gathered call whose segment list the API would refuse.
 var errGatheredSegments = errors.New("gathered segments out of range")
 
-// Batch is one add-members call.
-type Batch struct {
-	Segments []string
-	Users    []string
-	// UsersEnd is the index in the caller's users just past this batch's users.
-	UsersEnd int
-	// LastOfUsers is true on the batch that sends this group of users to its last segments.
-	LastOfUsers bool
-}
-
-// Batches splits an add-members request into calls the API accepts: groups of at most
-// 1000 users, each sent to groups of at most 100 segments. 2,500 users to 150 segments is
-// 3 x 2 = 6 calls.
-func Batches(segmentIDs, users []string) []Batch {
-	var out []Batch
-	for u := 0; u < len(users); u += MaxUsersPerAdd {
-		uEnd := min(u+MaxUsersPerAdd, len(users))
-		for s := 0; s < len(segmentIDs); s += MaxSegmentsPerAdd {
-			sEnd := min(s+MaxSegmentsPerAdd, len(segmentIDs))
-			out = append(out, Batch{
-				Segments:    segmentIDs[s:sEnd],
-				Users:       users[u:uEnd],
-				UsersEnd:    uEnd,
-				LastOfUsers: sEnd == len(segmentIDs),
-			})
-		}
-	}
-	return out
-}
-
 // do performs one call and decodes a 2xx JSON body into out (if non-nil). in may be a
 // func() any, called for the body once the call is allowed to go; if that returns an
 // error, nothing is sent and do returns it.
@@ -296,14 +279,28 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return &APIError{Op: op, Message: c.redact(networkCause(err)), Err: err, NotSent: neverSent(err)}
+		return &APIError{Op: op, Message: c.message(networkCause(err)), Err: err, NotSent: neverSent(err)}
 	}
 	defer resp.Body.Close()
 	status = resp.StatusCode
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if list, ok := out.(listDecoder); ok && resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		body := &cappedReader{r: resp.Body, left: MaxListingBytes}
+		err := list.decode(body)
+		switch {
+		case errors.Is(body.err, errTooLarge):
+			return &APIError{Op: op, StatusCode: status, Message: fmt.Sprintf("listing larger than %d MiB: refused", MaxListingBytes>>20)}
+		case body.err != nil:
+			status = 0
+			return &APIError{Op: op, Message: c.message("reading response: " + networkCause(body.err)), Err: body.err}
+		case err != nil:
+			return &APIError{Op: op, StatusCode: status, Message: c.message("undecodable response: " + err.Error())}
+		}
+		return nil
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
 		status = 0
-		return &APIError{Op: op, Message: c.redact("reading response: " + networkCause(err)), Err: err}
+		return &APIError{Op: op, Message: c.message("reading response: " + networkCause(err)), Err: err}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		apiErr := c.apiError(op, resp, raw)
@@ -316,8 +313,8 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 		return nil
 	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return &APIError{Op: op, StatusCode: resp.StatusCode, Message: c.redact("undecodable response: " + err.Error()),
-			Body: truncate(c.redact(string(raw)))}
+		return &APIError{Op: op, StatusCode: status, Message: c.message("undecodable response: " + err.Error()),
+			Body: c.body(raw)}
 	}
 	return nil
 }
@@ -336,17 +333,6 @@ func (c *Client) paused(op string) error {
 	return nil
 }
 
-// neverSent reports whether a transport error happened before any byte of the request could
-// reach the server: no address for the host, or no connection to it.
-func neverSent(err error) bool {
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		return true
-	}
-	var opErr *net.OpError
-	return errors.As(err, &opErr) && opErr.Op == "dial"
-}
-
 // pause makes the client send nothing until t (or a later pause already set).
 func (c *Client) pause(t time.Time) {
 	for {
@@ -357,59 +343,13 @@ func (c *Client) pause(t time.Time) {
 	}
 }
 
-// apiError builds the APIError for a non-2xx response, tolerating any body shape.
-func (c *Client) apiError(op string, resp *http.Response, raw []byte) *APIError {
-	e := &APIError{
-		Op:         op,
-		StatusCode: resp.StatusCode,
-		Body:       truncate(c.redact(string(raw))), // redacted whole: a cut could split the token
-		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-	}
-	var doc struct {
-		Status  *Status `json:"status"`
-		Message string  `json:"message"`
-		Error   any     `json:"error"`
-	}
-	switch {
-	case json.Unmarshal(raw, &doc) == nil && doc.Status != nil && doc.Status.Message != "":
-		e.Message = doc.Status.Message
-	case doc.Message != "":
-		e.Message = doc.Message
-	case doc.Error != nil:
-		e.Message = fmt.Sprint(doc.Error)
-	default:
-		e.Message = strings.TrimSpace(e.Body)
-		if len(e.Message) > 200 {
-			e.Message = e.Message[:200] + "..."
-		}
-	}
-	if e.Message == "" {
-		e.Message = http.StatusText(resp.StatusCode)
-	}
-	e.Message = c.redact(e.Message)
-	return e
-}
+// redact removes echoes of the token from text the API sent back (see redactor).
+func (c *Client) redact(s string) string { return c.redactor.redact(s) }
 
-// redact removes the token from text that may echo the request.
-func (c *Client) redact(s string) string {
-	if c.token == nil || *c.token == "" {
-		return s
-	}
-	return strings.ReplaceAll(s, string(*c.token), "[redacted]")
-}
+// body is a response body as an APIError keeps it: redacted whole (a cut could split the
+// token), then cut to maxErrorBody.
+func (c *Client) body(raw []byte) string { return text.Cut(c.redact(string(raw)), maxErrorBody) }
 
-// networkCause describes a transport failure without the *url.Error's method and URL prefix.
-func networkCause(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err.Error()
-	}
-	return err.Error()
-}
-
-func truncate(s string) string {
-	if len(s) > maxErrorBody {
-		s = s[:maxErrorBody]
-	}
-	return s
-}
+// message is s made fit for APIError.Message, which reaches conditions, events and logs:
+// redacted, and at most maxErrorMessage bytes.
+func (c *Client) message(s string) string { return text.Cut(c.redact(s), maxErrorMessage) }

@@ -2,13 +2,18 @@ package chatbot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/segment-operator/segment-operator/internal/text"
 )
 
 // maxErrorBody bounds how much of an error response is kept in an APIError.
@@ -154,3 +159,57 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 // maxRetryAfter is the longest wait taken from a Retry-After header: a server that asks
 // for more is waited on for an hour, then asked again.
 const maxRetryAfter = time.Hour
+
+// apiError builds the APIError for a non-2xx response, tolerating any body shape.
+func (c *Client) apiError(op string, resp *http.Response, raw []byte) *APIError {
+	e := &APIError{
+		Op:         op,
+		StatusCode: resp.StatusCode,
+		Body:       c.body(raw),
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+	}
+	var doc struct {
+		Status  *Status `json:"status"`
+		Message string  `json:"message"`
+		Error   any     `json:"error"`
+	}
+	switch {
+	case resp.StatusCode >= 300 && resp.StatusCode <= 399:
+		// Not followed (see New): say where to, so that a moved API can be configured.
+		e.Message = fmt.Sprintf("redirected to %s, not followed: the token is sent only to the configured API URL",
+			RedactURL(resp.Header.Get("Location")))
+	case json.Unmarshal(raw, &doc) == nil && doc.Status != nil && doc.Status.Message != "":
+		e.Message = doc.Status.Message
+	case doc.Message != "":
+		e.Message = doc.Message
+	case doc.Error != nil:
+		e.Message = fmt.Sprint(doc.Error)
+	default:
+		e.Message = text.Cut(strings.TrimSpace(e.Body), 200)
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(resp.StatusCode)
+	}
+	e.Message = c.message(e.Message)
+	return e
+}
+
+// neverSent reports whether a transport error happened before any byte of the request could
+// reach the server: no address for the host, or no connection to it.
+func neverSent(err error) bool {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return true
+	}
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && opErr.Op == "dial"
+}
+
+// networkCause describes a transport failure without the *url.Error's method and URL prefix.
+func networkCause(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}

@@ -22,6 +22,7 @@ import (
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
 	"github.com/segment-operator/segment-operator/internal/remote"
+	"github.com/segment-operator/segment-operator/internal/text"
 )
 
 // SegmentReconciler makes each remote ChatBot segment match its Segment.
@@ -89,7 +90,7 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if old.intent != "" {
 		r.warn(seg, "CreateIntentIgnored", "Upgrade", "The annotation %s (%q) is not read: an earlier version of the operator may "+
 			"have attempted a create then, and if it made a segment that no Segment manages, that segment is left in ChatBot. "+
-			"The annotation can be removed", usersv1alpha1.AnnotationCreatePending, cut(old.intent, 200))
+			"The annotation can be removed", usersv1alpha1.AnnotationCreatePending, text.Cut(old.intent, 200))
 	}
 	if old.hold != "" {
 		if err := r.claimLegacy(ctx, seg, old.hold); err != nil {
@@ -246,11 +247,17 @@ func (r *SegmentReconciler) patchMetadata(ctx context.Context, seg *usersv1alpha
 }
 
 func (r *SegmentReconciler) event(seg *usersv1alpha1.Segment, reason, action, note string, args ...any) {
-	r.Recorder.Eventf(seg, nil, corev1.EventTypeNormal, reason, action, cut(note, maxEventNote), args...)
+	r.Recorder.Eventf(seg, nil, corev1.EventTypeNormal, reason, action, "%s", eventNote(note, args...))
 }
 
 func (r *SegmentReconciler) warn(seg *usersv1alpha1.Segment, reason, action, note string, args ...any) {
-	r.Recorder.Eventf(seg, nil, corev1.EventTypeWarning, reason, action, cut(note, maxEventNote), args...)
+	r.Recorder.Eventf(seg, nil, corev1.EventTypeWarning, reason, action, "%s", eventNote(note, args...))
+}
+
+// eventNote formats an event's note and cuts it to what the API server accepts: it drops
+// an event whose note is longer, and the arguments (names, IDs, API messages) may be long.
+func eventNote(format string, args ...any) string {
+	return text.Cut(fmt.Sprintf(format, args...), maxEventNote)
 }
 
 // SetupWithManager registers the reconciler and its indexes. Segments are reconciled when

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"time"
-	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -18,6 +17,7 @@ import (
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/text"
 )
 
 // Limits the API server sets: a condition message may hold 32768 characters; an event
@@ -84,7 +84,7 @@ type outcome struct {
 // settled where the spec put it (kstatus: Current, Argo CD: Suspended), but nothing says
 // the remote segment matches, so kubectl wait --for=condition=Ready waits.
 func setOutcome(seg *usersv1alpha1.Segment, o outcome) {
-	msg := cut(o.msg, maxConditionMessage)
+	msg := text.Cut(o.msg, maxConditionMessage)
 	if o.reason != usersv1alpha1.ReasonDriftDetected {
 		seg.Status.Plan = nil
 	}
@@ -125,19 +125,6 @@ func setCondition(seg *usersv1alpha1.Segment, condType string, status bool, reas
 
 func removeCondition(seg *usersv1alpha1.Segment, condType string) {
 	meta.RemoveStatusCondition(&seg.Status.Conditions, condType)
-}
-
-// cut shortens s to at most n bytes, on a rune boundary, saying that it did.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const more = " [...]"
-	i := n - len(more)
-	for i > 0 && !utf8.RuneStart(s[i]) { // s[i] is the first byte cut: not inside a rune
-		i--
-	}
-	return s[:i] + more
 }
 
 // stallError is a condition the operator cannot resolve by retrying: the user must act

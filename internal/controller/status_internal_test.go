@@ -127,19 +127,24 @@ func TestOwnershipWritesRefuseAStaleCopy(t *testing.T) {
 	}
 }
 
-func TestCutKeepsMessagesWithinTheAPIServersLimits(t *testing.T) {
+// An event note is cut after its arguments are in: 40 candidates' IDs made a note the API
+// server dropped when only the format was cut.
+func TestEventNoteFitsTheAPIServersLimit(t *testing.T) {
+	ids := make([]string, 40)
+	for i := range ids {
+		ids[i] = strings.Repeat("a", 22) + fmt.Sprintf("%02d", i)
+	}
 	for _, tc := range []struct {
-		in   string
-		n    int
-		want string
+		format string
+		args   []any
 	}{
-		{in: "short", n: 20, want: "short"},
-		{in: "0123456789abcdefghij", n: 16, want: "0123456789 [...]"},
-		{in: "ééééééééé", n: 13, want: "ééé [...]"}, // 7 bytes left: never half a rune
+		{"%d remote segments are named %q: %s", []any{40, "x", strings.Join(ids, ", ")}},
+		{"%s", []any{strings.Repeat("é", 2000)}},
+		{"short %s", []any{"note"}},
 	} {
-		got := cut(tc.in, tc.n)
-		if got != tc.want || len(got) > tc.n || !utf8.ValidString(got) {
-			t.Errorf("cut(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
+		got := eventNote(tc.format, tc.args...)
+		if len(got) > maxEventNote || !utf8.ValidString(got) || !strings.HasPrefix(fmt.Sprintf(tc.format, tc.args...), strings.TrimSuffix(got, " [...]")) {
+			t.Errorf("eventNote(%q): %d bytes: %q", tc.format, len(got), got)
 		}
 	}
 }
