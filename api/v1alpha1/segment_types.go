@@ -4,69 +4,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// Condition types of a Segment. Ready is the summary that kubectl wait, kstatus, Flux and
-// Argo CD read; Reconciling and Stalled follow kstatus' abnormal-true convention and are
-// present only while true.
-const (
-	// ConditionReady is True when the remote segment exists with the desired name and every
-	// desired member has been added.
-	ConditionReady = "Ready"
-	// ConditionReconciling is True while the operator is still working towards Ready.
-	ConditionReconciling = "Reconciling"
-	// ConditionStalled is True when the operator cannot progress until the spec or the
-	// credentials change (the API refused the request or the token).
-	ConditionStalled = "Stalled"
-	// ConditionMembersNotRemovable is True when members were removed from spec.members that
-	// the API cannot remove from the remote segment.
-	ConditionMembersNotRemovable = "MembersNotRemovable"
-	// ConditionSuspended is True while spec.suspend is set: no remote call is made.
-	ConditionSuspended = "Suspended"
-)
-
-// Condition reasons. They are stable: alerts and scripts may match on them.
-const (
-	// ReasonSynced: the remote segment matches the spec.
-	ReasonSynced = "Synced"
-	// ReasonCreating: the remote segment was just created; members are being added.
-	ReasonCreating = "Creating"
-	// ReasonRemoteError: the API failed in a way worth retrying (5xx, network); retried with backoff.
-	ReasonRemoteError = "RemoteError"
-	// ReasonRateLimited: the API answered 429; retried after its Retry-After, or with backoff
-	// when it gave none.
-	ReasonRateLimited = "RateLimited"
-	// ReasonUnauthorized: the API refused the token (401/403). Fix the token.
-	ReasonUnauthorized = "Unauthorized"
-	// ReasonRemoteRejected: the API refused the request (400/422); retried when the spec changes.
-	ReasonRemoteRejected = "RemoteRejected"
-	// ReasonEndpointNotFound: the API answered 404 to a call that names no segment (list,
-	// create): the API base URL is wrong, or the API moved. Checked again each drift interval.
-	ReasonEndpointNotFound = "EndpointNotFound"
-	// ReasonCredentialsError: no usable credentials (missing Secret, key or file, or an apiURL
-	// the manager does not allow).
-	ReasonCredentialsError = "CredentialsError"
-	// ReasonDeleting: the Segment is being deleted but the remote segment could not be yet.
-	ReasonDeleting = "Deleting"
-	// ReasonRemovedFromSpec: members left spec.members that the API cannot remove.
-	ReasonRemovedFromSpec = "RemovedFromSpec"
-	// ReasonRecreated: the remote segment was deleted outside the operator and made again.
-	ReasonRecreated = "Recreated"
-	// ReasonSuspended: spec.suspend is true.
-	ReasonSuspended = "Suspended"
-	// ReasonConflict: another Segment already manages the remote segment this one claims.
-	ReasonConflict = "Conflict"
-	// ReasonCreateUncertain: a create may have happened without its ID being recorded, and
-	// the listing does not say which segment it made. Set spec.id to adopt the right one.
-	ReasonCreateUncertain = "CreateUncertain"
-	// ReasonRemoteNotFound: the segment named by spec.id does not exist.
-	ReasonRemoteNotFound = "RemoteNotFound"
-	// ReasonAdoptionAmbiguous: adoptionPolicy AdoptByName found several segments with the name.
-	ReasonAdoptionAmbiguous = "AdoptionAmbiguous"
-	// ReasonObserved: managementPolicy ObserveOnly, and the remote segment matches the spec.
-	ReasonObserved = "Observed"
-	// ReasonDriftDetected: managementPolicy ObserveOnly, and status.plan lists what would change.
-	ReasonDriftDetected = "DriftDetected"
-)
-
 // SegmentFinalizer makes Kubernetes wait for the remote segment's deletion before it
 // removes a Segment.
 const SegmentFinalizer = "users.chatbot.com/finalizer"

@@ -20,16 +20,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -382,114 +379,4 @@ func (b *bench) readySegments(ctx context.Context) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no segment_operator_segments metric yet")
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-// procStats reads a process's peak resident memory (MiB) and CPU time (seconds) from /proc.
-func procStats(pid int) (rssMiB, cpuSeconds float64) {
-	if pid == 0 {
-		return 0, 0
-	}
-	if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		for _, line := range strings.Split(string(status), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-				kb, _ := strconv.ParseFloat(f[1], 64)
-				rssMiB = kb / 1024
-			}
-		}
-	}
-	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-		// Fields after the command name (which may contain spaces) start at ") ".
-		rest := strings.Fields(string(stat)[strings.LastIndex(string(stat), ")")+2:])
-		if len(rest) > 12 {
-			utime, _ := strconv.ParseFloat(rest[11], 64)
-			stime, _ := strconv.ParseFloat(rest[12], 64)
-			cpuSeconds = (utime + stime) / 100 // USER_HZ
-		}
-	}
-	return rssMiB, cpuSeconds
-}
-
-func parallel(n, workers int, f func(int) error) error {
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		next = make(chan int)
-	)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				if err := f(i); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	if len(errs) > 0 {
-		return fmt.Errorf("%d failures, first: %w", len(errs), errs[0])
-	}
-	return nil
-}
-
-func printTable(rows []row) string {
-	var sb strings.Builder
-	tw := tabwriter.NewWriter(&sb, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tSegments\tcreates\trenames\tadds\tlists\t429s\twall\tbound\tratio\t"+
-		"seg writes\tstatus writes\tevents\trefused\twrites/Segment\tevents/Segment\tpeak RSS MiB\tCPU-s\t")
-	for _, r := range rows {
-		bound, ratio := "-", "-"
-		if r.bound > 0 {
-			bound = r.bound.Round(100 * time.Millisecond).String()
-			ratio = fmt.Sprintf("%.2f", r.wall.Seconds()/r.bound.Seconds())
-		}
-		writesPer, eventsPer := "-", "-"
-		if r.perSegment && r.segments > 0 {
-			n := float64(r.segments)
-			writesPer = fmt.Sprintf("%.2f", float64(r.kube.Segment+r.kube.Status)/n)
-			eventsPer = fmt.Sprintf("%.2f", float64(r.kube.Events)/n)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%.0f\t%.1f\t\n",
-			r.scenario, r.segments, r.creates, r.renames, r.adds, r.lists, r.throttle, r.wall.Round(100*time.Millisecond),
-			bound, ratio, r.kube.Segment, r.kube.Status, r.kube.Events, r.kube.Refused, writesPer, eventsPer, r.rssMiB, r.cpuSeconds)
-	}
-	_ = tw.Flush()
-	fmt.Print("\n" + sb.String())
-	return sb.String()
-}
-
-func hostSummary() string {
-	cpus := "?"
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		cpus = strconv.Itoa(strings.Count(string(b), "processor\t:"))
-	}
-	return cpus + " CPUs"
-}
-
-func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
-
-func log(format string, args ...any) {
-	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
-}
-
-func fatal(err error) {
-	fmt.Fprintln(os.Stderr, "bench:", err)
-	os.Exit(1)
 }

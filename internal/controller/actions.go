@@ -17,21 +17,33 @@ import (
 
 // observe finds the remote segment in the account's shared listing. The API has no
 // get-by-id, so this lists the account, at most once per DriftInterval for all its
-// Segments. With confirm, a segment missing from the listing is looked for again in one
-// begun after it was found missing (shared by every Segment confirming at once): creating
-// a segment anew is not a step to take on a listing that may predate it.
-func (r *SegmentReconciler) observe(ctx context.Context, acct *remote.Account, id string, confirm bool) (chatbot.Segment, bool, error) {
+// Segments. Creating a segment anew is not a step to take on a listing that may predate the
+// segment: a segment missing from the listing is looked for again in one begun after
+// confirmAfter (zero: not looked for again), which the current listing usually is already.
+func (r *SegmentReconciler) observe(ctx context.Context, acct *remote.Account, id string, confirmAfter time.Time) (chatbot.Segment, bool, error) {
 	if _, err := acct.Observations.Ensure(ctx, r.DriftInterval); err != nil {
 		return chatbot.Segment{}, false, listErr(err)
 	}
-	if seg, ok := acct.Observations.Lookup(id); ok || !confirm {
+	if seg, ok := acct.Observations.Lookup(id); ok || confirmAfter.IsZero() {
 		return seg, ok, nil
 	}
-	if _, err := acct.Observations.ListedAfter(ctx, time.Now()); err != nil {
-		return chatbot.Segment{}, false, listErr(err)
+	if err := r.listAfter(ctx, acct, confirmAfter); err != nil {
+		return chatbot.Segment{}, false, err
 	}
 	seg, ok := acct.Observations.Lookup(id)
 	return seg, ok, nil
+}
+
+// goneAfter is when a listing must have begun for the Segment's remote segment, missing
+// from it, to be gone: after the segment was made (status.createdAt, in whole seconds, by
+// ChatBot's clock, which may be createSkew off ours). Every Segment whose segment went
+// missing takes the same listing as proof, rather than each one listing again. When
+// createdAt is not known: now.
+func goneAfter(seg *usersv1alpha1.Segment) time.Time {
+	if c := seg.Status.CreatedAt; c != nil {
+		return c.Add(time.Second + createSkew)
+	}
+	return time.Now()
 }
 
 // listErr says that listing failed, unless the error (the client's) says so already.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -328,5 +329,21 @@ func TestArgoHealthOddInputs(t *testing.T) {
 				t.Errorf("kstatus: %s (%s), want %s", res.Status, res.Message, tc.kstatusStatus)
 			}
 		})
+	}
+}
+
+// The README shows the health check whole, so that a reader can install it from there: it
+// must be the file the suite runs, to the byte.
+func TestREADMEShowsTheArgoHealthCheck(t *testing.T) {
+	script, err := os.ReadFile(argoHealthScript)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```lua\n"+string(script)+"```\n") {
+		t.Error("README.md's lua block is not config/argocd/segment-health.lua: copy the file into it")
 	}
 }

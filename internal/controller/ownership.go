@@ -120,7 +120,7 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 	}
 	if id := seg.Status.ID; id != "" {
 		// Not found, it is forgotten and another made: absence is confirmed first.
-		if _, found, err := r.observe(ctx, acct, id, true); err != nil {
+		if _, found, err := r.observe(ctx, acct, id, goneAfter(seg)); err != nil {
 			return err
 		} else if found {
 			return r.claimID(ctx, seg, acct, st, id, "status.id, observed before this Segment managed it")

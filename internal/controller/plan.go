@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
@@ -96,7 +97,7 @@ func (r *SegmentReconciler) find(ctx context.Context, seg *usersv1alpha1.Segment
 		id = seg.Status.ID
 	}
 	if id != "" {
-		observed, found, err := r.observe(ctx, acct, id, false)
+		observed, found, err := r.observe(ctx, acct, id, time.Time{})
 		switch {
 		case err != nil:
 			return nil, err

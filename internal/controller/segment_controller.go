@@ -135,8 +135,12 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 	}
 	var observed *chatbot.Segment
 	if id := seg.OwnedID(); id != "" {
-		// Absence is confirmed by a fresh listing only where it leads to a create.
-		s, found, err := r.observe(ctx, acct, id, seg.Spec.ID == "")
+		// Absence is confirmed only where it leads to a create.
+		var confirmAfter time.Time
+		if seg.Spec.ID == "" {
+			confirmAfter = goneAfter(seg)
+		}
+		s, found, err := r.observe(ctx, acct, id, confirmAfter)
 		switch {
 		case err != nil:
 			return err

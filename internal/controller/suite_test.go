@@ -108,6 +108,9 @@ var _ = BeforeSuite(func() {
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: envtestAssets(),
 	}
+	// Said, not left to envtest's default: the tenancy specs act as users the API server
+	// authorizes by RBAC alone.
+	testEnv.ControlPlane.GetAPIServer().Configure().Set("authorization-mode", "RBAC")
 	var err error
 	cfg, err = testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
