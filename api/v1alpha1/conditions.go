@@ -53,6 +53,10 @@ const (
 	// ReasonCreateUncertain: a create may have happened without its ID being recorded, and
 	// the listing does not say which segment it made. Set spec.id to adopt the right one.
 	ReasonCreateUncertain = "CreateUncertain"
+	// ReasonAccountChanged: the remote segment this Segment manages is not in the account its
+	// credentials now name: spec.credentialsRef (or the manager's token) moved it to another
+	// account. Put the credentials back, or delete the Segment with deletionPolicy Orphan.
+	ReasonAccountChanged = "AccountChanged"
 	// ReasonRemoteNotFound: the segment named by spec.id does not exist.
 	ReasonRemoteNotFound = "RemoteNotFound"
 	// ReasonAdoptionAmbiguous: adoptionPolicy AdoptByName found several segments with the name.

@@ -91,18 +91,24 @@ type CredentialsReference struct {
 	// one its --allowed-api-urls flag lists).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')`,message="spec.credentialsRef.name must be the name of a Secret: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
 	// +required
 	Name string `json:"name"`
 }
 
 // SegmentSpec is the desired state of a ChatBot.com user segment.
 type SegmentSpec struct {
-	// name is the segment's name in ChatBot, 1 to 256 characters. When omitted, the
-	// Segment's metadata.name is used. Changing it renames the remote segment in place (its
-	// ID and members are kept). ChatBot does not require names to be unique.
+	// name is the segment's name in ChatBot: at most 256 bytes in UTF-8 (the API documents
+	// 256 without saying whether it counts bytes or characters, so the stricter reading is
+	// enforced), not blank, with no control characters. When omitted, the Segment's
+	// metadata.name is used. Changing it renames the remote segment in place (its ID and
+	// members are kept). ChatBot does not require names to be unique.
 	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule=`size(bytes(self)) <= 256`,message="spec.name must be at most 256 bytes in UTF-8 (the ChatBot API documents 256 without saying whether it counts bytes or characters)"
+	// +kubebuilder:validation:XValidation:rule=`!self.matches(r'\p{Cc}')`,message="spec.name must not contain control characters (tabs, newlines, ...)"
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'[^\s\p{Z}\p{Cc}]')`,message="spec.name must not be blank"
 	Name string `json:"name,omitempty"`
 
 	// members are the ChatBot user IDs that belong to the segment: a set, each ID 1 to 64
@@ -201,6 +207,14 @@ type SegmentOwnership struct {
 	// manages it. Empty: it manages none yet.
 	// +optional
 	ID string `json:"id,omitempty"`
+
+	// account is the ChatBot account id is in: a digest of the API URL and token it was
+	// created or adopted with. Should spec.credentialsRef come to name another account where
+	// id does not exist, the operator stops (AccountChanged) rather than create a second
+	// segment or take the 404 of a delete for success. Where id is found under new
+	// credentials (a rotated token), it is recorded anew.
+	// +optional
+	Account string `json:"account,omitempty"`
 
 	// createPending records a create call whose outcome is not known yet: it is written
 	// before the call, and replaced by id when the new segment's ID is known. Until then,

@@ -147,7 +147,7 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 	r.recordClaim(created.ID, seg)
 	unlock()
 	seg.Status.ID = created.ID
-	seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{ID: created.ID}
+	seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{ID: created.ID, Account: acct.ID}
 	recordObserved(seg, created)
 	logf.FromContext(ctx).Info("created remote segment", "remoteID", created.ID)
 	return nil

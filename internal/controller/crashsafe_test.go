@@ -27,7 +27,8 @@ var _ = Describe("Crash-safe create", func() {
 		Expect(countNamed("Lost response")).To(Equal(1))
 		Expect(sim.Counts().Requests[simulator.EndpointCreate] - creates).To(BeEquivalentTo(1))
 		Expect(remoteSegment(seg.Status.ID).Members).To(ConsistOf("a"))
-		Expect(seg.Status.Ownership).To(Equal(&usersv1alpha1.SegmentOwnership{ID: seg.Status.ID}))
+		Expect(seg.Status.Ownership).To(And(HaveField("ID", seg.Status.ID), HaveField("Account", Not(BeEmpty())),
+			HaveField("CreatePending", BeNil())))
 	})
 
 	It("forgets a create that certainly failed, and does not adopt a same-named segment made meanwhile", func() {

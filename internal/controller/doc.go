@@ -10,6 +10,9 @@
 // # Vocabulary
 //
 //   - owned: the ID in status.ownership.id. Renames, member adds and deletes go only there.
+//   - account: status.ownership.account, the account the owned segment is in. Under
+//     credentials that name another account where it is not found, nothing is created or
+//     deleted (AccountChanged); found there (a rotated token), the new account is recorded.
 //   - observed: status.id, what the Segment shows. It equals the owned ID, or, for a Segment
 //     that owns nothing (managementPolicy ObserveOnly), the segment it watches.
 //   - pending create: status.ownership.createPending, written before the (non-idempotent)

@@ -166,7 +166,7 @@ func (r *SegmentReconciler) bind(ctx context.Context, seg *usersv1alpha1.Segment
 		resetRemote(seg)
 	}
 	seg.Status.ID = id
-	seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{ID: id}
+	seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{ID: id, Account: acct.ID}
 	if observed, ok := acct.Observations.Lookup(id); ok {
 		recordObserved(seg, observed)
 	}

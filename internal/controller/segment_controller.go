@@ -144,6 +144,8 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 		switch {
 		case err != nil:
 			return err
+		case !found && accountMoved(seg, acct):
+			return errAccountMoved(seg, acct)
 		case !found && seg.Spec.ID != "":
 			return stall(usersv1alpha1.ReasonRemoteNotFound, "Remote segment %s named by spec.id does not exist; "+
 				"an adopted segment is not recreated. Recreate the Segment without spec.id to make a new one", id)
@@ -153,6 +155,7 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 		default:
 			observed = &s
 			recordObserved(seg, s)
+			seg.Status.Ownership.Account = acct.ID // found here: a rotated token, or an earlier version's record
 		}
 	}
 	if err := r.apply(ctx, seg, acct, st, planFor(seg, observed)); err != nil {
@@ -214,6 +217,14 @@ func (r *SegmentReconciler) deleteOwned(ctx context.Context, seg *usersv1alpha1.
 		return err
 	}
 	id := seg.OwnedID()
+	if id != "" && accountMoved(seg, acct) {
+		// A delete in the wrong account answers 404, which must not pass for success.
+		if _, found, err := r.observe(ctx, acct, id, goneAfter(seg)); err != nil {
+			return err
+		} else if !found {
+			return errAccountMoved(seg, acct)
+		}
+	}
 	if intent := seg.PendingCreate(); intent != nil {
 		if id, err = r.resolve(ctx, seg, acct, intent, ""); err != nil {
 			return err
@@ -223,6 +234,20 @@ func (r *SegmentReconciler) deleteOwned(ctx context.Context, seg *usersv1alpha1.
 		return nil
 	}
 	return r.delete(ctx, seg, acct, id)
+}
+
+// accountMoved reports whether the Segment's credentials now name another account than the
+// one its owned segment was recorded in.
+func accountMoved(seg *usersv1alpha1.Segment, acct *remote.Account) bool {
+	o := seg.Status.Ownership
+	return o != nil && o.ID != "" && o.Account != "" && o.Account != acct.ID
+}
+
+func errAccountMoved(seg *usersv1alpha1.Segment, acct *remote.Account) error {
+	o := seg.Status.Ownership
+	return stall(usersv1alpha1.ReasonAccountChanged, "Remote segment %s was recorded in account %s, but this Segment's credentials "+
+		"now name account %s, where it does not exist: nothing is created or deleted there. Put spec.credentialsRef (or the "+
+		"token) back to manage it; to leave it and start over, delete this Segment with deletionPolicy Orphan", o.ID, o.Account, acct.ID)
 }
 
 // ensureFinalizer puts the finalizer on before the Segment first owns or may own a remote

@@ -67,7 +67,7 @@ var _ = Describe("Upgrade from a version without status.ownership", func() {
 
 		bringOwner()
 		Eventually(func() *usersv1alpha1.SegmentOwnership { return get(owner).Status.Ownership }, timeout, poll).Should(
-			Equal(&usersv1alpha1.SegmentOwnership{ID: id}))
+			And(HaveField("ID", id), HaveField("Account", Not(BeEmpty())), HaveField("CreatePending", BeNil())))
 		waitReady(owner)
 		Expect(get(staged).OwnedID()).To(BeEmpty())
 		Expect(remoteSegment(id)).To(And(HaveField("Name", "Legacy"), HaveField("Members", ConsistOf("m"))))
