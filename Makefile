@@ -81,7 +81,8 @@ build-installer: manifests generate kustomize ## Write dist/install.yaml: CRD, R
 	mkdir -p dist
 	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
 	$(KUSTOMIZE) build config/default > dist/install.yaml
-	@echo "wrote dist/install.yaml for $(IMG)"
+	$(KUSTOMIZE) build config/admission > dist/admission-policy.yaml
+	@echo "wrote dist/install.yaml for $(IMG), and dist/admission-policy.yaml (optional, Kubernetes 1.36 or later)"
 
 ##@ Deployment
 

@@ -44,6 +44,7 @@ func main() {
 		leaderElect             bool
 		apiURL, tokenFile       string
 		allowedAPIURLs          string
+		defaultCredsNamespaces  string
 		driftInterval           time.Duration
 		maxConcurrent, apiBurst int
 		apiQPS, kubeQPS         float64
@@ -56,6 +57,7 @@ func main() {
 	flag.BoolVar(&enableH2, "enable-http2", false, "Serve metrics over HTTP/2 too (off because of the HTTP/2 rapid-reset CVEs).")
 	flag.StringVar(&apiURL, "chatbot-api-url", chatbot.DefaultBaseURL, "Base URL of the ChatBot API (the simulator's for tests and demos).")
 	flag.StringVar(&allowedAPIURLs, "allowed-api-urls", "", "Comma-separated API base URLs that credentials Secrets may name under apiURL, besides --chatbot-api-url; * allows any.")
+	flag.StringVar(&defaultCredsNamespaces, "default-credentials-namespaces", "", "Comma-separated namespaces whose Segments may use the manager's own token without spec.credentialsRef, besides those labelled users.chatbot.com/default-credentials=true; * allows every namespace.")
 	flag.StringVar(&tokenFile, "chatbot-api-token-file", "", "File holding the ChatBot Developer access token, re-read when it changes. Without it, $CHATBOT_API_TOKEN.")
 	flag.DurationVar(&driftInterval, "drift-interval", 5*time.Minute, "How often each Segment is compared with the remote account; one listing per account serves all Segments in an interval.")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "How many Segments are reconciled at once.")
@@ -72,8 +74,9 @@ func main() {
 		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableH2: enableH2,
 		leaderElect: leaderElect, driftInterval: driftInterval, maxConcurrent: maxConcurrent,
 		apiQPS: apiQPS, apiBurst: apiBurst, kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst,
-		creds:          &remote.DefaultCredentials{BaseURL: apiURL, Token: os.Getenv("CHATBOT_API_TOKEN"), TokenFile: tokenFile},
-		allowedAPIURLs: splitList(allowedAPIURLs),
+		creds:                        &remote.DefaultCredentials{BaseURL: apiURL, Token: os.Getenv("CHATBOT_API_TOKEN"), TokenFile: tokenFile},
+		allowedAPIURLs:               splitList(allowedAPIURLs),
+		defaultCredentialsNamespaces: splitList(defaultCredsNamespaces),
 	}); err != nil {
 		setupLog.Error(err, "manager stopped")
 		os.Exit(1)
@@ -91,6 +94,8 @@ type runConfig struct {
 	kubeBurst               int
 	creds                   *remote.DefaultCredentials
 	allowedAPIURLs          []string
+	// defaultCredentialsNamespaces may use the manager's own token, besides labelled ones.
+	defaultCredentialsNamespaces []string
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.
@@ -142,19 +147,20 @@ func run(cfg runConfig) error {
 	// An account unused for three drift intervals has no Segments left (every Segment asks
 	// for its account once per interval): forget its client and listing.
 	accounts := remote.NewAccounts(remote.AccountOptions{QPS: cfg.apiQPS, Burst: cfg.apiBurst,
-		Observer: metrics.ObserveAPICall, IdleTTL: 3 * cfg.driftInterval})
+		Observer: metrics.ObserveAPICall, Forgotten: metrics.ForgetAccount, IdleTTL: 3 * cfg.driftInterval})
 	if err := metrics.Register(mgr.GetClient(), accounts); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
 	if err := (&controller.SegmentReconciler{
-		Client:                  mgr.GetClient(),
-		Recorder:                mgr.GetEventRecorder("segment-operator"),
-		Accounts:                accounts,
-		DefaultCredentials:      cfg.creds.Get,
-		AllowedAPIURLs:          cfg.allowedAPIURLs,
-		DriftInterval:           cfg.driftInterval,
-		MaxConcurrentReconciles: cfg.maxConcurrent,
+		Client:                       mgr.GetClient(),
+		Recorder:                     mgr.GetEventRecorder("segment-operator"),
+		Accounts:                     accounts,
+		DefaultCredentials:           cfg.creds.Get,
+		AllowedAPIURLs:               cfg.allowedAPIURLs,
+		DefaultCredentialsNamespaces: cfg.defaultCredentialsNamespaces,
+		DriftInterval:                cfg.driftInterval,
+		MaxConcurrentReconciles:      cfg.maxConcurrent,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up Segment controller: %w", err)
 	}

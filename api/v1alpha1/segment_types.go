@@ -23,6 +23,13 @@ const AnnotationCreatePending = "users.chatbot.com/create-pending"
 // create made is left in ChatBot.
 const AnnotationForgetCreate = "users.chatbot.com/forget-create"
 
+// DefaultCredentialsLabel, with the value "true" on a Namespace, lets the Segments of that
+// namespace use the manager's own credentials (its --chatbot-api-token-file or
+// $CHATBOT_API_TOKEN) without spec.credentialsRef. A user with the edit role cannot label
+// their namespace: it is an administrator's grant. So is the manager flag
+// --default-credentials-namespaces.
+const DefaultCredentialsLabel = "users.chatbot.com/default-credentials"
+
 // CredentialsLabel must be on a Secret named by spec.credentialsRef, with the value "true":
 // the manager caches and reads only Secrets that carry it.
 const CredentialsLabel = "users.chatbot.com/credentials"
@@ -108,7 +115,7 @@ type SegmentSpec struct {
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:XValidation:rule=`size(bytes(self)) <= 256`,message="spec.name must be at most 256 bytes in UTF-8 (the ChatBot API documents 256 without saying whether it counts bytes or characters)"
 	// +kubebuilder:validation:XValidation:rule=`!self.matches(r'\p{Cc}')`,message="spec.name must not contain control characters (tabs, newlines, ...)"
-	// +kubebuilder:validation:XValidation:rule=`self.matches(r'[^\s\p{Z}\p{Cc}]')`,message="spec.name must not be blank"
+	// +kubebuilder:validation:XValidation:rule=`self.matches(r'[^\s\p{Z}\p{Cc}\p{Cf}]')`,message="spec.name must not be blank (spaces and invisible characters only)"
 	Name string `json:"name,omitempty"`
 
 	// members are the ChatBot user IDs that belong to the segment: a set, each ID 1 to 64

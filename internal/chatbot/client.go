@@ -20,6 +20,10 @@ import (
 // DefaultBaseURL is the ChatBot API host.
 const DefaultBaseURL = "https://api.chatbot.com"
 
+// MaxTokenLength is the longest token a client takes, in bytes: far more than a ChatBot
+// Developer access token needs.
+const MaxTokenLength = 512
+
 // DefaultTimeout bounds one HTTP call, connection and body included.
 const DefaultTimeout = 30 * time.Second
 
@@ -67,6 +71,9 @@ type Client struct {
 	limiter   Limiter
 	observe   Observer
 
+	// refusal holds calls back while the API refuses the token.
+	refusal refusal
+
 	// pausedUntil (Unix nanoseconds) is set by a 429 or 503 with Retry-After: until then
 	// the client sends nothing, so that every caller sharing it honours the wait.
 	pausedUntil atomic.Int64
@@ -110,6 +117,11 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 	if token == "" {
 		return nil, errors.New("chatbot: empty API token")
 	}
+	if len(token) > MaxTokenLength {
+		// A Secret's token is anyone's to write; what the client keeps per token (its
+		// redactor) must stay small.
+		return nil, fmt.Errorf("chatbot: API token of %d bytes refused: a ChatBot token has at most %d", len(token), MaxTokenLength)
+	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	c := &Client{
 		base:      u,
@@ -117,6 +129,7 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		redactor:  newRedactor(token),
 		http:      &http.Client{Timeout: DefaultTimeout},
 		userAgent: version.UserAgent(),
+		refusal:   refusal{base: DefaultRefusalBackoff, most: DefaultRefusalMaxBackoff},
 	}
 	for _, opt := range opts {
 		opt(c)
@@ -235,6 +248,9 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 	if err := c.paused(op); err != nil {
 		return err
 	}
+	if _, err := c.refusal.admit(op, false); err != nil {
+		return err
+	}
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
 			return &APIError{Op: op, Message: "waiting for client-side rate limit: " + err.Error(), Err: err, NotSent: true}
@@ -244,6 +260,15 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 			return err
 		}
 	}
+	probe, err := c.refusal.admit(op, true)
+	if err != nil {
+		return err
+	}
+	status := 0
+	defer func() {
+		apiErr, _ := AsAPIError(err)
+		c.refusal.report(probe, status, apiErr)
+	}()
 	if gather, ok := in.(func() any); ok {
 		in = gather() // the call goes now: a gathered body is final only at this point
 		if err, ok := in.(error); ok {
@@ -273,7 +298,6 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 	}
 
 	start := time.Now()
-	status := 0
 	if c.observe != nil {
 		defer func() { c.observe(op, status, time.Since(start)) }()
 	}
@@ -288,7 +312,8 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 		err := list.decode(body)
 		switch {
 		case errors.Is(body.err, errTooLarge):
-			return &APIError{Op: op, StatusCode: status, Message: fmt.Sprintf("listing larger than %d MiB: refused", MaxListingBytes>>20)}
+			return &APIError{Op: op, StatusCode: status, TooLarge: true,
+				Message: fmt.Sprintf("listing larger than %d MiB: refused", MaxListingBytes>>20)}
 		case body.err != nil:
 			status = 0
 			return &APIError{Op: op, Message: c.message("reading response: " + networkCause(body.err)), Err: body.err}
@@ -304,6 +329,9 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		apiErr := c.apiError(op, resp, raw)
+		if resp.StatusCode == http.StatusUnauthorized {
+			apiErr.Message = text.Cut(c.refusal.refusedMessage(apiErr.Message), maxErrorMessage)
+		}
 		if apiErr.RetryAfter > 0 && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 			c.pause(time.Now().Add(apiErr.RetryAfter))
 		}

@@ -258,6 +258,9 @@ func TestUserAgentAndHeaders(t *testing.T) {
 }
 
 func TestNewRejectsBadConfiguration(t *testing.T) {
+	if _, err := chatbot.New("http://x", strings.Repeat("t", 900<<10)); err == nil {
+		t.Error("a 900 KiB token was taken: its redactor alone keeps tens of MiB")
+	}
 	for _, tc := range []struct{ url, token string }{
 		{"ftp://x", "t"}, {"http://", "t"}, {"://", "t"}, {"http://x", ""},
 	} {

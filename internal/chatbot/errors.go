@@ -41,6 +41,9 @@ type APIError struct {
 	// Local is true when the call was not sent at all: the client is pausing after a
 	// Retry-After.
 	Local bool
+	// TooLarge is true when the answer was over the client's cap (MaxListingBytes) and
+	// was not read: asking again soon is not likely to help.
+	TooLarge bool
 	// NotSent is true when the request certainly never reached the API: a local pause, a
 	// client-side rate limit wait that gave up, or a connection that could not be opened.
 	// A create that failed so had no effect.

@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
@@ -53,5 +54,64 @@ var _ = Describe("Credentials moved to another account", func() {
 		_, ok := sim.Segment(id)
 		Expect(ok).To(BeFalse())
 		Expect(sim2.Counts().Writes()).To(Equal(writes2))
+	})
+})
+
+var _ = Describe("Credentials moved by a tenant", func() {
+	var victimNS, ns string
+
+	BeforeEach(func() { victimNS, ns = freshNamespace("victim-"), freshNamespace("liar-") })
+	AfterEach(func() {
+		liarID.Store("")
+		cleanUp(ns)
+		cleanUp(victimNS)
+	})
+
+	It("do not hand over another namespace's segment whose ID an API of theirs made up", func() {
+		victim := waitReady(create(victimNS, "crown-jewels", usersv1alpha1.SegmentSpec{Name: "Crown jewels", Members: []string{"v1"}}))
+		liarID.Store(victim.Status.ID)
+		Expect(k8sClient.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "own-api", Namespace: ns, Labels: map[string]string{usersv1alpha1.CredentialsLabel: "true"}},
+			StringData: map[string]string{"token": "liar-token", "apiURL": liarURL},
+		})).To(Succeed())
+		seg := waitReady(create(ns, "impostor", usersv1alpha1.SegmentSpec{Name: "Pwned", Members: []string{"evil"},
+			CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "own-api"}}))
+		Expect(seg.OwnedID()).To(Equal(victim.Status.ID), "the made-up ID, in the tenant's own account")
+
+		writes := sim.Counts().Writes()
+		update(seg, func(s *usersv1alpha1.Segment) { s.Spec.CredentialsRef = nil }) // the manager's account
+		waitReason(seg, usersv1alpha1.ReasonConflict)
+		Expect(readyCondition(get(seg)).Message).To(And(ContainSubstring("a Segment in another namespace"), Not(ContainSubstring(victimNS))))
+		Expect(k8sClient.Delete(ctx, get(seg))).To(Succeed())
+		Consistently(func() int64 { return sim.Counts().Writes() - writes }, driftInterval, poll).Should(BeZero())
+		Expect(remoteSegment(victim.Status.ID)).To(And(HaveField("Name", "Crown jewels"), HaveField("Members", ConsistOf("v1"))))
+		update(seg, func(s *usersv1alpha1.Segment) { s.Spec.DeletionPolicy = usersv1alpha1.DeletionPolicyOrphan })
+		waitGone(seg)
+		Expect(remoteSegment(victim.Status.ID)).To(HaveField("Name", "Crown jewels"))
+	})
+})
+
+var _ = Describe("The manager's own credentials", func() {
+	It("are refused to a namespace no administrator opted in, and granted once it is labelled", func() {
+		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "not-granted-"}}
+		Expect(k8sClient.Create(ctx, n)).To(Succeed())
+		DeferCleanup(cleanUp, n.Name)
+		unmanaged := sim.Create("Made in the ChatBot UI", "u1")
+		adopter := create(n.Name, "adopter", usersv1alpha1.SegmentSpec{ID: unmanaged})
+		seg := create(n.Name, "no-grant", usersv1alpha1.SegmentSpec{Name: "No grant"})
+		for _, s := range []*usersv1alpha1.Segment{adopter, seg} {
+			waitReason(s, usersv1alpha1.ReasonCredentialsError)
+			Expect(readyCondition(get(s)).Message).To(ContainSubstring(usersv1alpha1.DefaultCredentialsLabel + "=true"))
+			Expect(get(s).Status.ID).To(BeEmpty(), "nothing observed with the manager's token")
+		}
+		Expect(countNamed("No grant")).To(BeZero())
+
+		By("an administrator labels the namespace")
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(n), n)).To(Succeed())
+		n.Labels = map[string]string{usersv1alpha1.DefaultCredentialsLabel: "true"}
+		Expect(k8sClient.Update(ctx, n)).To(Succeed())
+		waitReady(seg)
+		waitReady(adopter)
+		Expect(get(adopter).OwnedID()).To(Equal(unmanaged))
 	})
 })

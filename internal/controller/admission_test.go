@@ -25,6 +25,7 @@ var _ = Describe("Admission", func() {
 		},
 		Entry("a blank name", usersv1alpha1.SegmentSpec{Name: " \t "}, "spec.name", "blank"),
 		Entry("a name of ideographic spaces", usersv1alpha1.SegmentSpec{Name: "\u3000\u3000"}, "spec.name", "blank"),
+		Entry("a name of zero-width characters", usersv1alpha1.SegmentSpec{Name: "\u200b\ufeff"}, "spec.name", "blank"),
 		Entry("a newline in a name", usersv1alpha1.SegmentSpec{Name: "VIP\nclients"}, "spec.name", "control characters"),
 		Entry("a terminal escape in a name", usersv1alpha1.SegmentSpec{Name: "VIP\x1b[31m"}, "spec.name", "control characters"),
 		Entry("256 emoji: 256 characters, 1 KiB", usersv1alpha1.SegmentSpec{Name: strings.Repeat("🎉", 256)}, "spec.name", "256 bytes"),

@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -55,12 +57,37 @@ func indexByCredentials(o client.Object) []string {
 	return nil
 }
 
-// CacheOptions restrict the manager's Secret cache to credentials Secrets: those labelled
-// users.chatbot.com/credentials=true. The manager never holds other Secrets in memory.
+// CacheOptions restrict what the manager's cache holds: of Secrets, only credentials
+// Secrets (labelled users.chatbot.com/credentials=true), and of those only the keys it reads;
+// of every object, no managedFields (the manager never reads them).
 func CacheOptions() cache.Options {
-	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&corev1.Secret{}: {Label: labels.SelectorFromSet(labels.Set{usersv1alpha1.CredentialsLabel: "true"})},
-	}}
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {
+				Label:     labels.SelectorFromSet(labels.Set{usersv1alpha1.CredentialsLabel: "true"}),
+				Transform: credentialsOnly,
+			},
+		},
+	}
+}
+
+// credentialsOnly keeps of a Secret what the manager reads (its token and apiURL keys, its
+// name and version) and drops the rest before it is cached: any editor may label a Secret
+// of up to 1 MiB, and kubectl's last-applied annotation copies every key.
+func credentialsOnly(in any) (any, error) {
+	s, ok := in.(*corev1.Secret)
+	if !ok {
+		return in, nil
+	}
+	kept := map[string][]byte{}
+	for _, k := range []string{usersv1alpha1.CredentialsTokenKey, usersv1alpha1.CredentialsURLKey} {
+		if v, ok := s.Data[k]; ok {
+			kept[k] = v
+		}
+	}
+	s.Data, s.StringData, s.Annotations, s.ManagedFields = kept, nil, nil, nil
+	return s, nil
 }
 
 // account returns the ChatBot account the Segment belongs to.
@@ -81,6 +108,9 @@ func (r *SegmentReconciler) account(ctx context.Context, seg *usersv1alpha1.Segm
 func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.Segment) (remote.Credentials, error) {
 	ref := seg.Spec.CredentialsRef
 	if ref == nil {
+		if err := r.defaultCredentialsGranted(ctx, seg.Namespace); err != nil {
+			return remote.Credentials{}, err
+		}
 		return r.DefaultCredentials()
 	}
 	var secret corev1.Secret
@@ -111,6 +141,26 @@ func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.
 	return creds, nil
 }
 
+// defaultCredentialsGranted returns nil if Segments of namespace ns may use the manager's
+// own credentials, and else an error that says how they may.
+func (r *SegmentReconciler) defaultCredentialsGranted(ctx context.Context, ns string) error {
+	if slices.Contains(r.DefaultCredentialsNamespaces, "*") || slices.Contains(r.DefaultCredentialsNamespaces, ns) {
+		return nil
+	}
+	// Metadata only: the cache keeps no more of a Namespace than its labels need.
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	if err := r.Get(ctx, types.NamespacedName{Name: ns}, meta); err != nil {
+		return fmt.Errorf("read namespace %q: %w", ns, err)
+	}
+	if meta.Labels[usersv1alpha1.DefaultCredentialsLabel] == "true" {
+		return nil
+	}
+	return fmt.Errorf("namespace %q may not use the manager's own ChatBot credentials: set spec.credentialsRef to a "+
+		"credentials Secret of this namespace, or have an administrator label the namespace %s=true "+
+		"(or list it in the manager's --default-credentials-namespaces)", ns, usersv1alpha1.DefaultCredentialsLabel)
+}
+
 // apiURLAllowed reports whether a credentials Secret may send the manager to u.
 func (r *SegmentReconciler) apiURLAllowed(u, defaultURL string) bool {
 	norm := func(s string) string { return strings.TrimRight(strings.TrimSpace(s), "/") }
@@ -135,6 +185,24 @@ func (r *SegmentReconciler) secretHandler() handler.EventHandler {
 		reqs := make([]reconcile.Request, 0, len(list.Items))
 		for _, seg := range list.Items {
 			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&seg)})
+		}
+		return reqs
+	})
+}
+
+// namespaceHandler enqueues the Segments of a namespace that use the manager's own
+// credentials when its labels change: the grant may have come or gone.
+func (r *SegmentReconciler) namespaceHandler() handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list usersv1alpha1.SegmentList
+		if err := r.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
+			return nil
+		}
+		var reqs []reconcile.Request
+		for _, seg := range list.Items {
+			if seg.Spec.CredentialsRef == nil {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&seg)})
+			}
 		}
 		return reqs
 	})

@@ -15,9 +15,11 @@ import (
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
 )
 
-// freshNamespace makes a namespace for one spec, with the simulator free of faults.
+// freshNamespace makes a namespace for one spec, with the simulator free of faults. Its
+// Segments may use the manager's own credentials.
 func freshNamespace(prefix string) string {
-	n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix}}
+	n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix,
+		Labels: map[string]string{usersv1alpha1.DefaultCredentialsLabel: "true"}}}
 	Expect(k8sClient.Create(ctx, n)).To(Succeed())
 	Expect(sim.SetFaults(simulator.Faults{})).To(Succeed())
 	return n.Name

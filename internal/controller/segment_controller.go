@@ -30,8 +30,15 @@ type SegmentReconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Accounts *remote.Accounts
-	// DefaultCredentials are used by Segments without spec.credentialsRef.
+	// DefaultCredentials are used by Segments without spec.credentialsRef, in the namespaces
+	// allowed to (DefaultCredentialsNamespaces, or the namespace label
+	// users.chatbot.com/default-credentials=true).
 	DefaultCredentials func() (remote.Credentials, error)
+	// DefaultCredentialsNamespaces may use DefaultCredentials, besides the labelled ones;
+	// "*" means every namespace. The manager's token reaches every segment of its account:
+	// a namespace that may use it may adopt, observe and delete any of them that no other
+	// Segment manages, so it is granted, not assumed.
+	DefaultCredentialsNamespaces []string
 	// AllowedAPIURLs are the API base URLs a credentials Secret may name under apiURL,
 	// besides the default credentials' own; "*" allows any. Without this check, anyone who
 	// may write a Secret in some namespace could make the manager call any URL its network
@@ -77,6 +84,7 @@ func (r *SegmentReconciler) createTimeout() time.Duration {
 // +kubebuilder:rbac:groups=users.chatbot.com,resources=segments/finalizers,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // Reconcile reads the Segment, handles its deletion and suspension, then manages the remote
 // segment (or, observe-only, plans), and writes the outcome to status once.
@@ -153,9 +161,11 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 			r.warn(seg, usersv1alpha1.ReasonRecreated, "Recreate",
 				"Remote segment %s no longer exists (deleted outside the operator); creating it again", id)
 		default:
+			if err := r.rebind(ctx, seg, acct); err != nil {
+				return err
+			}
 			observed = &s
 			recordObserved(seg, s)
-			seg.Status.Ownership.Account = acct.ID // found here: a rotated token, or an earlier version's record
 		}
 	}
 	if err := r.apply(ctx, seg, acct, st, planFor(seg, observed)); err != nil {
@@ -224,6 +234,9 @@ func (r *SegmentReconciler) deleteOwned(ctx context.Context, seg *usersv1alpha1.
 		} else if !found {
 			return errAccountMoved(seg, acct)
 		}
+		if err := r.rebind(ctx, seg, acct); err != nil {
+			return err
+		}
 	}
 	if intent := seg.PendingCreate(); intent != nil {
 		if id, err = r.resolve(ctx, seg, acct, intent, ""); err != nil {
@@ -234,6 +247,29 @@ func (r *SegmentReconciler) deleteOwned(ctx context.Context, seg *usersv1alpha1.
 		return nil
 	}
 	return r.delete(ctx, seg, acct, id)
+}
+
+// rebind records the account the owned segment was found in, where the record names
+// another (a rotated token) or none (an earlier version's record). Under other credentials
+// the same ID may be another segment, so it is checked as a claim is: another Segment that
+// owns it keeps it (Conflict), whatever an API answered this Segment's create with.
+func (r *SegmentReconciler) rebind(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) error {
+	o := seg.Status.Ownership
+	if o.Account == acct.ID {
+		return nil
+	}
+	if o.Account != "" {
+		r.claimMu.Lock()
+		defer r.claimMu.Unlock()
+		if owner, err := r.owner(ctx, seg, o.ID); err != nil {
+			return err
+		} else if owner != "" {
+			return stall(usersv1alpha1.ReasonConflict, "Remote segment %s was recorded in account %s; this Segment's credentials "+
+				"now name account %s, where %s manages a segment of that ID: this Segment leaves it alone", o.ID, o.Account, acct.ID, owner)
+		}
+	}
+	o.Account = acct.ID
+	return nil
 }
 
 // accountMoved reports whether the Segment's credentials now name another account than the
@@ -291,7 +327,9 @@ func eventNote(format string, args ...any) string {
 
 // SetupWithManager registers the reconciler and its indexes. Segments are reconciled when
 // their spec or annotations change, when their credentials Secret changes, and every
-// DriftInterval; status updates (the operator's own) do not trigger a reconcile.
+// DriftInterval; status updates (the operator's own) do not trigger a reconcile. A change
+// to a namespace's labels (the grant of the manager's own credentials) reconciles the
+// Segments there that use them.
 func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.names = keymutex.NewHashed(1024) // buckets: unrelated names rarely wait for each other
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexRemoteID, indexByRemoteID); err != nil {
@@ -307,6 +345,8 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 		For(&usersv1alpha1.Segment{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Secret{}, r.secretHandler()).
+		Watches(&corev1.Namespace{}, r.namespaceHandler(), builder.OnlyMetadata,
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](

@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
@@ -42,6 +43,27 @@ var _ = Describe("Segment controller", func() {
 		Consistently(eventReasons(ns, "vip"), driftInterval, poll).Should(HaveLen(1), "one event for a create and its members")
 		Expect(events(ns, "vip")[0].Note).To(ContainSubstring("with 3 members"))
 		Eventually(func() int32 { return get(seg).Status.RemoteMembers }, timeout, poll).Should(BeEquivalentTo(3))
+		// The finalizer came with admission: the pending create, then the result.
+		Expect(managerClient.writesTo(seg)).To(BeEquivalentTo(2), "Segment writes for a plain create")
+	})
+
+	It("puts the finalizer on itself where no admission policy did, before the create", func() {
+		seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "no-policy", Namespace: ns},
+			Spec: usersv1alpha1.SegmentSpec{Name: "No policy", Suspend: true}}
+		Expect(k8sClient.Create(ctx, seg)).To(Succeed())
+		waitSuspended(seg)
+		before := managerClient.writesTo(seg)
+		update(seg, func(s *usersv1alpha1.Segment) {
+			controllerutil.RemoveFinalizer(s, usersv1alpha1.SegmentFinalizer) // as on a cluster without the policy
+			s.Spec.Suspend = false
+		})
+		seg = waitReady(seg)
+		Expect(seg.Finalizers).To(ContainElement(usersv1alpha1.SegmentFinalizer))
+		Expect(managerClient.writesTo(seg)-before).To(BeEquivalentTo(3), "the finalizer, the pending create, the result")
+		Expect(k8sClient.Delete(ctx, seg)).To(Succeed())
+		waitGone(seg)
+		_, found := sim.Segment(seg.Status.ID)
+		Expect(found).To(BeFalse(), "deleted through the finalizer the manager put on")
 	})
 
 	It("uses metadata.name when spec.name is omitted", func() {

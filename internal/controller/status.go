@@ -151,6 +151,8 @@ func (e *waitError) Error() string { return e.msg }
 //   - a segment gone (404 on rename or add members): with backoff from half a second;
 //   - the token refused (401, 403) or missing: not before the next drift check, by which a
 //     rotated token or Secret is picked up (a changed Secret triggers a reconcile itself);
+//     while the account holds calls back after a 401, when that wait ends;
+//   - a redirect (not followed) or a listing over the client's cap: each drift interval;
 //   - the request refused (other 4xx): not until the spec changes;
 //   - a conflict, an uncertain create, a missing adopted segment, a 404 on listing or
 //     creating (a wrong base URL): each drift interval.
@@ -179,8 +181,16 @@ func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment
 	case !isAPI:
 		// A Kubernetes API error or similar: let controller-runtime back off and log it.
 		return ctrl.Result{}, err
+	case apiErr.Unauthorized() && apiErr.Local:
+		// Held back while the account's token is refused: asked again when the wait ends
+		// (one call for the account), or at once when the Secret changes.
+		reason, stuck, result = usersv1alpha1.ReasonUnauthorized, true, ctrl.Result{RequeueAfter: jitter(apiErr.RetryAfter)}
 	case apiErr.Unauthorized():
 		reason, stuck, result = usersv1alpha1.ReasonUnauthorized, true, ctrl.Result{RequeueAfter: r.DriftInterval}
+	case apiErr.StatusCode >= 300 && apiErr.StatusCode < 400, apiErr.TooLarge:
+		// A redirect not followed, a listing over the cap: not for retrying at once, nor
+		// for good (the API may move back, the account shrink).
+		reason, stuck, result = usersv1alpha1.ReasonRemoteRejected, true, ctrl.Result{RequeueAfter: r.DriftInterval}
 	case apiErr.StatusCode == http.StatusTooManyRequests && apiErr.RetryAfter > 0:
 		reason, result = usersv1alpha1.ReasonRateLimited, ctrl.Result{RequeueAfter: jitter(apiErr.RetryAfter)}
 	case apiErr.StatusCode == http.StatusTooManyRequests:

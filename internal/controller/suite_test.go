@@ -2,7 +2,9 @@ package controller_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -30,6 +32,7 @@ import (
 	"github.com/segment-operator/segment-operator/internal/controller"
 	"github.com/segment-operator/segment-operator/internal/metrics"
 	"github.com/segment-operator/segment-operator/internal/remote"
+	"github.com/segment-operator/segment-operator/test/localenv"
 )
 
 // The suite runs one control plane (kube-apiserver + etcd), one simulator and one manager
@@ -61,6 +64,12 @@ var (
 	// notFoundURL answers 404 to everything, like a base URL with a wrong path.
 	notFoundURL  string
 	notFoundHits atomic.Int64
+
+	// liarURL is an API a tenant runs (or an allowed URL answers as it likes): every create
+	// makes liarID, and every listing shows liarID with the name last created.
+	liarURL  string
+	liarID   atomic.Value // string
+	liarName atomic.Value // string
 )
 
 const sim2Token = "second-account-token"
@@ -74,6 +83,35 @@ type flakyClient struct {
 	// statusWrites counts status patches sent, no-ops included (the API server does not
 	// bump resourceVersion for those, so only the client can see them).
 	statusWrites atomic.Int64
+	// failedIDWrites counts the status writes failed by failIDWrites.
+	failedIDWrites atomic.Int64
+	// segmentWrites counts the writes sent for each Segment, metadata and status alike.
+	segmentWrites sync.Map // types.NamespacedName -> *atomic.Int64
+}
+
+// writesTo returns how many writes the manager has sent for the Segment.
+func (f *flakyClient) writesTo(seg *usersv1alpha1.Segment) int64 {
+	if n, ok := f.segmentWrites.Load(client.ObjectKeyFromObject(seg)); ok {
+		return n.(*atomic.Int64).Load()
+	}
+	return 0
+}
+
+func (f *flakyClient) countWrite(obj client.Object) {
+	if _, ok := obj.(*usersv1alpha1.Segment); ok {
+		n, _ := f.segmentWrites.LoadOrStore(client.ObjectKeyFromObject(obj), new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+	}
+}
+
+func (f *flakyClient) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+	f.countWrite(obj)
+	return f.Client.Patch(ctx, obj, patch, opts...)
+}
+
+func (f *flakyClient) Update(ctx context.Context, obj client.Object, opts ...client.UpdateOption) error {
+	f.countWrite(obj)
+	return f.Client.Update(ctx, obj, opts...)
 }
 
 func (f *flakyClient) Status() client.SubResourceWriter {
@@ -87,7 +125,9 @@ type flakyStatus struct {
 
 func (s *flakyStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 	s.f.statusWrites.Add(1)
+	s.f.countWrite(obj)
 	if seg, ok := obj.(*usersv1alpha1.Segment); ok && seg.Status.ID != "" && s.f.failIDWrites.Load() {
+		s.f.failedIDWrites.Add(1)
 		return errors.New("injected failure: status write lost after create")
 	}
 	return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
@@ -116,6 +156,8 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme.Scheme})
 	Expect(err).NotTo(HaveOccurred())
+	// As the install does: Segments are born with the finalizer.
+	Expect(localenv.InstallAdmission(ctx, k8sClient, filepath.Join("..", ".."))).To(Succeed())
 
 	sim, err = simulator.New(simulator.Options{Token: simToken})
 	Expect(err).NotTo(HaveOccurred())
@@ -135,6 +177,25 @@ var _ = BeforeSuite(func() {
 	}))
 	DeferCleanup(srv404.Close)
 	notFoundURL = srv404.URL + "/v9"
+
+	liarID.Store("")
+	liarName.Store("")
+	liar := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet:
+			_, _ = fmt.Fprintf(w, `[{"id":%q,"name":%q,"users":0,"createdAt":"2026-01-01 00:00:00.000Z"}]`, liarID.Load(), liarName.Load())
+		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/users/segments"):
+			var body struct{ Name string }
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			liarName.Store(body.Name)
+			_, _ = fmt.Fprintf(w, `{"id":%q,"timestamp":%q,"status":{"code":200,"type":"success"}}`,
+				liarID.Load(), time.Now().UTC().Format(time.RFC3339Nano))
+		default:
+			_, _ = fmt.Fprint(w, `{"status":{"code":200,"type":"success"}}`)
+		}
+	}))
+	DeferCleanup(liar.Close)
+	liarURL = liar.URL
 
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme.Scheme,
@@ -157,7 +218,7 @@ var _ = BeforeSuite(func() {
 			defer tokenMu.Unlock()
 			return remote.Credentials{BaseURL: simURL, Token: managerToken}, nil
 		},
-		AllowedAPIURLs:          []string{sim2URL, notFoundURL},
+		AllowedAPIURLs:          []string{sim2URL, notFoundURL, liarURL},
 		DriftInterval:           driftInterval,
 		MaxConcurrentReconciles: 4,
 		// A create another process made is resolved CreateTimeout (+5s of clock skew)

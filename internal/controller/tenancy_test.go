@@ -8,9 +8,11 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -84,6 +86,13 @@ var _ = Describe("Tenancy: a Segment editor cannot reach another namespace's seg
 		ExpectWithOffset(1, tenant.Delete(ctx, seg)).To(Succeed())
 		waitGone(seg)
 	}
+
+	It("cannot grant its namespace the manager's own credentials", func() {
+		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tenantNS}}
+		err := tenant.Patch(ctx, n, client.RawPatch(types.MergePatchType,
+			[]byte(`{"metadata":{"labels":{"`+usersv1alpha1.DefaultCredentialsLabel+`":"true"}}}`)))
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "labelling the namespace: %v", err)
+	})
 
 	It("cannot write status, where ownership is recorded", func() {
 		seg := tenantCreate(&usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "forger"},

@@ -51,6 +51,14 @@ func ObserveAPICall(account, op string, status int, elapsed time.Duration) {
 	apiLatency.WithLabelValues(account, name).Observe(elapsed.Seconds())
 }
 
+// ForgetAccount drops the API call series of an account the operator has forgotten (its
+// token was rotated, its Secret deleted): otherwise each token a cluster ever used would
+// stay a series; it is a remote.AccountOptions Forgotten.
+func ForgetAccount(account string) {
+	apiRequests.DeletePartialMatch(prometheus.Labels{"account": account})
+	apiLatency.DeletePartialMatch(prometheus.Labels{"account": account})
+}
+
 // stateCollector computes Segment counts and listing ages when scraped, from the manager's
 // cache and the accounts in use: nothing to keep up to date between scrapes.
 type stateCollector struct {

@@ -74,6 +74,9 @@ type AccountOptions struct {
 	// interval, so an account unused for several intervals has no Segments left: its token
 	// was rotated or its Secret deleted.
 	IdleTTL time.Duration
+	// Forgotten is told the ID of each account forgotten for being idle, so that what is
+	// kept per account elsewhere (metric series) goes with it.
+	Forgotten func(id string)
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -99,12 +102,21 @@ func NewAccounts(opts AccountOptions) *Accounts {
 func (a *Accounts) For(c Credentials) (*Account, error) {
 	key := c.key()
 	now := a.opts.Now()
+	var forgotten []string
+	if a.opts.Forgotten != nil {
+		defer func() { // told outside the lock
+			for _, id := range forgotten {
+				a.opts.Forgotten(id)
+			}
+		}()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if ttl := a.opts.IdleTTL; ttl > 0 {
 		for k, acct := range a.m {
 			if k != key && now.Sub(acct.lastUsed) > ttl {
 				delete(a.m, k) // whoever still holds it may finish with it
+				forgotten = append(forgotten, acct.ID)
 			}
 		}
 	}

@@ -35,6 +35,10 @@ type Observations struct {
 	segments  map[string]chatbot.Segment
 	fetchedAt time.Time // zero: never listed
 	seq       uint64    // sequence number of the last local write
+	// tooLarge is when a listing was last refused for its size, and how: until the view
+	// would be stale, Ensure answers that instead of downloading it again.
+	tooLargeAt  time.Time
+	tooLargeErr error
 	journal   []write   // local writes not yet known to be in a listing
 }
 
@@ -56,10 +60,13 @@ func NewObservations(l Lister, now func() time.Time) *Observations {
 // Concurrent callers share one listing. It returns when the view's listing began.
 func (o *Observations) Ensure(ctx context.Context, maxAge time.Duration) (time.Time, error) {
 	o.mu.Lock()
-	fetchedAt := o.fetchedAt
+	fetchedAt, tooLargeAt, tooLargeErr := o.fetchedAt, o.tooLargeAt, o.tooLargeErr
 	o.mu.Unlock()
 	if !fetchedAt.IsZero() && o.now().Sub(fetchedAt) < maxAge {
 		return fetchedAt, nil
+	}
+	if tooLargeErr != nil && o.now().Sub(tooLargeAt) < maxAge {
+		return time.Time{}, tooLargeErr
 	}
 	return o.Refresh(ctx)
 }
@@ -140,6 +147,11 @@ func (o *Observations) list(ctx context.Context) error {
 	o.mu.Unlock()
 
 	listed, err := o.lister.ListSegments(ctx)
+	if apiErr, ok := chatbot.AsAPIError(err); ok && apiErr.TooLarge {
+		o.mu.Lock()
+		o.tooLargeAt, o.tooLargeErr = o.now(), err
+		o.mu.Unlock()
+	}
 	if err != nil {
 		return err
 	}

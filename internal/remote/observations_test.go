@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -164,7 +165,9 @@ func TestOneAccountWhateverTheSpellingOfItsURL(t *testing.T) {
 
 func TestIdleAccountsAreForgotten(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
-	accounts := remote.NewAccounts(remote.AccountOptions{IdleTTL: 10 * time.Minute, Now: func() time.Time { return now }})
+	var forgotten []string
+	accounts := remote.NewAccounts(remote.AccountOptions{IdleTTL: 10 * time.Minute, Now: func() time.Time { return now },
+		Forgotten: func(id string) { forgotten = append(forgotten, id) }})
 	old := remote.Credentials{BaseURL: "http://x", Token: "old"}
 	cur := remote.Credentials{BaseURL: "http://x", Token: "new"}
 	first, _ := accounts.For(old)
@@ -176,6 +179,9 @@ func TestIdleAccountsAreForgotten(t *testing.T) {
 	}
 	if got := accounts.All(); len(got) != 1 || got[0].ID == first.ID {
 		t.Fatalf("after 15 idle minutes the old account is still there: %d accounts", len(got))
+	}
+	if !slices.Equal(forgotten, []string{first.ID}) {
+		t.Errorf("told of forgotten accounts %q, want only %q", forgotten, first.ID)
 	}
 	kept, _ := accounts.For(cur)
 	now = now.Add(9 * time.Minute)
@@ -264,5 +270,34 @@ func TestListedAfterAFutureTimeListsOnce(t *testing.T) {
 	}
 	if got := l.calls.Load(); got != 1 {
 		t.Fatalf("listings for a time an hour ahead: %d, want 1", got)
+	}
+}
+
+// tooLargeLister answers every listing as over the client's cap.
+type tooLargeLister struct{ calls atomic.Int32 }
+
+func (l *tooLargeLister) ListSegments(context.Context) ([]chatbot.Segment, error) {
+	l.calls.Add(1)
+	return nil, &chatbot.APIError{Op: chatbot.OpList, StatusCode: 200, TooLarge: true, Message: "listing larger than 16 MiB: refused"}
+}
+
+// A listing refused for its size is not downloaded again by every Segment that asks: the
+// refusal stands for as long as a listing would have.
+func TestAListingTooLargeIsAskedForOncePerInterval(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	l := &tooLargeLister{}
+	o := remote.NewObservations(l, func() time.Time { return now })
+	for range 10 {
+		if _, err := o.Ensure(context.Background(), time.Minute); err == nil {
+			t.Fatal("a listing over the cap was taken")
+		}
+	}
+	if n := l.calls.Load(); n != 1 {
+		t.Fatalf("%d listings for 10 Segments within the interval, want 1", n)
+	}
+	now = now.Add(time.Minute)
+	_, _ = o.Ensure(context.Background(), time.Minute)
+	if n := l.calls.Load(); n != 2 {
+		t.Fatalf("%d listings after the interval, want 2", n)
 	}
 }

@@ -62,6 +62,12 @@ var _ = Describe("the operator as installed from this checkout", Ordered, func()
 		out, err := env.Kubectl(context.Background(), []byte(rendered), "apply", "--dry-run=server", "-f", "-")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(out).To(ContainSubstring("deployment.apps/segment-operator-controller-manager created (server dry run)"))
+
+		// The optional admission policy: the control plane runs it already (localenv), so
+		// this is an unchanged apply.
+		out, err = env.Kubectl(context.Background(), nil, "apply", "--dry-run=server", "-k", "config/admission")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(ContainSubstring("mutatingadmissionpolicy.admissionregistration.k8s.io/segment-operator-finalizer"))
 	})
 
 	It("explains the resource with kubectl explain", func() {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
@@ -105,6 +106,14 @@ func Start(opts Options) (*Env, error) {
 			return nil, fmt.Errorf("write kubeconfig: %w", err)
 		}
 	}
+	admin, err := client.New(e.testEnv.Config, client.Options{})
+	if err == nil {
+		err = InstallAdmission(context.Background(), admin, opts.Root)
+	}
+	if err != nil {
+		_ = e.Stop()
+		return nil, fmt.Errorf("install the admission policy: %w", err)
+	}
 	return e, nil
 }
 
@@ -187,6 +196,8 @@ func (e *Env) StartManager() error {
 		"--drift-interval", e.opts.DriftInterval.String(),
 		"--health-probe-bind-address", "0",
 		"--metrics-bind-address", "0",
+		// A development control plane of one user: every namespace may use the token.
+		"--default-credentials-namespaces", "*",
 	}, e.opts.ManagerArgs...)
 	env := []string{"KUBECONFIG=" + e.ManagerKubeconfig, "CHATBOT_API_TOKEN=" + e.opts.Token}
 	if err := e.spawn(filepath.Join(e.opts.WorkDir, "bin", "manager"), args, env, e.ManagerLog); err != nil {

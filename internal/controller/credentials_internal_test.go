@@ -1,0 +1,38 @@
+package controller
+
+import (
+	"maps"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The cache keeps only what the manager reads of a credentials Secret.
+func TestCredentialsOnlyKeepsTheKeysTheManagerReads(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data map[string][]byte
+		want map[string][]byte
+	}{
+		{"token and apiURL", map[string][]byte{"token": []byte("t"), "apiURL": []byte("u"), "blob": make([]byte, 1<<20)},
+			map[string][]byte{"token": []byte("t"), "apiURL": []byte("u")}},
+		{"token only", map[string][]byte{"token": []byte("t"), "other": []byte("x")}, map[string][]byte{"token": []byte("t")}},
+		{"neither", map[string][]byte{"ca.crt": []byte("x")}, map[string][]byte{}},
+	} {
+		in := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "n", ResourceVersion: "7",
+			Labels:        map[string]string{"users.chatbot.com/credentials": "true"},
+			Annotations:   map[string]string{corev1.LastAppliedConfigAnnotation: `{"data":{"token":"dA=="}}` + strings.Repeat(" ", 1000)},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}, Data: tc.data}
+		out, err := credentialsOnly(in)
+		s := out.(*corev1.Secret)
+		if err != nil || !maps.EqualFunc(s.Data, tc.want, func(a, b []byte) bool { return string(a) == string(b) }) ||
+			s.Annotations != nil || s.ManagedFields != nil || s.Name != "s" || s.ResourceVersion != "7" {
+			t.Errorf("%s: kept %v, annotations %v, managed fields %v (%v)", tc.name, s.Data, s.Annotations, s.ManagedFields, err)
+		}
+	}
+	if out, _ := credentialsOnly("not a Secret"); out != "not a Secret" {
+		t.Error("another type was changed")
+	}
+}
