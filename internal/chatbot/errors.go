@@ -64,7 +64,9 @@ func (e *APIError) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Message)
 	}
-	if e.RetryAfter > 0 {
+	if e.RetryAfter > 0 && !e.Local {
+		// The server's word only: a wait the client keeps itself changes from call to call,
+		// and this text reaches status, where a changing text is a write.
 		fmt.Fprintf(&b, " (retry after %s)", e.RetryAfter)
 	}
 	return b.String()

@@ -74,3 +74,20 @@ func TestANewTokenIsAskedAtOnce(t *testing.T) {
 		t.Fatalf("a new token waited for the old one's refusal: %v", err)
 	}
 }
+
+// Calls held back say the same thing each time: the text reaches status, where a change is
+// a write for every Segment of the account.
+func TestHeldBackCallsSayTheSameThing(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"status":{"code":401,"type":"error","message":"bad token"}}`))
+	}))
+	defer srv.Close()
+	c, _ := chatbot.New(srv.URL, token)
+	_, sent := c.ListSegments(context.Background())
+	_, first := c.ListSegments(context.Background())
+	_, second := c.ListSegments(context.Background())
+	if sent.Error() != first.Error() || first.Error() != second.Error() {
+		t.Errorf("messages differ:\n%s\n%s\n%s", sent, first, second)
+	}
+}
