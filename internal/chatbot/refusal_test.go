@@ -15,12 +15,7 @@ import (
 // over (TestRefusalSteps): 185 Segments on a wrong token made 221 listings in a minute.
 func TestARefusedTokenCostsOneCallPerStep(t *testing.T) {
 	var calls atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		calls.Add(1)
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = w.Write([]byte(`{"status":{"code":401,"type":"error","message":"bad token"}}`))
-	}))
-	defer srv.Close()
+	srv := refusingServer(t, &calls)
 	c, _ := chatbot.New(srv.URL, token)
 	ctx := context.Background()
 	burst := func() (refused int) {
@@ -78,11 +73,7 @@ func TestANewTokenIsAskedAtOnce(t *testing.T) {
 // Calls held back say the same thing each time: the text reaches status, where a change is
 // a write for every Segment of the account.
 func TestHeldBackCallsSayTheSameThing(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(http.StatusUnauthorized)
-		_, _ = w.Write([]byte(`{"status":{"code":401,"type":"error","message":"bad token"}}`))
-	}))
-	defer srv.Close()
+	srv := refusingServer(t, new(atomic.Int64))
 	c, _ := chatbot.New(srv.URL, token)
 	_, sent := c.ListSegments(context.Background())
 	_, first := c.ListSegments(context.Background())
@@ -90,4 +81,15 @@ func TestHeldBackCallsSayTheSameThing(t *testing.T) {
 	if sent.Error() != first.Error() || first.Error() != second.Error() {
 		t.Errorf("messages differ:\n%s\n%s\n%s", sent, first, second)
 	}
+}
+
+// refusingServer answers every call 401, counting them.
+func refusingServer(t *testing.T, calls *atomic.Int64) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"status":{"code":401,"type":"error","message":"bad token"}}`))
+	}))
+	t.Cleanup(srv.Close)
+	return srv
 }

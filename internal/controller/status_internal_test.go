@@ -49,7 +49,7 @@ func TestFailDecidesWhenToRetry(t *testing.T) {
 		{name: "404 on create", err: apiErr(chatbot.OpCreate, 404, 0), reason: usersv1alpha1.ReasonEndpointNotFound, after: drift, stalled: true},
 		{name: "401", err: apiErr(chatbot.OpList, 401, 0), reason: usersv1alpha1.ReasonUnauthorized, after: drift, stalled: true},
 		{name: "401 held back while the account's token is refused: asked when the wait ends",
-			err: &chatbot.APIError{Op: chatbot.OpList, StatusCode: 401, Local: true, NotSent: true, RetryAfter: 20 * time.Second},
+			err:    &chatbot.APIError{Op: chatbot.OpList, StatusCode: 401, Local: true, NotSent: true, RetryAfter: 20 * time.Second},
 			reason: usersv1alpha1.ReasonUnauthorized, after: 20 * time.Second, stalled: true},
 		{name: "400", err: apiErr(chatbot.OpRename, 400, 0), reason: usersv1alpha1.ReasonRemoteRejected, stalled: true},
 		{name: "a redirect, not followed", err: apiErr(chatbot.OpList, 307, 0), reason: usersv1alpha1.ReasonRemoteRejected, after: drift, stalled: true},

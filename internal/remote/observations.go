@@ -39,7 +39,7 @@ type Observations struct {
 	// would be stale, Ensure answers that instead of downloading it again.
 	tooLargeAt  time.Time
 	tooLargeErr error
-	journal   []write   // local writes not yet known to be in a listing
+	journal     []write // local writes not yet known to be in a listing
 }
 
 // write is one of our own changes, replayed onto listings that began before it.
