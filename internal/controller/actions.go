@@ -137,6 +137,9 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 	created, err := acct.Client.CreateSegment(cctx, intent.Name)
 	if apiErr, ok := chatbot.AsAPIError(err); ok && apiErr.NoEffect() {
 		seg.Status.Ownership.CreatePending = nil // certainly made nothing
+		// Should the write that clears it fail (a conflict with the Segment's deletion, say),
+		// the next reconcile still knows, without a listing that may never succeed.
+		r.createsNoEffect.Store(seg.UID, intent.At.Time)
 		return err
 	}
 	r.createsEnded.Store(seg.UID, time.Now())

@@ -97,6 +97,9 @@ func (r *SegmentReconciler) resolve(ctx context.Context, seg *usersv1alpha1.Segm
 				"and its outcome is unknown. Look in that account for a segment of that name created then: if it is the same ChatBot "+
 				"account (only the token changed), set spec.id to it; %s", intent.Name, intentTime(intent), intent.Account, acct.ID, way)
 	}
+	if at, ok := r.createsNoEffect.Load(seg.UID); ok && at.(time.Time).Equal(intent.At.Time) {
+		return "", nil // this process saw it refused or never sent: it made nothing
+	}
 	// The create ended when this process saw it end; else (a restart, another leader that
 	// may still be sending it) no later than its deadline, by a clock that may be
 	// createSkew off: until then nothing can be concluded.

@@ -67,6 +67,9 @@ type SegmentReconciler struct {
 	// (another leader's, or one before a restart) ended by its intent's time plus
 	// CreateTimeout.
 	createsEnded sync.Map
+	// createsNoEffect is the intent time of each Segment's last create of this process that
+	// certainly made nothing (a 4xx, or never sent), by UID.
+	createsNoEffect sync.Map
 	// CreateTimeout bounds a create call from its intent to its answer, rate limiter wait
 	// included (default 30s): no create is sent later than that, whatever process made it.
 	CreateTimeout time.Duration
@@ -217,6 +220,7 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 	}
 	r.releaseClaimsOf(seg.UID)
 	r.createsEnded.Delete(seg.UID)
+	r.createsNoEffect.Delete(seg.UID)
 	return ctrl.Result{}, nil
 }
 

@@ -43,7 +43,6 @@ func newStatusWriter(c client.Client, seg *usersv1alpha1.Segment) *statusWriter 
 // read: a reconcile working from a cached copy older than the last transition is refused
 // (Conflict, retried) instead of undoing it.
 func (w *statusWriter) write(ctx context.Context, seg *usersv1alpha1.Segment) error {
-	seg.Status.ObservedGeneration = seg.Generation
 	if equality.Semantic.DeepEqual(w.written, seg.Status) {
 		return nil
 	}
@@ -84,6 +83,10 @@ type outcome struct {
 // settled where the spec put it (kstatus: Current, Argo CD: Suspended), but nothing says
 // the remote segment matches, so kubectl wait --for=condition=Ready waits.
 func setOutcome(seg *usersv1alpha1.Segment, o outcome) {
+	// The generation is observed with its outcome, not with a write made on the way there
+	// (a claim, a pending create): kstatus and Argo CD take a status for the current
+	// generation at its word, and a stale Ready=True would pass for it.
+	seg.Status.ObservedGeneration = seg.Generation
 	msg := text.Cut(o.msg, maxConditionMessage)
 	if o.reason != usersv1alpha1.ReasonDriftDetected {
 		seg.Status.Plan = nil

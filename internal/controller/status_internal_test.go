@@ -154,3 +154,26 @@ func TestEventNoteFitsTheAPIServersLimit(t *testing.T) {
 		}
 	}
 }
+
+// A write made on the way to the outcome (a claim, a pending create) does not say the
+// generation was observed: a Ready=True of the last generation would pass for this one.
+func TestObservedGenerationComesWithTheOutcome(t *testing.T) {
+	scheme := runtime.NewScheme()
+	_ = usersv1alpha1.AddToScheme(scheme)
+	seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns", Generation: 2},
+		Status: usersv1alpha1.SegmentStatus{ObservedGeneration: 1, Conditions: []metav1.Condition{{Type: usersv1alpha1.ConditionReady,
+			Status: metav1.ConditionTrue, Reason: usersv1alpha1.ReasonDriftDetected, ObservedGeneration: 1, LastTransitionTime: metav1.Now()}}}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(seg).WithStatusSubresource(seg).Build()
+	st := newStatusWriter(c, seg)
+	seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{ID: "x"} // a claim, recorded mid-reconcile
+	if err := st.write(context.Background(), seg); err != nil {
+		t.Fatal(err)
+	}
+	if seg.Status.ObservedGeneration != 1 {
+		t.Errorf("a claim's write says generation %d observed, with the last generation's Ready", seg.Status.ObservedGeneration)
+	}
+	setOutcome(seg, outcome{ready: true, reason: usersv1alpha1.ReasonSynced, msg: "synced"})
+	if seg.Status.ObservedGeneration != 2 {
+		t.Errorf("the outcome leaves observedGeneration %d, want 2", seg.Status.ObservedGeneration)
+	}
+}

@@ -44,7 +44,7 @@ func InstallAdmission(ctx context.Context, c client.Client, root string) error {
 			"metadata": map[string]any{"name": "admission-probe", "namespace": metav1.NamespaceDefault},
 		}}
 		if err := c.Create(ctx, probe, client.DryRunAll); err != nil {
-			return false, err
+			return false, nil // the CRD may not be served yet: ask again
 		}
 		return len(probe.GetFinalizers()) > 0, nil
 	})
