@@ -330,7 +330,9 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		apiErr := c.apiError(op, resp, raw)
 		if resp.StatusCode == http.StatusUnauthorized {
+			// One text for sent and held-back refusals: it reaches status.
 			apiErr.Message = text.Cut(c.refusal.refusedMessage(apiErr.Message), maxErrorMessage)
+			apiErr.RetryAfter = 0
 		}
 		if apiErr.RetryAfter > 0 && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 			c.pause(time.Now().Add(apiErr.RetryAfter))
@@ -348,9 +350,15 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 }
 
 // CheckPause returns the error a call of op would get now without being sent, because the
-// API asked for a pause (Retry-After), or nil. Callers use it to skip the preparations of a
-// call that cannot go yet.
-func (c *Client) CheckPause(op string) error { return c.paused(op) }
+// API asked for a pause (Retry-After) or refused the token (a 401, for a while), or nil.
+// Callers use it to skip the preparations of a call that cannot go yet.
+func (c *Client) CheckPause(op string) error {
+	if err := c.paused(op); err != nil {
+		return err
+	}
+	_, err := c.refusal.admit(op, false)
+	return err
+}
 
 // paused returns the error for a call refused during a Retry-After pause, or nil.
 func (c *Client) paused(op string) error {

@@ -13,8 +13,8 @@ const (
 	DefaultRefusalMaxBackoff = 5 * time.Minute
 )
 
-// WithRefusalBackoff sets how long the client waits after the API refuses its token (401,
-// 403) before it asks again, and the most that wait grows to (defaults: 10s and 5m).
+// WithRefusalBackoff sets how long the client waits after the API refuses its token (401)
+// before it asks again, and the most that wait grows to (defaults: 10s and 5m).
 func WithRefusalBackoff(base, most time.Duration) Option {
 	return func(c *Client) { c.refusal.base, c.refusal.most = base, most }
 }

@@ -81,12 +81,17 @@ func TestHeldBackCallsSayTheSameThing(t *testing.T) {
 	if sent.Error() != first.Error() || first.Error() != second.Error() {
 		t.Errorf("messages differ:\n%s\n%s\n%s", sent, first, second)
 	}
+	// What the operator checks before it records a create it would send.
+	if err := c.CheckPause(chatbot.OpCreate); err == nil {
+		t.Error("CheckPause lets a create be prepared while the token is held back")
+	}
 }
 
 // refusingServer answers every call 401, counting them.
 func refusingServer(t *testing.T, calls *atomic.Int64) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
+		w.Header().Set("Retry-After", "30") // said of the token, not of the account: not a pause
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = w.Write([]byte(`{"status":{"code":401,"type":"error","message":"bad token"}}`))
 	}))

@@ -147,7 +147,22 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 		return err
 	}
 	acct.Observations.Created(created)
-	r.recordClaim(created.ID, seg)
+	// An API is trusted with its answer only for a segment no other Segment owns: one a
+	// tenant runs (an allowed apiURL) could answer with another namespace's segment ID.
+	r.claimMu.Lock()
+	owner, err := r.owner(ctx, seg, created.ID)
+	if err == nil && owner == "" {
+		r.recordClaim(created.ID, seg)
+	}
+	r.claimMu.Unlock()
+	if err != nil {
+		return err // the pending create stays, and is resolved from a listing
+	}
+	if owner != "" {
+		seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{}
+		return stall(usersv1alpha1.ReasonConflict, "The API answered this Segment's create with remote segment %s, which %s "+
+			"manages: this Segment leaves it alone", created.ID, owner)
+	}
 	unlock()
 	seg.Status.ID = created.ID
 	seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{ID: created.ID, Account: acct.ID}
