@@ -74,20 +74,22 @@ var _ = Describe("Credentials moved by a tenant", func() {
 			ObjectMeta: metav1.ObjectMeta{Name: "own-api", Namespace: ns, Labels: map[string]string{usersv1alpha1.CredentialsLabel: "true"}},
 			StringData: map[string]string{"token": "liar-token", "apiURL": liarURL},
 		})).To(Succeed())
-		seg := waitReady(create(ns, "impostor", usersv1alpha1.SegmentSpec{Name: "Pwned", Members: []string{"evil"},
-			CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "own-api"}}))
-		Expect(seg.OwnedID()).To(Equal(victim.Status.ID), "the made-up ID, in the tenant's own account")
-
 		writes := sim.Counts().Writes()
-		update(seg, func(s *usersv1alpha1.Segment) { s.Spec.CredentialsRef = nil }) // the manager's account
+		seg := create(ns, "impostor", usersv1alpha1.SegmentSpec{Name: "Pwned", Members: []string{"evil"},
+			CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "own-api"}})
 		waitReason(seg, usersv1alpha1.ReasonConflict)
+		Expect(get(seg).OwnedID()).To(BeEmpty(), "an ID another Segment owns is not recorded, whatever the API answered")
 		Expect(readyCondition(get(seg)).Message).To(And(ContainSubstring("a Segment in another namespace"), Not(ContainSubstring(victimNS))))
+
+		By("switching to the manager's account, and deleting: nothing reaches the victim's segment")
+		update(seg, func(s *usersv1alpha1.Segment) { s.Spec.CredentialsRef = nil; s.Spec.Suspend = true })
+		waitSuspended(seg)
 		Expect(k8sClient.Delete(ctx, get(seg))).To(Succeed())
-		Consistently(func() int64 { return sim.Counts().Writes() - writes }, driftInterval, poll).Should(BeZero())
-		Expect(remoteSegment(victim.Status.ID)).To(And(HaveField("Name", "Crown jewels"), HaveField("Members", ConsistOf("v1"))))
-		update(seg, func(s *usersv1alpha1.Segment) { s.Spec.DeletionPolicy = usersv1alpha1.DeletionPolicyOrphan })
 		waitGone(seg)
-		Expect(remoteSegment(victim.Status.ID)).To(HaveField("Name", "Crown jewels"))
+		Expect(sim.Counts().Writes() - writes).To(BeZero())
+		Expect(remoteSegment(victim.Status.ID)).To(And(HaveField("Name", "Crown jewels"), HaveField("Members", ConsistOf("v1"))))
+		Expect(readyCondition(get(victim)).Status).To(Equal(metav1.ConditionTrue))
+		Expect(get(victim).OwnedID()).To(Equal(victim.Status.ID))
 	})
 })
 
