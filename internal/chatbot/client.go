@@ -245,10 +245,7 @@ var errGatheredSegments = errors.New("gathered segments out of range")
 // func() any, called for the body once the call is allowed to go; if that returns an
 // error, nothing is sent and do returns it.
 func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (err error) {
-	if err := c.paused(op); err != nil {
-		return err
-	}
-	if _, err := c.refusal.admit(op, false); err != nil {
+	if err := c.CheckPause(op); err != nil {
 		return err
 	}
 	if c.limiter != nil {
