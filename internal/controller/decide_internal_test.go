@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
 func TestPlanFor(t *testing.T) {
@@ -229,6 +231,26 @@ func TestPlural(t *testing.T) {
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+}
+
+// The in-process memos (createsNoEffect) recognise a pending create by its time, compared
+// with the intent read back from the API server, which keeps it to the microsecond.
+func TestNewIntentSurvivesTheAPIServer(t *testing.T) {
+	seg := &usersv1alpha1.Segment{Spec: usersv1alpha1.SegmentSpec{Name: "n"}}
+	for range 100 {
+		intent := newIntent(seg, &remote.Account{ID: "a"})
+		raw, err := json.Marshal(intent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back usersv1alpha1.CreateIntent
+		if err := json.Unmarshal(raw, &back); err != nil {
+			t.Fatal(err)
+		}
+		if !back.At.Equal(&intent.At) || !back.At.Time.Equal(intent.At.Time) {
+			t.Fatalf("intent time %s read back as %s", intent.At.Format(time.RFC3339Nano), back.At.Format(time.RFC3339Nano))
 		}
 	}
 }

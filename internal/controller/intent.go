@@ -20,7 +20,10 @@ const createSkew = 5 * time.Second
 
 // newIntent records a create of the Segment's desired name in acct, about to be attempted.
 func newIntent(seg *usersv1alpha1.Segment, acct *remote.Account) *usersv1alpha1.CreateIntent {
-	return &usersv1alpha1.CreateIntent{At: metav1.NewMicroTime(time.Now().UTC()), Name: seg.RemoteName(), Account: acct.ID}
+	// To the microsecond, as the API server keeps it: the in-process memos compare this
+	// time with the one read back.
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	return &usersv1alpha1.CreateIntent{At: metav1.NewMicroTime(at), Name: seg.RemoteName(), Account: acct.ID}
 }
 
 // intentTime is how messages quote an intent's time, and what the forget-create
