@@ -34,6 +34,11 @@ const DefaultCredentialsLabel = "users.chatbot.com/default-credentials"
 // the manager caches and reads only Secrets that carry it.
 const CredentialsLabel = "users.chatbot.com/credentials"
 
+// CredentialsInUseFinalizer is on a credentials Secret while a Segment may still need it
+// to reach ChatBot: deleting the Secret (or its namespace) waits until those Segments have
+// deleted their remote segments. The manager removes it once no Segment needs the Secret.
+const CredentialsInUseFinalizer = "users.chatbot.com/credentials-in-use"
+
 // Keys of a credentials Secret.
 const (
 	// CredentialsTokenKey holds the ChatBot Developer access token. Required.

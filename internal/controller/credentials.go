@@ -138,6 +138,10 @@ func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.
 		}
 		creds.BaseURL = u
 	}
+	// Before the Secret serves a call: the Segment will need it again to delete what it makes.
+	if err := r.holdSecret(ctx, &secret); err != nil {
+		return remote.Credentials{}, fmt.Errorf("mark Secret %q in use: %w", ref.Name, err)
+	}
 	return creds, nil
 }
 

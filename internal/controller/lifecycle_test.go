@@ -45,6 +45,64 @@ var _ = Describe("Segment lifecycle policies", func() {
 			Expect(sim.Segments()).To(HaveLen(before))
 		})
 
+		// envtest runs no namespace controller: the spec deletes what it would, in the order
+		// that hung, the credentials Secret before the Segments that need it.
+		It("lets a namespace go: its credentials Secret stays until its Segments have deleted their remote segments", func() {
+			secret("ns-creds", true, map[string]string{"token": sim2Token, "apiURL": sim2URL})
+			var ids []string
+			for _, name := range []string{"one", "two", "three"} {
+				seg := waitReady(create(ns, name, usersv1alpha1.SegmentSpec{CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "ns-creds"}}))
+				ids = append(ids, seg.Status.ID)
+			}
+			key := client.ObjectKey{Namespace: ns, Name: "ns-creds"}
+			var s corev1.Secret
+			Expect(k8sClient.Get(ctx, key, &s)).To(Succeed())
+			Expect(s.Finalizers).To(ContainElement(usersv1alpha1.CredentialsInUseFinalizer))
+
+			Expect(k8sClient.Delete(ctx, &s)).To(Succeed())
+			Expect(k8sClient.DeleteAllOf(ctx, &usersv1alpha1.Segment{}, client.InNamespace(ns))).To(Succeed())
+			Eventually(func(g Gomega) {
+				var list usersv1alpha1.SegmentList
+				g.Expect(k8sClient.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+				g.Expect(list.Items).To(BeEmpty())
+				g.Expect(apierrors.IsNotFound(k8sClient.Get(ctx, key, &s))).To(BeTrue(), "the Secret is gone once nothing needs it")
+			}, timeout, poll).Should(Succeed())
+			for _, id := range ids {
+				_, ok := sim2.Segment(id)
+				Expect(ok).To(BeFalse(), "remote segment %s deleted", id)
+			}
+		})
+
+		It("takes the in-use finalizer off a Secret once no Segment needs it, or once it is no credentials Secret", func() {
+			secret("used", true, map[string]string{"token": sim2Token, "apiURL": sim2URL})
+			key := client.ObjectKey{Namespace: ns, Name: "used"}
+			finalizers := func() []string {
+				var s corev1.Secret
+				Expect(k8sClient.Get(ctx, key, &s)).To(Succeed())
+				return s.Finalizers
+			}
+			Consistently(finalizers, time.Second, poll).Should(BeEmpty(), "no Segment uses it yet")
+			seg := waitReady(create(ns, "user", usersv1alpha1.SegmentSpec{CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "used"}}))
+			Expect(finalizers()).To(ConsistOf(usersv1alpha1.CredentialsInUseFinalizer))
+			Expect(k8sClient.Delete(ctx, seg)).To(Succeed())
+			waitGone(seg)
+			Eventually(finalizers, timeout, poll).Should(BeEmpty())
+
+			By("unlabelled, it serves no Segment: the finalizer goes, the Secret is not read")
+			seg = waitReady(create(ns, "user-again", usersv1alpha1.SegmentSpec{CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "used"}}))
+			Eventually(finalizers, timeout, poll).Should(ConsistOf(usersv1alpha1.CredentialsInUseFinalizer))
+			var s corev1.Secret
+			Expect(k8sClient.Get(ctx, key, &s)).To(Succeed())
+			delete(s.Labels, usersv1alpha1.CredentialsLabel)
+			Expect(k8sClient.Update(ctx, &s)).To(Succeed())
+			Eventually(finalizers, timeout, poll).Should(BeEmpty())
+			waitReason(seg, usersv1alpha1.ReasonCredentialsError)
+			update(seg, func(s *usersv1alpha1.Segment) { s.Spec.DeletionPolicy = usersv1alpha1.DeletionPolicyOrphan })
+			Expect(k8sClient.Delete(ctx, seg)).To(Succeed())
+			waitGone(seg)
+			sim2.Delete(seg.Status.ID)
+		})
+
 		It("reports a missing Secret, and proceeds when it appears", func() {
 			seg := create(ns, "waiting", usersv1alpha1.SegmentSpec{CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "later"}})
 			waitReason(seg, usersv1alpha1.ReasonCredentialsError)

@@ -86,7 +86,7 @@ func (r *SegmentReconciler) createTimeout() time.Duration {
 // +kubebuilder:rbac:groups=users.chatbot.com,resources=segments/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=users.chatbot.com,resources=segments/finalizers,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // Reconcile reads the Segment, handles its deletion and suspension, then manages the remote
@@ -343,6 +343,9 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 		return err
 	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexCredentials, indexByCredentials); err != nil {
+		return err
+	}
+	if err := setupCredentialsController(mgr, r.Client); err != nil {
 		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).

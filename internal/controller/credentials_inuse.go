@@ -1,0 +1,145 @@
+package controller
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+)
+
+// A credentials Secret carries usersv1alpha1.CredentialsInUseFinalizer while a Segment
+// may still need it: a namespace's deletion deletes its Secrets and its Segments in no
+// particular order, and a Segment whose Secret went first could not delete its remote
+// segment (it stayed Terminating, and so did the namespace). Crossplane keeps a
+// ProviderConfig the same way while ProviderConfigUsages name it.
+//
+// The Segment controller puts the finalizer on before a Segment's first call with the
+// Secret; the credentials controller below takes it off once no Segment needs the Secret.
+
+// secretFinalizerChange is what the credentials-in-use finalizer needs on a Secret.
+type secretFinalizerChange int
+
+const (
+	keepSecretFinalizer secretFinalizerChange = iota
+	addSecretFinalizer
+	removeSecretFinalizer
+)
+
+// decideSecretFinalizer decides the credentials-in-use finalizer of a Secret: on while a
+// Segment needs it (an unlabelled Secret is not read, so it serves none), off otherwise.
+// A Secret being deleted takes no new finalizer (the API server would refuse it).
+func decideSecretFinalizer(labelled, deleting, has bool, needed bool) secretFinalizerChange {
+	switch {
+	case has && (!labelled || !needed):
+		return removeSecretFinalizer
+	case !has && labelled && needed && !deleting:
+		return addSecretFinalizer
+	}
+	return keepSecretFinalizer
+}
+
+// needsCredentials reports whether a Segment may still call ChatBot with its credentials:
+// until it is deleted and has let go of its finalizer.
+func needsCredentials(seg *usersv1alpha1.Segment) bool {
+	return seg.DeletionTimestamp.IsZero() || controllerutil.ContainsFinalizer(seg, usersv1alpha1.SegmentFinalizer)
+}
+
+// holdSecret puts the credentials-in-use finalizer on the Segment's Secret, read from the
+// cache, unless it is there or the Secret is being deleted.
+func (r *SegmentReconciler) holdSecret(ctx context.Context, secret *corev1.Secret) error {
+	if controllerutil.ContainsFinalizer(secret, usersv1alpha1.CredentialsInUseFinalizer) || !secret.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	return patchSecretFinalizers(ctx, r.Client, secret, addSecretFinalizer)
+}
+
+// patchSecretFinalizers adds or removes the credentials-in-use finalizer, conditional on
+// the Secret's resourceVersion (a merge patch replaces the whole finalizers list). Only
+// metadata is sent: the cached Secret holds two keys of its data, the patch none.
+func patchSecretFinalizers(ctx context.Context, c client.Client, secret *corev1.Secret, change secretFinalizerChange) error {
+	patched := &corev1.Secret{ObjectMeta: *secret.ObjectMeta.DeepCopy()}
+	base := patched.DeepCopy()
+	if change == addSecretFinalizer {
+		controllerutil.AddFinalizer(patched, usersv1alpha1.CredentialsInUseFinalizer)
+	} else {
+		controllerutil.RemoveFinalizer(patched, usersv1alpha1.CredentialsInUseFinalizer)
+	}
+	return client.IgnoreNotFound(c.Patch(ctx, patched, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})))
+}
+
+// credentialsReconciler takes the credentials-in-use finalizer off Secrets no Segment needs
+// any more (and puts it on those that a Segment needs, should it be missing).
+type credentialsReconciler struct {
+	client.Client
+	// APIReader reads a Secret the cache does not hold: one whose credentials label was
+	// removed while it carried the finalizer.
+	APIReader client.Reader
+}
+
+func (r *credentialsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, req.NamespacedName, secret)
+	if apierrors.IsNotFound(err) {
+		// Gone, or no longer labelled (the cache holds only labelled Secrets). Metadata is
+		// all that is needed of it.
+		meta := &corev1.Secret{}
+		if err := r.APIReader.Get(ctx, req.NamespacedName, meta); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		secret = &corev1.Secret{ObjectMeta: meta.ObjectMeta}
+	} else if err != nil {
+		return ctrl.Result{}, err
+	}
+	var list usersv1alpha1.SegmentList
+	if err := r.List(ctx, &list, client.InNamespace(req.Namespace), client.MatchingFields{indexCredentials: req.Name}); err != nil {
+		return ctrl.Result{}, err
+	}
+	needed := false
+	for i := range list.Items {
+		needed = needed || needsCredentials(&list.Items[i])
+	}
+	change := decideSecretFinalizer(secret.Labels[usersv1alpha1.CredentialsLabel] == "true", !secret.DeletionTimestamp.IsZero(),
+		controllerutil.ContainsFinalizer(secret, usersv1alpha1.CredentialsInUseFinalizer), needed)
+	if change == keepSecretFinalizer {
+		return ctrl.Result{}, nil
+	}
+	return ctrl.Result{}, patchSecretFinalizers(ctx, r.Client, secret, change)
+}
+
+// setupCredentialsController runs the credentials controller: it looks at a labelled
+// Secret when it changes or goes, and when a Segment naming it changes or goes.
+func setupCredentialsController(mgr ctrl.Manager, c client.Client) error {
+	r := &credentialsReconciler{Client: c, APIReader: mgr.GetAPIReader()}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&corev1.Secret{}).
+		Watches(&usersv1alpha1.Segment{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+			if ref := o.(*usersv1alpha1.Segment).Spec.CredentialsRef; ref != nil {
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: ref.Name}}}
+			}
+			return nil
+		}), builder.WithPredicates(segmentCredentialsChanged())).
+		Named("credentials").
+		Complete(r)
+}
+
+// segmentCredentialsChanged passes the Segment events that may change whether a Secret is
+// needed: not the status writes, which are most of them.
+func segmentCredentialsChanged() predicate.Predicate {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		old, seg := e.ObjectOld.(*usersv1alpha1.Segment), e.ObjectNew.(*usersv1alpha1.Segment)
+		return !equality.Semantic.DeepEqual(old.Spec.CredentialsRef, seg.Spec.CredentialsRef) ||
+			needsCredentials(old) != needsCredentials(seg)
+	}}
+}
