@@ -47,6 +47,7 @@ func main() {
 		defaultCredsNamespaces  string
 		driftInterval           time.Duration
 		maxConcurrent, apiBurst int
+		accountShare            int
 		apiQPS, kubeQPS         float64
 		kubeBurst               int
 	)
@@ -61,6 +62,7 @@ func main() {
 	flag.StringVar(&tokenFile, "chatbot-api-token-file", "", "File holding the ChatBot Developer access token, re-read when it changes. Without it, $CHATBOT_API_TOKEN.")
 	flag.DurationVar(&driftInterval, "drift-interval", 5*time.Minute, "How often each Segment is compared with the remote account; one listing per account serves all Segments in an interval.")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "How many Segments are reconciled at once.")
+	flag.IntVar(&accountShare, "max-concurrent-reconciles-per-account", 0, "How many Segments of one ChatBot account are reconciled at once, so that a slow or busy account leaves workers to the others (0: half of --max-concurrent-reconciles, at least 1).")
 	flag.Float64Var(&apiQPS, "chatbot-api-qps", 0, "Most ChatBot API calls per second per account (0: no client-side limit).")
 	flag.IntVar(&apiBurst, "chatbot-api-burst", 10, "Most ChatBot API calls at once per account when --chatbot-api-qps is set.")
 	flag.Float64Var(&kubeQPS, "kube-api-qps", 50, "Most Kubernetes API requests per second from the manager (status writes, finalizers, events).")
@@ -72,7 +74,7 @@ func main() {
 
 	if err := run(runConfig{
 		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableH2: enableH2,
-		leaderElect: leaderElect, driftInterval: driftInterval, maxConcurrent: maxConcurrent,
+		leaderElect: leaderElect, driftInterval: driftInterval, maxConcurrent: maxConcurrent, accountShare: accountShare,
 		apiQPS: apiQPS, apiBurst: apiBurst, kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst,
 		creds:                        &remote.DefaultCredentials{BaseURL: apiURL, Token: os.Getenv("CHATBOT_API_TOKEN"), TokenFile: tokenFile},
 		allowedAPIURLs:               splitList(allowedAPIURLs),
@@ -89,6 +91,7 @@ type runConfig struct {
 	leaderElect             bool
 	driftInterval           time.Duration
 	maxConcurrent, apiBurst int
+	accountShare            int // 0: half of maxConcurrent
 	apiQPS                  float64
 	kubeQPS                 float32
 	kubeBurst               int
@@ -146,7 +149,11 @@ func run(cfg runConfig) error {
 
 	// An account unused for three drift intervals has no Segments left (every Segment asks
 	// for its account once per interval): forget its client and listing.
-	accounts := remote.NewAccounts(remote.AccountOptions{QPS: cfg.apiQPS, Burst: cfg.apiBurst,
+	share := cfg.accountShare
+	if share <= 0 {
+		share = max(1, cfg.maxConcurrent/2)
+	}
+	accounts := remote.NewAccounts(remote.AccountOptions{QPS: cfg.apiQPS, Burst: cfg.apiBurst, Share: share,
 		Observer: metrics.ObserveAPICall, Forgotten: metrics.ForgetAccount, IdleTTL: 3 * cfg.driftInterval})
 	if err := metrics.Register(mgr.GetClient(), accounts); err != nil {
 		return fmt.Errorf("register metrics: %w", err)

@@ -70,6 +70,7 @@ type row struct {
 func main() {
 	small := flag.Int("segments", 1000, "Segments in the rate-limited run")
 	large := flag.Int("large", 10000, "Segments in the manager-cost run (0 skips it)")
+	fair := flag.Int("fairness", 1000, "Segments of the busy account in the fairness run (0 skips it)")
 	flag.Parse()
 
 	root, err := os.Getwd()
@@ -102,6 +103,14 @@ func main() {
 		}
 	}
 	table := printTable(rows)
+	if *fair > 0 {
+		line, err := fairness(ctx, root, *fair)
+		if err != nil {
+			fatal(err)
+		}
+		fmt.Println("\n" + line)
+		table += "\n" + line + "\n"
+	}
 	dir := filepath.Join(root, "bin", "bench")
 	_ = os.MkdirAll(dir, 0o755)
 	file := filepath.Join(dir, "results.txt")

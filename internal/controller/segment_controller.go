@@ -96,6 +96,8 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err := r.Get(ctx, req.NamespacedName, seg); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// The Segment's calls take their turns at the account's rate limit in its name.
+	ctx = chatbot.WithCaller(ctx, string(seg.UID))
 	st := newStatusWriter(r.Client, seg)
 	old := migrate(seg)
 	if old.intent != "" {
@@ -120,6 +122,12 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	}
 
 	acct, err := r.account(ctx, seg)
+	if err == nil {
+		var leave func()
+		if leave, err = enter(seg, acct); err == nil {
+			defer leave()
+		}
+	}
 	if err == nil && seg.ObserveOnly() {
 		err = r.observeOnly(ctx, seg, acct)
 	} else if err == nil {
@@ -230,6 +238,11 @@ func (r *SegmentReconciler) deleteOwned(ctx context.Context, seg *usersv1alpha1.
 	if err != nil {
 		return err
 	}
+	leave, err := enter(seg, acct)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	id := seg.OwnedID()
 	if id != "" && accountMoved(seg, acct) {
 		// A delete in the wrong account answers 404, which must not pass for success.

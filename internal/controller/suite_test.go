@@ -40,6 +40,8 @@ import (
 const (
 	simToken      = "suite-token"
 	driftInterval = 2 * time.Second
+	// Of the manager's 4 workers, one account's Segments may hold 2.
+	accountShare = 2
 )
 
 var (
@@ -64,6 +66,13 @@ var (
 	// notFoundURL answers 404 to everything, like a base URL with a wrong path.
 	notFoundURL  string
 	notFoundHits atomic.Int64
+
+	// stuckURL holds every call until stuckRelease is closed (releaseStuck), then answers
+	// 404, like an API that stopped answering.
+	stuckURL                        string
+	stuckRelease                    chan struct{}
+	releaseStuck                    = sync.OnceFunc(func() { close(stuckRelease) })
+	stuckInFlight, stuckMaxInFlight atomic.Int64
 
 	// liarURL is an API a tenant runs (or an allowed URL answers as it likes): every create
 	// makes liarID, and every listing shows liarID with the name last created.
@@ -178,6 +187,22 @@ var _ = BeforeSuite(func() {
 	DeferCleanup(srv404.Close)
 	notFoundURL = srv404.URL + "/v9"
 
+	stuckRelease = make(chan struct{})
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := stuckInFlight.Add(1)
+		defer stuckInFlight.Add(-1)
+		for m := stuckMaxInFlight.Load(); n > m && !stuckMaxInFlight.CompareAndSwap(m, n); m = stuckMaxInFlight.Load() {
+		}
+		select {
+		case <-stuckRelease:
+		case <-r.Context().Done():
+		}
+		http.NotFound(w, nil)
+	}))
+	DeferCleanup(stuck.Close)
+	DeferCleanup(func() { releaseStuck() })
+	stuckURL = stuck.URL
+
 	liarID.Store("")
 	liarName.Store("")
 	liar := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -206,7 +231,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	// A client-side rate limit, as in production, so that calls wait for it as they do there
 	// (and identical member sets may share add-members calls).
-	accounts := remote.NewAccounts(remote.AccountOptions{QPS: 50, Burst: 5, Observer: metrics.ObserveAPICall})
+	accounts := remote.NewAccounts(remote.AccountOptions{QPS: 50, Burst: 5, Share: accountShare, Observer: metrics.ObserveAPICall})
 	Expect(metrics.Register(mgr.GetClient(), accounts)).To(Succeed())
 	managerClient = &flakyClient{Client: mgr.GetClient()}
 	Expect((&controller.SegmentReconciler{
@@ -218,7 +243,7 @@ var _ = BeforeSuite(func() {
 			defer tokenMu.Unlock()
 			return remote.Credentials{BaseURL: simURL, Token: managerToken}, nil
 		},
-		AllowedAPIURLs:          []string{sim2URL, notFoundURL, liarURL},
+		AllowedAPIURLs:          []string{sim2URL, notFoundURL, liarURL, stuckURL},
 		DriftInterval:           driftInterval,
 		MaxConcurrentReconciles: 4,
 		// A create another process made is resolved CreateTimeout (+5s of clock skew)

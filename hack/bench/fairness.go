@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/test/localenv"
+)
+
+// fairness measures what one account's backlog costs another: account A's Segments wait
+// for turns at a client-side limit of 1 call/s when one Segment of account B is applied,
+// and the figure is how long B's Segment takes to be Ready. The two accounts are one
+// simulator reached by two spellings of its address (127.0.0.1 and localhost) with one
+// token: to the manager, two accounts, each with its own rate limit and share of the
+// workers; the simulator's own limit is set high enough not to matter.
+func fairness(ctx context.Context, root string, segments int) (string, error) {
+	work, err := os.MkdirTemp("", "segment-bench-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(work)
+	const workers = 8
+	log("fairness: %d Segments of account A at 1 call/s, then one of account B", segments)
+	env, err := localenv.Start(localenv.Options{
+		Root: root, WorkDir: work, Token: "bench-token", DriftInterval: 10 * time.Minute,
+		SimulatorArgs: []string{"--rate-limit", "1000", "--latency", "50ms"},
+		ManagerArgs: []string{"--max-concurrent-reconciles", strconv.Itoa(workers),
+			"--chatbot-api-qps", "1", "--chatbot-api-burst", "1", "--allowed-api-urls", "*",
+			"--kube-api-qps", "200", "--kube-api-burst", "400", "--zap-log-level", "error"},
+	})
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = env.Stop() }()
+	if err := env.Build(); err != nil {
+		return "", err
+	}
+	if err := env.StartSimulator(); err != nil {
+		return "", err
+	}
+	cfg := env.Config()
+	cfg.QPS, cfg.Burst = 2000, 4000
+	if err := usersv1alpha1.AddToScheme(scheme.Scheme); err != nil {
+		return "", err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
+	if err != nil {
+		return "", err
+	}
+	for _, ns := range []string{"account-a", "account-b"} {
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return "", err
+		}
+	}
+	if err := parallel(segments, 32, func(i int) error {
+		return c.Create(ctx, &usersv1alpha1.Segment{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("seg-%06d", i), Namespace: "account-a"},
+			Spec:       usersv1alpha1.SegmentSpec{Members: []string{fmt.Sprintf("u%06d", i)}},
+		})
+	}); err != nil {
+		return "", err
+	}
+	if err := env.StartManager(); err != nil {
+		return "", err
+	}
+	// Until A's Segments have all asked for a turn: its backlog is as deep as it gets.
+	if err := waitFor(ctx, 2*time.Minute, func() (bool, error) {
+		n, err := waitingOrDone(ctx, c, "account-a")
+		return n == segments, err
+	}); err != nil {
+		return "", fmt.Errorf("account A's Segments never all waited: %w; manager log: %s", err, env.ManagerLog)
+	}
+
+	other := strings.Replace(env.SimURL, "127.0.0.1", "localhost", 1)
+	if err := c.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "chatbot", Namespace: "account-b", Labels: map[string]string{usersv1alpha1.CredentialsLabel: "true"}},
+		StringData: map[string]string{"token": "bench-token", "apiURL": other},
+	}); err != nil {
+		return "", err
+	}
+	start := time.Now()
+	seg := &usersv1alpha1.Segment{
+		ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "account-b"},
+		Spec:       usersv1alpha1.SegmentSpec{Members: []string{"b1"}, CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "chatbot"}},
+	}
+	if err := c.Create(ctx, seg); err != nil {
+		return "", err
+	}
+	if err := waitFor(ctx, 5*time.Minute, func() (bool, error) {
+		err := c.Get(ctx, client.ObjectKeyFromObject(seg), seg)
+		return err == nil && meta.IsStatusConditionTrue(seg.Status.Conditions, usersv1alpha1.ConditionReady), err
+	}); err != nil {
+		return "", fmt.Errorf("account B's Segment not Ready: %w; manager log: %s", err, env.ManagerLog)
+	}
+	took := time.Since(start)
+	readyA, err := readyIn(ctx, c, "account-a")
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("fairness: account A has %d Segments waiting at 1 call/s (%d workers); a Segment of account B was Ready %s after it was applied (A: %d Ready by then)",
+		segments, workers, took.Round(10*time.Millisecond), readyA), nil
+}
+
+// waitingOrDone counts the namespace's Segments that have a status: waiting for a turn,
+// or further.
+func waitingOrDone(ctx context.Context, c client.Client, ns string) (int, error) {
+	var list usersv1alpha1.SegmentList
+	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range list.Items {
+		if meta.FindStatusCondition(s.Status.Conditions, usersv1alpha1.ConditionReady) != nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func readyIn(ctx context.Context, c client.Client, ns string) (int, error) {
+	var list usersv1alpha1.SegmentList
+	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, s := range list.Items {
+		if meta.IsStatusConditionTrue(s.Status.Conditions, usersv1alpha1.ConditionReady) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func waitFor(ctx context.Context, limit time.Duration, done func() (bool, error)) error {
+	deadline := time.Now().Add(limit)
+	var err error
+	for {
+		var ok bool
+		if ok, err = done(); ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not after %s (%v)", limit, err)
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
