@@ -63,6 +63,11 @@ func fairness(ctx context.Context, root string, segments int) (string, error) {
 			return "", err
 		}
 	}
+	// The manager runs before A's Segments come, as when a tenant applies them: their
+	// reconciles are queued as B's will be, not behind it as a cold start's are.
+	if err := env.StartManager(); err != nil {
+		return "", err
+	}
 	if err := parallel(segments, 32, func(i int) error {
 		return c.Create(ctx, &usersv1alpha1.Segment{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("seg-%06d", i), Namespace: "account-a"},
@@ -71,15 +76,16 @@ func fairness(ctx context.Context, root string, segments int) (string, error) {
 	}); err != nil {
 		return "", err
 	}
-	if err := env.StartManager(); err != nil {
-		return "", err
+	// A's backlog (2 calls a Segment: 2,000 s of turns at 1 call/s) forms in the first
+	// seconds; B's Segment comes when the manager has worked on A for a while.
+	select {
+	case <-time.After(20 * time.Second):
+	case <-ctx.Done():
+		return "", ctx.Err()
 	}
-	// Until A's Segments have all asked for a turn: its backlog is as deep as it gets.
-	if err := waitFor(ctx, 2*time.Minute, func() (bool, error) {
-		n, err := waitingOrDone(ctx, c, "account-a")
-		return n == segments, err
-	}); err != nil {
-		return "", fmt.Errorf("account A's Segments never all waited: %w; manager log: %s", err, env.ManagerLog)
+	waiting, err := waitingOrDone(ctx, c, "account-a")
+	if err != nil {
+		return "", err
 	}
 
 	other := strings.Replace(env.SimURL, "127.0.0.1", "localhost", 1)
@@ -97,23 +103,26 @@ func fairness(ctx context.Context, root string, segments int) (string, error) {
 	if err := c.Create(ctx, seg); err != nil {
 		return "", err
 	}
-	if err := waitFor(ctx, 5*time.Minute, func() (bool, error) {
+	const limit = 3 * time.Minute
+	ready := "Ready " + limit.String() + " later (or more: the bench stopped waiting)"
+	if err := waitFor(ctx, limit, func() (bool, error) {
 		err := c.Get(ctx, client.ObjectKeyFromObject(seg), seg)
 		return err == nil && meta.IsStatusConditionTrue(seg.Status.Conditions, usersv1alpha1.ConditionReady), err
-	}); err != nil {
-		return "", fmt.Errorf("account B's Segment not Ready: %w; manager log: %s", err, env.ManagerLog)
+	}); err == nil {
+		ready = "Ready " + time.Since(start).Round(10*time.Millisecond).String() + " after it was applied"
+	} else if ctx.Err() != nil {
+		return "", err
 	}
-	took := time.Since(start)
 	readyA, err := readyIn(ctx, c, "account-a")
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("fairness: account A has %d Segments waiting at 1 call/s (%d workers); a Segment of account B was Ready %s after it was applied (A: %d Ready by then)",
-		segments, workers, took.Round(10*time.Millisecond), readyA), nil
+	return fmt.Sprintf("fairness: account A has %d Segments waiting at 1 call/s (%d workers; %d with a status when B came); "+
+		"a Segment of account B was %s (A: %d Ready by then)", segments, workers, waiting, ready, readyA), nil
 }
 
-// waitingOrDone counts the namespace's Segments that have a status: waiting for a turn,
-// or further.
+// waitingOrDone counts the namespace's Segments that have a Ready condition: waiting for
+// a turn, or further.
 func waitingOrDone(ctx context.Context, c client.Client, ns string) (int, error) {
 	var list usersv1alpha1.SegmentList
 	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
