@@ -45,6 +45,7 @@ func main() {
 		apiURL, tokenFile       string
 		allowedAPIURLs          string
 		defaultCredsNamespaces  string
+		namespaceCredentials    string
 		driftInterval           time.Duration
 		maxConcurrent, apiBurst int
 		accountShare            int
@@ -59,6 +60,7 @@ func main() {
 	flag.StringVar(&apiURL, "chatbot-api-url", chatbot.DefaultBaseURL, "Base URL of the ChatBot API (the simulator's for tests and demos).")
 	flag.StringVar(&allowedAPIURLs, "allowed-api-urls", "", "Comma-separated API base URLs that credentials Secrets may name under apiURL, besides --chatbot-api-url; * allows any.")
 	flag.StringVar(&defaultCredsNamespaces, "default-credentials-namespaces", "", "Comma-separated namespaces whose Segments may use the manager's own token without spec.credentialsRef, besides those labelled users.chatbot.com/default-credentials=true; * allows every namespace.")
+	flag.StringVar(&namespaceCredentials, "namespace-credentials", "*", "Where Segments may name a credentials Secret (spec.credentialsRef): * in every namespace (the manager needs cluster-wide read access to Secrets), none in no namespace (it reads no Secret, and needs no access to any), or a comma-separated list of namespaces (it reads Secrets there only: RoleBindings there suffice).")
 	flag.StringVar(&tokenFile, "chatbot-api-token-file", "", "File holding the ChatBot Developer access token, re-read when it changes. Without it, $CHATBOT_API_TOKEN.")
 	flag.DurationVar(&driftInterval, "drift-interval", 5*time.Minute, "How often each Segment is compared with the remote account; one listing per account serves all Segments in an interval.")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "How many Segments are reconciled at once.")
@@ -72,7 +74,13 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 
+	scope, err := controller.ParseSecretScope(namespaceCredentials)
+	if err != nil {
+		setupLog.Error(err, "bad flag")
+		os.Exit(2)
+	}
 	if err := run(runConfig{
+		secretScope: scope,
 		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableH2: enableH2,
 		leaderElect: leaderElect, driftInterval: driftInterval, maxConcurrent: maxConcurrent, accountShare: accountShare,
 		apiQPS: apiQPS, apiBurst: apiBurst, kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst,
@@ -99,6 +107,7 @@ type runConfig struct {
 	allowedAPIURLs          []string
 	// defaultCredentialsNamespaces may use the manager's own token, besides labelled ones.
 	defaultCredentialsNamespaces []string
+	secretScope                  controller.SecretScope
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.
@@ -141,7 +150,7 @@ func run(cfg runConfig) error {
 		HealthProbeBindAddress: cfg.probeAddr,
 		LeaderElection:         cfg.leaderElect,
 		LeaderElectionID:       "segment-operator.users.chatbot.com",
-		Cache:                  controller.CacheOptions(),
+		Cache:                  controller.CacheOptions(cfg.secretScope),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -166,6 +175,7 @@ func run(cfg runConfig) error {
 		DefaultCredentials:           cfg.creds.Get,
 		AllowedAPIURLs:               cfg.allowedAPIURLs,
 		DefaultCredentialsNamespaces: cfg.defaultCredentialsNamespaces,
+		SecretScope:                  cfg.secretScope,
 		DriftInterval:                cfg.driftInterval,
 		MaxConcurrentReconciles:      cfg.maxConcurrent,
 	}).SetupWithManager(ctx, mgr); err != nil {

@@ -11,9 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -57,21 +55,6 @@ func indexByCredentials(o client.Object) []string {
 	return nil
 }
 
-// CacheOptions restrict what the manager's cache holds: of Secrets, only credentials
-// Secrets (labelled users.chatbot.com/credentials=true), and of those only the keys it reads;
-// of every object, no managedFields (the manager never reads them).
-func CacheOptions() cache.Options {
-	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
-		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {
-				Label:     labels.SelectorFromSet(labels.Set{usersv1alpha1.CredentialsLabel: "true"}),
-				Transform: credentialsOnly,
-			},
-		},
-	}
-}
-
 // credentialsOnly keeps of a Secret what the manager reads (its token and apiURL keys, its
 // name and version) and drops the rest before it is cached: any editor may label a Secret
 // of up to 1 MiB, and kubectl's last-applied annotation copies every key.
@@ -112,6 +95,9 @@ func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.
 			return remote.Credentials{}, err
 		}
 		return r.DefaultCredentials()
+	}
+	if !r.SecretScope.Allows(seg.Namespace) {
+		return remote.Credentials{}, r.SecretScope.refusal(seg.Namespace)
 	}
 	var secret corev1.Secret
 	err := r.Get(ctx, types.NamespacedName{Namespace: seg.Namespace, Name: ref.Name}, &secret)

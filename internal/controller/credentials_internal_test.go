@@ -2,11 +2,15 @@ package controller
 
 import (
 	"maps"
+	"reflect"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 )
 
 // The cache keeps only what the manager reads of a credentials Secret.
@@ -58,5 +62,64 @@ func TestDecideSecretFinalizer(t *testing.T) {
 				t.Errorf("decideSecretFinalizer = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestParseSecretScope(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    SecretScope
+		wantErr bool
+	}{
+		{in: "*", want: SecretScope{All: true}},
+		{in: "none", want: SecretScope{}},
+		{in: "team-a", want: SecretScope{Namespaces: []string{"team-a"}}},
+		{in: " team-a, team-b ,team-a,", want: SecretScope{Namespaces: []string{"team-a", "team-b"}}},
+		{in: "", wantErr: true},
+		{in: " , ", wantErr: true},
+		{in: "team-a,*", wantErr: true},
+		{in: "none,team-a", wantErr: true},
+	} {
+		got, err := ParseSecretScope(tc.in)
+		if (err != nil) != tc.wantErr || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("ParseSecretScope(%q) = %+v, %v; want %+v (error %v)", tc.in, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+// The cache holds credentials Secrets only where Segments may name them, and none at all
+// when per-namespace credentials are off: the manager then needs no access to any Secret.
+func TestCacheOptionsFollowTheSecretScope(t *testing.T) {
+	secrets := func(scope SecretScope) (cache.ByObject, bool) {
+		opts := CacheOptions(scope)
+		if opts.DefaultTransform == nil {
+			t.Errorf("%+v: managedFields kept", scope)
+		}
+		for obj, by := range opts.ByObject {
+			if _, ok := obj.(*corev1.Secret); ok {
+				return by, true
+			}
+		}
+		return cache.ByObject{}, false
+	}
+	if _, ok := secrets(SecretScope{}); ok {
+		t.Error("off: Secrets still cached")
+	}
+	all, ok := secrets(SecretScope{All: true})
+	if !ok || all.Namespaces != nil || all.Label.String() != usersv1alpha1.CredentialsLabel+"=true" || all.Transform == nil {
+		t.Errorf("all: %+v", all)
+	}
+	some, ok := secrets(SecretScope{Namespaces: []string{"a", "b"}})
+	if !ok || len(some.Namespaces) != 2 || some.Label.String() != usersv1alpha1.CredentialsLabel+"=true" {
+		t.Errorf("listed: %+v", some)
+	}
+	for _, ns := range []string{"a", "b"} {
+		if _, ok := some.Namespaces[ns]; !ok {
+			t.Errorf("listed: %s not cached", ns)
+		}
+	}
+	scope := SecretScope{Namespaces: []string{"a"}}
+	if !scope.Allows("a") || scope.Allows("b") || (SecretScope{}).Allows("a") || !(SecretScope{All: true}).Allows("z") {
+		t.Error("Allows")
 	}
 }

@@ -44,6 +44,9 @@ type SegmentReconciler struct {
 	// may write a Secret in some namespace could make the manager call any URL its network
 	// reaches, and read parts of the answer in status.
 	AllowedAPIURLs []string
+	// SecretScope is where Segments may name credentials Secrets; it must match the
+	// manager's cache (CacheOptions) and its RBAC.
+	SecretScope SecretScope
 	// DriftInterval is how often a Segment is checked against the remote account, and how
 	// old an account listing may be when it is used. One listing per account serves every
 	// Segment of that account within the interval.
@@ -86,7 +89,8 @@ func (r *SegmentReconciler) createTimeout() time.Duration {
 // +kubebuilder:rbac:groups=users.chatbot.com,resources=segments/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=users.chatbot.com,resources=segments/finalizers,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;patch
+// Secrets: config/rbac/credentials_role.yaml, bound cluster-wide or per namespace (see
+// SecretScope).
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // Reconcile reads the Segment, handles its deletion and suspension, then manages the remote
@@ -358,15 +362,18 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexCredentials, indexByCredentials); err != nil {
 		return err
 	}
-	if err := setupCredentialsController(mgr, r.Client); err != nil {
-		return err
-	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&usersv1alpha1.Segment{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.Secret{}, r.secretHandler()).
 		Watches(&corev1.Namespace{}, r.namespaceHandler(), builder.OnlyMetadata,
-			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+			builder.WithPredicates(predicate.LabelChangedPredicate{}))
+	if !r.SecretScope.Off() { // else no Secret is watched or read: the RBAC may grant none
+		if err := setupCredentialsController(mgr, r.Client, r.SecretScope); err != nil {
+			return err
+		}
+		b = b.Watches(&corev1.Secret{}, r.secretHandler())
+	}
+	return b.
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](

@@ -226,7 +226,7 @@ var _ = BeforeSuite(func() {
 		Scheme:                 scheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  controller.CacheOptions(),
+		Cache:                  controller.CacheOptions(controller.SecretScope{All: true}),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	// A client-side rate limit, as in production, so that calls wait for it as they do there
@@ -244,6 +244,7 @@ var _ = BeforeSuite(func() {
 			return remote.Credentials{BaseURL: simURL, Token: managerToken}, nil
 		},
 		AllowedAPIURLs:          []string{sim2URL, notFoundURL, liarURL, stuckURL},
+		SecretScope:             controller.SecretScope{All: true},
 		DriftInterval:           driftInterval,
 		MaxConcurrentReconciles: 4,
 		// A create another process made is resolved CreateTimeout (+5s of clock skew)

@@ -41,6 +41,10 @@ type Options struct {
 	// AuditPolicy, if set, is a kube-apiserver audit policy (YAML); the API server then
 	// logs the requests it selects, one JSON line each, to Env.AuditLog.
 	AuditPolicy string
+	// ManagerRBAC: the manager's user (ManagerUser) is not in system:masters, and may do
+	// only what RBAC grants it; the caller binds its roles before
+	// StartManager. Otherwise it may do anything.
+	ManagerRBAC bool
 }
 
 // ManagerUser is the name the manager authenticates as (a client certificate in the
@@ -97,11 +101,19 @@ func Start(opts Options) (*Env, error) {
 			Set("audit-log-path", e.AuditLog).
 			Set("audit-log-maxsize", "0")
 	}
+	e.testEnv.ControlPlane.GetAPIServer().Configure().Set("authorization-mode", "RBAC")
 	if _, err := e.testEnv.Start(); err != nil {
 		return nil, fmt.Errorf("start control plane: %w", err)
 	}
-	for name, path := range map[string]string{"local-admin": e.Kubeconfig, ManagerUser: e.ManagerKubeconfig} {
-		if err := e.writeKubeconfig(name, path); err != nil {
+	managerGroups := []string{"system:masters"}
+	if opts.ManagerRBAC {
+		managerGroups = nil
+	}
+	for _, u := range []struct {
+		name, path string
+		groups     []string
+	}{{"local-admin", e.Kubeconfig, []string{"system:masters"}}, {ManagerUser, e.ManagerKubeconfig, managerGroups}} {
+		if err := e.writeKubeconfig(u.name, u.path, u.groups); err != nil {
 			_ = e.Stop()
 			return nil, fmt.Errorf("write kubeconfig: %w", err)
 		}
@@ -117,9 +129,9 @@ func Start(opts Options) (*Env, error) {
 	return e, nil
 }
 
-// writeKubeconfig writes a kubeconfig for a new user in the system:masters group.
-func (e *Env) writeKubeconfig(name, path string) error {
-	user, err := e.testEnv.AddUser(envtest.User{Name: name, Groups: []string{"system:masters"}}, nil)
+// writeKubeconfig writes a kubeconfig for a new user in groups.
+func (e *Env) writeKubeconfig(name, path string, groups []string) error {
+	user, err := e.testEnv.AddUser(envtest.User{Name: name, Groups: groups}, nil)
 	if err != nil {
 		return err
 	}
