@@ -60,11 +60,11 @@ func main() {
 	flag.StringVar(&apiURL, "chatbot-api-url", chatbot.DefaultBaseURL, "Base URL of the ChatBot API (the simulator's for tests and demos).")
 	flag.StringVar(&allowedAPIURLs, "allowed-api-urls", "", "Comma-separated API base URLs that credentials Secrets may name under apiURL, besides --chatbot-api-url; * allows any.")
 	flag.StringVar(&defaultCredsNamespaces, "default-credentials-namespaces", "", "Comma-separated namespaces whose Segments may use the manager's own token without spec.credentialsRef, besides those labelled users.chatbot.com/default-credentials=true; * allows every namespace.")
-	flag.StringVar(&namespaceCredentials, "namespace-credentials", "*", "Where Segments may name a credentials Secret (spec.credentialsRef): * in every namespace (the manager needs cluster-wide read access to Secrets), none in no namespace (it reads no Secret, and needs no access to any), or a comma-separated list of namespaces (it reads Secrets there only: RoleBindings there suffice).")
+	flag.StringVar(&namespaceCredentials, "namespace-credentials", "*", "Whether Segments may name a credentials Secret (spec.credentialsRef): * in every namespace (the manager needs cluster-wide access to Secrets: config/rbac/credentials_role.yaml), or none (it watches and reads no Secret, and needs no access to any).")
 	flag.StringVar(&tokenFile, "chatbot-api-token-file", "", "File holding the ChatBot Developer access token, re-read when it changes. Without it, $CHATBOT_API_TOKEN.")
 	flag.DurationVar(&driftInterval, "drift-interval", 5*time.Minute, "How often each Segment is compared with the remote account; one listing per account serves all Segments in an interval.")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "How many Segments are reconciled at once.")
-	flag.IntVar(&accountShare, "max-concurrent-reconciles-per-account", 0, "How many Segments of one ChatBot account are reconciled at once, so that a slow or busy account leaves workers to the others (0: half of --max-concurrent-reconciles, at least 1).")
+	flag.IntVar(&accountShare, "max-concurrent-reconciles-per-account", 0, "How many Segments of one ChatBot account, and of one namespace, are reconciled at once, so that a slow or busy account or tenant leaves workers to the others (0: half of --max-concurrent-reconciles, at least 1).")
 	flag.Float64Var(&apiQPS, "chatbot-api-qps", 0, "Most ChatBot API calls per second per account (0: no client-side limit).")
 	flag.IntVar(&apiBurst, "chatbot-api-burst", 10, "Most ChatBot API calls at once per account when --chatbot-api-qps is set.")
 	flag.Float64Var(&kubeQPS, "kube-api-qps", 50, "Most Kubernetes API requests per second from the manager (status writes, finalizers, events).")
@@ -178,6 +178,7 @@ func run(cfg runConfig) error {
 		SecretScope:                  cfg.secretScope,
 		DriftInterval:                cfg.driftInterval,
 		MaxConcurrentReconciles:      cfg.maxConcurrent,
+		NamespaceShare:               share,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up Segment controller: %w", err)
 	}

@@ -30,11 +30,6 @@ const (
 	// ReasonRateLimited: the API answered 429; retried after its Retry-After, or with backoff
 	// when it gave none.
 	ReasonRateLimited = "RateLimited"
-	// ReasonWaiting: the Segment waits for its turn, at its account's client-side rate limit
-	// (--chatbot-api-qps) or for its account's share of the manager's workers; it comes back
-	// then, holding no worker meanwhile. Set only on a generation with no outcome yet: a
-	// Ready Segment stays Ready while its drift check waits.
-	ReasonWaiting = "Waiting"
 	// ReasonUnauthorized: the API refused the token (401/403). Fix the token.
 	ReasonUnauthorized = "Unauthorized"
 	// ReasonRemoteRejected: the API refused the request (400/422); retried when the spec changes.

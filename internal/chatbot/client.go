@@ -39,6 +39,11 @@ const (
 // segmentsPath is the collection path; the legacy v1 API served /segments instead.
 const segmentsPath = "/users/segments"
 
+// Limiter paces calls; *rate.Limiter from golang.org/x/time/rate satisfies it.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
 // Observer is told of every call the client makes: its operation, the HTTP status (0 for a
 // network failure) and how long it took. Used for metrics.
 type Observer func(op string, statusCode int, elapsed time.Duration)
@@ -63,7 +68,7 @@ type Client struct {
 	redactor  *redactor // by pointer, like token: it holds pieces of the token
 	http      *http.Client
 	userAgent string
-	pacer     Pacer
+	limiter   Limiter
 	observe   Observer
 
 	// refusal holds calls back while the API refuses the token.
@@ -83,6 +88,9 @@ func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h
 
 // WithUserAgent replaces the default User-Agent, "segment-operator/<version>".
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// WithLimiter makes every call wait for l first: a client-side rate limit.
+func WithLimiter(l Limiter) Option { return func(c *Client) { c.limiter = l } }
 
 // WithObserver reports every call to o.
 func WithObserver(o Observer) Option { return func(c *Client) { c.observe = o } }
@@ -240,10 +248,10 @@ func (c *Client) do(ctx context.Context, op, method, path string, in, out any) (
 	if err := c.CheckPause(op); err != nil {
 		return err
 	}
-	if err := c.takeTurn(ctx, op); err != nil {
-		return err
-	}
-	if c.pacer != nil {
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return &APIError{Op: op, Message: "waiting for client-side rate limit: " + err.Error(), Err: err, NotSent: true}
+		}
 		// A 429 may have arrived while this call waited its turn: honour it too.
 		if err := c.paused(op); err != nil {
 			return err

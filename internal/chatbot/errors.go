@@ -48,9 +48,6 @@ type APIError struct {
 	// client-side rate limit wait that gave up, or a connection that could not be opened.
 	// A create that failed so had no effect.
 	NotSent bool
-	// Throttled is true when the client-side rate limit sent the call back to its caller
-	// (not sent, Local): its turn comes in RetryAfter, booked for the caller (WithCaller).
-	Throttled bool
 }
 
 // Error describes the failure without any credential.

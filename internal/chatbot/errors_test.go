@@ -216,17 +216,20 @@ func expectAPIError(t *testing.T, what string, err error, status int, retryable 
 	return e
 }
 
-// gatePacer holds every call in Take until released, like a call waiting its short turn
-// at a busy client-side rate limit.
-type gatePacer struct {
+// gateLimiter holds every call in Wait until released, like a busy client-side rate limit.
+type gateLimiter struct {
 	waiting chan struct{}
 	release chan struct{}
 }
 
-func (g *gatePacer) Take(string) time.Duration {
+func (g *gateLimiter) Wait(ctx context.Context) error {
 	g.waiting <- struct{}{}
-	<-g.release
-	return 0
+	select {
+	case <-g.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func TestCallsWaitingForTheLimiterHonourAPauseThatBeganMeanwhile(t *testing.T) {
@@ -236,8 +239,8 @@ func TestCallsWaitingForTheLimiterHonourAPauseThatBeganMeanwhile(t *testing.T) {
 	}
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	gate := &gatePacer{waiting: make(chan struct{}), release: make(chan struct{})}
-	c, _ := chatbot.New(srv.URL, token, chatbot.WithPacer(gate))
+	gate := &gateLimiter{waiting: make(chan struct{}), release: make(chan struct{})}
+	c, _ := chatbot.New(srv.URL, token, chatbot.WithLimiter(gate))
 	ctx := context.Background()
 
 	// The first call meets a 429 with Retry-After; the second was already waiting its turn.
@@ -322,41 +325,5 @@ func TestUnusableSuccessIsRetryable(t *testing.T) {
 		if e := expectAPIError(t, body, err, 200, true); e.NoEffect() || e.Terminal() {
 			t.Errorf("%s: %+v: NoEffect or Terminal", body, e)
 		}
-	}
-}
-
-// A call whose turn at the client-side rate limit is far off is not sent: its error says
-// Throttled, when the turn comes, and that it changed nothing; its text has no time in it
-// (it reaches status). The caller's turn is kept: Turn says so without booking another.
-func TestAThrottledCallIsNotSentAndKeepsItsTurn(t *testing.T) {
-	sim, err := simulator.New(simulator.Options{Token: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	c, _ := chatbot.New(srv.URL, token, chatbot.WithPacer(chatbot.NewTurns(0.5, 1)))
-	first := chatbot.WithCaller(context.Background(), "first")
-	second := chatbot.WithCaller(context.Background(), "second")
-	if _, err := c.ListSegments(first); err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.CreateSegment(second, "later")
-	e := expectAPIError(t, "throttled create", err, 429, true)
-	if !e.Throttled || !e.Local || !e.NotSent || !e.NoEffect() || e.RetryAfter <= chatbot.MaxTurnWait || e.RetryAfter > 2*time.Second {
-		t.Fatalf("got %+v", e)
-	}
-	if strings.Contains(e.Error(), "retry after") {
-		t.Fatalf("message quotes the wait: %s", e.Error())
-	}
-	if n := sim.Counts().Requests[simulator.EndpointCreate]; n != 0 {
-		t.Fatalf("%d creates sent", n)
-	}
-	turn := c.Turn(second, chatbot.OpCreate, 2)
-	if e, ok := chatbot.AsAPIError(turn); !ok || !e.Throttled || e.RetryAfter > 2*time.Second {
-		t.Fatalf("Turn for a caller holding a turn: %v", turn)
-	}
-	if err := c.Turn(first, chatbot.OpCreate, 1); err == nil {
-		t.Fatal("Turn of a caller behind the queue: nil")
 	}
 }

@@ -105,15 +105,8 @@ func (r *SegmentReconciler) apply(ctx context.Context, seg *usersv1alpha1.Segmen
 // is replaced, if one is. The name lock is held from the call until the new ID is claimed,
 // so that no Segment choosing a segment by this name meanwhile can take it.
 func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter, why string) error {
-	// No intent to record for a call that cannot go yet. A create books its turn with its
-	// first members' (at a busy rate limit they would otherwise wait for a turn of their own
-	// at the back of the queue, and cost the Segment another status write).
-	turns := 1
-	if len(seg.Spec.Members) > 0 {
-		turns = 2
-	}
-	if err := acct.Client.Turn(ctx, chatbot.OpCreate, turns); err != nil {
-		return err
+	if err := acct.Client.CheckPause(chatbot.OpCreate); err != nil {
+		return err // no intent to record for a call that cannot go
 	}
 	if err := r.ensureFinalizer(ctx, seg); err != nil {
 		return err

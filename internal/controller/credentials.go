@@ -75,7 +75,7 @@ func credentialsOnly(in any) (any, error) {
 
 // account returns the ChatBot account the Segment belongs to.
 func (r *SegmentReconciler) account(ctx context.Context, seg *usersv1alpha1.Segment) (*remote.Account, error) {
-	creds, err := r.credentials(ctx, seg)
+	creds, secret, err := r.credentials(ctx, seg)
 	if err != nil {
 		return nil, &credentialsError{err: err}
 	}
@@ -83,34 +83,44 @@ func (r *SegmentReconciler) account(ctx context.Context, seg *usersv1alpha1.Segm
 	if err != nil {
 		return nil, &credentialsError{err: err}
 	}
+	if secret != nil {
+		// Before the Secret serves a call: the Segment will need it again to delete what it
+		// makes. A failure here (a conflict with another writer) is retried, not reported as
+		// bad credentials.
+		if err := r.holdSecret(ctx, secret); err != nil {
+			return nil, fmt.Errorf("mark Secret %q in use: %w", secret.Name, err)
+		}
+	}
 	return acct, nil
 }
 
-// credentials reads the Segment's credentials Secret, or returns the manager's own. Only a
-// Secret in the Segment's namespace can be named: there is no cross-namespace reference.
-func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.Segment) (remote.Credentials, error) {
+// credentials reads the Segment's credentials Secret (returned too), or returns the
+// manager's own. Only a Secret in the Segment's namespace can be named: there is no
+// cross-namespace reference.
+func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.Segment) (remote.Credentials, *corev1.Secret, error) {
 	ref := seg.Spec.CredentialsRef
 	if ref == nil {
 		if err := r.defaultCredentialsGranted(ctx, seg.Namespace); err != nil {
-			return remote.Credentials{}, err
+			return remote.Credentials{}, nil, err
 		}
-		return r.DefaultCredentials()
+		creds, err := r.DefaultCredentials()
+		return creds, nil, err
 	}
 	if !r.SecretScope.Allows(seg.Namespace) {
-		return remote.Credentials{}, r.SecretScope.refusal(seg.Namespace)
+		return remote.Credentials{}, nil, r.SecretScope.refusal(seg.Namespace)
 	}
 	var secret corev1.Secret
 	err := r.Get(ctx, types.NamespacedName{Namespace: seg.Namespace, Name: ref.Name}, &secret)
 	if apierrors.IsNotFound(err) {
-		return remote.Credentials{}, fmt.Errorf("Secret %q not found in namespace %q (it must exist and carry the label %s=true)",
+		return remote.Credentials{}, nil, fmt.Errorf("Secret %q not found in namespace %q (it must exist and carry the label %s=true)",
 			ref.Name, seg.Namespace, usersv1alpha1.CredentialsLabel)
 	}
 	if err != nil {
-		return remote.Credentials{}, fmt.Errorf("read Secret %q: %w", ref.Name, err)
+		return remote.Credentials{}, nil, fmt.Errorf("read Secret %q: %w", ref.Name, err)
 	}
 	token := strings.TrimSpace(string(secret.Data[usersv1alpha1.CredentialsTokenKey]))
 	if token == "" {
-		return remote.Credentials{}, fmt.Errorf("Secret %q has no key %q with the ChatBot Developer access token",
+		return remote.Credentials{}, nil, fmt.Errorf("Secret %q has no key %q with the ChatBot Developer access token",
 			ref.Name, usersv1alpha1.CredentialsTokenKey)
 	}
 	// Only the default base URL is used here, which comes even when the default token does not.
@@ -118,17 +128,13 @@ func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.
 	creds := remote.Credentials{Token: token, BaseURL: def.BaseURL}
 	if u := strings.TrimSpace(string(secret.Data[usersv1alpha1.CredentialsURLKey])); u != "" {
 		if !r.apiURLAllowed(u, def.BaseURL) {
-			return remote.Credentials{}, fmt.Errorf("Secret %q names %s %q, which this manager does not allow: "+
+			return remote.Credentials{}, nil, fmt.Errorf("Secret %q names %s %q, which this manager does not allow: "+
 				"leave %s out to use %q, or have the manager's administrator add it to --allowed-api-urls",
 				ref.Name, usersv1alpha1.CredentialsURLKey, chatbot.RedactURL(u), usersv1alpha1.CredentialsURLKey, chatbot.RedactURL(def.BaseURL))
 		}
 		creds.BaseURL = u
 	}
-	// Before the Secret serves a call: the Segment will need it again to delete what it makes.
-	if err := r.holdSecret(ctx, &secret); err != nil {
-		return remote.Credentials{}, fmt.Errorf("mark Secret %q in use: %w", ref.Name, err)
-	}
-	return creds, nil
+	return creds, &secret, nil
 }
 
 // defaultCredentialsGranted returns nil if Segments of namespace ns may use the manager's

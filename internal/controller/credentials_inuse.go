@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -96,9 +97,10 @@ func (r *credentialsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	secret := &corev1.Secret{}
 	err := r.Get(ctx, req.NamespacedName, secret)
 	if apierrors.IsNotFound(err) {
-		// Gone, or no longer labelled (the cache holds only labelled Secrets). Metadata is
-		// all that is needed of it.
-		meta := &corev1.Secret{}
+		// Gone, or no longer labelled (the cache holds only labelled Secrets): its metadata
+		// is all that is read of it, not its data.
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 		if err := r.APIReader.Get(ctx, req.NamespacedName, meta); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}

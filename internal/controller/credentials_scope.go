@@ -2,7 +2,6 @@ package controller
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,80 +12,55 @@ import (
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 )
 
-// SecretScope says where the manager reads credentials Secrets (spec.credentialsRef):
-// in every namespace, in none (then it has no use for any Secret access), or in the listed
-// namespaces only (then its RBAC can be RoleBindings there). It is the manager flag
-// --namespace-credentials.
+// SecretScope says whether the manager reads credentials Secrets (spec.credentialsRef):
+// in every namespace, or in none (then it has no use for any access to Secrets). It is the
+// manager flag --namespace-credentials.
+//
+// There is deliberately no list of namespaces: with access to Secrets granted by
+// RoleBindings in those namespaces, deleting one deletes the RoleBinding with the rest,
+// and the manager could no longer take its credentials-in-use finalizer off the Secret (the
+// namespace would hang); and a namespace whose RoleBinding is missing would keep the
+// manager's Secret watch from ever syncing, which stops the manager at its next start, for
+// every tenant.
 type SecretScope struct {
-	// All: every namespace (cluster-wide RBAC on Secrets).
+	// All: every namespace (cluster-wide RBAC on Secrets); otherwise none.
 	All bool
-	// Namespaces, unless All: the only namespaces read; none means per-namespace
-	// credentials are off.
-	Namespaces []string
 }
 
-// ParseSecretScope reads --namespace-credentials: "*" for every namespace, "none" for
-// none, or a comma-separated list of namespaces.
+// ParseSecretScope reads --namespace-credentials: "*" for every namespace, "none" for none.
 func ParseSecretScope(s string) (SecretScope, error) {
-	switch s = strings.TrimSpace(s); s {
+	switch strings.TrimSpace(s) {
 	case "*":
 		return SecretScope{All: true}, nil
 	case "none":
 		return SecretScope{}, nil
 	}
-	var scope SecretScope
-	for _, ns := range strings.Split(s, ",") {
-		ns = strings.TrimSpace(ns)
-		switch {
-		case ns == "":
-			continue
-		case ns == "*" || ns == "none":
-			return SecretScope{}, fmt.Errorf("--namespace-credentials: %q stands alone, not in a list", ns)
-		case !slices.Contains(scope.Namespaces, ns):
-			scope.Namespaces = append(scope.Namespaces, ns)
-		}
-	}
-	if len(scope.Namespaces) == 0 {
-		return SecretScope{}, fmt.Errorf("--namespace-credentials: want *, none or namespaces, got %q", s)
-	}
-	return scope, nil
+	return SecretScope{}, fmt.Errorf("--namespace-credentials: want * (every namespace) or none, got %q", s)
 }
 
 // Off reports whether no namespace's Secrets are read.
-func (s SecretScope) Off() bool { return !s.All && len(s.Namespaces) == 0 }
+func (s SecretScope) Off() bool { return !s.All }
 
 // Allows reports whether Segments of namespace ns may name a credentials Secret.
-func (s SecretScope) Allows(ns string) bool { return s.All || slices.Contains(s.Namespaces, ns) }
+func (s SecretScope) Allows(string) bool { return s.All }
 
-// refusal explains why a Segment of namespace ns may not name a credentials Secret.
-func (s SecretScope) refusal(ns string) error {
-	if s.Off() {
-		return fmt.Errorf("this manager reads no credentials Secrets (--namespace-credentials=none): remove spec.credentialsRef " +
-			"to use the manager's own token, where an administrator granted it to the namespace")
-	}
-	return fmt.Errorf("this manager reads credentials Secrets only in the namespaces its administrator listed "+
-		"(--namespace-credentials), and %q is not one of them", ns)
+// refusal explains why a Segment may not name a credentials Secret.
+func (s SecretScope) refusal(string) error {
+	return fmt.Errorf("this manager reads no credentials Secrets (--namespace-credentials=none): remove spec.credentialsRef " +
+		"to use the manager's own token, where an administrator granted it to the namespace")
 }
 
 // CacheOptions restrict what the manager's cache holds: of Secrets, only credentials
-// Secrets (labelled users.chatbot.com/credentials=true) in the namespaces scope allows, and
-// of those only the keys it reads; of every object, no managedFields (the manager never
+// Secrets (labelled users.chatbot.com/credentials=true), and of those only the keys it reads; of every object, no managedFields (the manager never
 // reads them). With per-namespace credentials off, no Secret is watched at all.
 func CacheOptions(scope SecretScope) cache.Options {
 	opts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 	if scope.Off() {
 		return opts
 	}
-	secrets := cache.ByObject{
+	opts.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: {
 		Label:     labels.SelectorFromSet(labels.Set{usersv1alpha1.CredentialsLabel: "true"}),
 		Transform: credentialsOnly,
-	}
-	if !scope.All {
-		secrets.Namespaces = map[string]cache.Config{}
-		for _, ns := range scope.Namespaces {
-			secrets.Namespaces[ns] = cache.Config{}
-		}
-	}
-	opts.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: secrets}
+	}}
 	return opts
 }

@@ -53,6 +53,11 @@ type SegmentReconciler struct {
 	DriftInterval time.Duration
 	// MaxConcurrentReconciles is how many Segments are reconciled at once.
 	MaxConcurrentReconciles int
+	// NamespaceShare is the most Segments of one namespace reconciled at once (0: no
+	// bound), as remote.AccountOptions.Share is of one account: a tenant cannot take more
+	// workers by naming more accounts.
+	NamespaceShare  int
+	namespaceShares *remote.Shares
 
 	// claimMu serializes claims, so that two Segments cannot both take one segment
 	// between the ownership check and the record.
@@ -100,8 +105,6 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	if err := r.Get(ctx, req.NamespacedName, seg); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	// The Segment's calls take their turns at the account's rate limit in its name.
-	ctx = chatbot.WithCaller(ctx, string(seg.UID))
 	st := newStatusWriter(r.Client, seg)
 	old := migrate(seg)
 	if old.intent != "" {
@@ -128,7 +131,7 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 	acct, err := r.account(ctx, seg)
 	if err == nil {
 		var leave func()
-		if leave, err = enter(seg, acct); err == nil {
+		if leave, err = r.enter(seg, acct); err == nil {
 			defer leave()
 		}
 	}
@@ -242,7 +245,7 @@ func (r *SegmentReconciler) deleteOwned(ctx context.Context, seg *usersv1alpha1.
 	if err != nil {
 		return err
 	}
-	leave, err := enter(seg, acct)
+	leave, err := r.enter(seg, acct)
 	if err != nil {
 		return err
 	}
@@ -353,6 +356,7 @@ func eventNote(format string, args ...any) string {
 // Segments there that use them.
 func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.names = keymutex.NewHashed(1024) // buckets: unrelated names rarely wait for each other
+	r.namespaceShares = remote.NewShares(r.NamespaceShare)
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexRemoteID, indexByRemoteID); err != nil {
 		return err
 	}

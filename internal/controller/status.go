@@ -170,13 +170,8 @@ func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment
 		retErr error
 	)
 	apiErr, isAPI := chatbot.AsAPIError(err)
-	var turnErr *turnError
-	switch {
-	case isAPI && apiErr.Throttled:
-		return r.waitTurn(ctx, seg, st, apiErr.RetryAfter, "Waiting for its turn: the manager's client-side rate limit for "+
-			"this account (--chatbot-api-qps) is taken by earlier calls")
-	case errors.As(err, &turnErr):
-		return r.waitTurn(ctx, seg, st, turnErr.after, turnErr.msg)
+	if turnErr := (*turnError)(nil); errors.As(err, &turnErr) {
+		return r.waitTurn(ctx, seg, st, turnErr)
 	}
 	var (
 		stallErr *stallError
@@ -241,7 +236,8 @@ func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment
 	return result, retErr
 }
 
-// turnError sends a reconcile back because its account's share of the workers is in use.
+// turnError sends a reconcile back because its share of the workers (its account's, or its
+// namespace's) is in use.
 type turnError struct {
 	after time.Duration
 	msg   string
@@ -249,30 +245,33 @@ type turnError struct {
 
 func (e *turnError) Error() string { return e.msg }
 
-// enter admits the Segment's reconcile into its account's share of the workers (see
-// remote.Account.Enter), or returns a turnError; the caller must call leave when done.
-func enter(seg *usersv1alpha1.Segment, acct *remote.Account) (leave func(), err error) {
-	leave, wait := acct.Enter(string(seg.UID))
-	if leave == nil {
-		return nil, &turnError{after: wait, msg: fmt.Sprintf("Waiting for its turn: %s of this account's Segments are under way "+
-			"(--max-concurrent-reconciles-per-account)", plural(acct.Share(), "reconcile"))}
+// enter admits the Segment's reconcile into its account's share of the workers and its
+// namespace's (see remote.Share), or returns a turnError; the caller must call leave when
+// done. A tenant's namespace so holds no more workers whatever the number of accounts its
+// Secrets name.
+func (r *SegmentReconciler) enter(seg *usersv1alpha1.Segment, acct *remote.Account) (leave func(), err error) {
+	leaveAccount, wait := acct.Share.Enter(string(seg.UID))
+	if leaveAccount == nil {
+		return nil, &turnError{after: wait, msg: fmt.Sprintf("Waiting for its turn: %s of Segments of this account are "+
+			"under way (--max-concurrent-reconciles-per-account)", plural(acct.Share.Size(), "reconcile"))}
 	}
-	return leave, nil
+	ns := r.namespaceShares.For(seg.Namespace)
+	leaveNamespace, wait := ns.Enter(string(seg.UID))
+	if leaveNamespace == nil {
+		leaveAccount()
+		return nil, &turnError{after: wait, msg: fmt.Sprintf("Waiting for its turn: %s of Segments of this namespace are "+
+			"under way (--max-concurrent-reconciles-per-account)", plural(ns.Size(), "reconcile"))}
+	}
+	return func() { leaveNamespace(); leaveAccount() }, nil
 }
 
-// waitTurn ends a reconcile that waits for its turn, at the account's client-side rate
-// limit or for its share of the workers: it comes back then (a turn at the rate limit is
-// booked for it). No worker waits. Status keeps what it said (a Ready Segment stays Ready
-// while its drift check waits), except for a generation with no outcome yet, which says it
-// waits; what the reconcile did so far is written.
-func (r *SegmentReconciler) waitTurn(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, wait time.Duration, msg string) (ctrl.Result, error) {
-	if ready := meta.FindStatusCondition(seg.Status.Conditions, usersv1alpha1.ConditionReady); ready == nil ||
-		ready.ObservedGeneration != seg.Generation && seg.DeletionTimestamp.IsZero() {
-		setOutcome(seg, outcome{reason: usersv1alpha1.ReasonWaiting, progress: reconciling, msg: msg})
-	}
-	logf.FromContext(ctx).V(1).Info("waiting for its turn", "why", msg, "retryIn", wait)
-	// A moment past the turn: a reconcile that comes back early is sent back again.
-	return ctrl.Result{RequeueAfter: wait + 10*time.Millisecond}, st.write(ctx, seg)
+// waitTurn ends a reconcile turned away by its share of the workers: it comes back after
+// the wait, and no worker waits meanwhile. Status is written only with what the reconcile
+// changed before (nothing, unless it was a deletion's): a turn-away is not an outcome, and
+// a Segment waiting its turn costs no write.
+func (r *SegmentReconciler) waitTurn(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, turn *turnError) (ctrl.Result, error) {
+	logf.FromContext(ctx).V(1).Info("waiting for its turn", "why", turn.msg, "retryIn", turn.after)
+	return ctrl.Result{RequeueAfter: turn.after}, st.write(ctx, seg)
 }
 
 // namesSegment reports whether a 404 from operation op means that the segment it names

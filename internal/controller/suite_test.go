@@ -247,6 +247,7 @@ var _ = BeforeSuite(func() {
 		SecretScope:             controller.SecretScope{All: true},
 		DriftInterval:           driftInterval,
 		MaxConcurrentReconciles: 4,
+		NamespaceShare:          accountShare,
 		// A create another process made is resolved CreateTimeout (+5s of clock skew)
 		// after its intent; pendingSegment stands in for such a process.
 		CreateTimeout: time.Second,

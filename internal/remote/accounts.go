@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/segment-operator/segment-operator/internal/chatbot"
 )
 
@@ -56,52 +58,9 @@ type Account struct {
 
 	lastUsed time.Time // guarded by Accounts.mu
 
-	// share holds a token per reconcile of the account under way (nil: no bound).
-	share      chan struct{}
-	mu         sync.Mutex
-	turnedAway map[string]int // by caller: how many times in a row it was turned away
+	// Share bounds the reconciles of the account's Segments under way at once.
+	Share *Share
 }
-
-// Backoff of a reconcile turned away because its account's share of workers is in use.
-const (
-	shareBackoff    = time.Second
-	maxShareBackoff = 30 * time.Second
-)
-
-// Enter admits one reconcile of the account's Segments (caller names it) if fewer than the
-// account's share are under way, and returns the func that ends it. Otherwise it returns nil
-// and how long the caller should wait before it asks again: a second, doubling each time
-// the same caller is turned away, up to 30s. So an account whose API is slow, or that has
-// thousands of Segments waiting, holds no more than its share of the workers every account
-// shares, and its Segments turned away cost a few cheap requeues, not a busy loop.
-func (a *Account) Enter(caller string) (leave func(), wait time.Duration) {
-	if a.share == nil {
-		return func() {}, 0
-	}
-	select {
-	case a.share <- struct{}{}:
-		a.mu.Lock()
-		delete(a.turnedAway, caller)
-		a.mu.Unlock()
-		return sync.OnceFunc(func() {
-			<-a.share
-			a.mu.Lock()
-			if len(a.share) == 0 {
-				clear(a.turnedAway) // idle: nobody is waiting
-			}
-			a.mu.Unlock()
-		}), 0
-	default:
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	n := a.turnedAway[caller]
-	a.turnedAway[caller] = n + 1
-	return nil, min(shareBackoff<<min(n, 5), maxShareBackoff)
-}
-
-// Share returns the most reconciles of the account under way at once (0: no bound).
-func (a *Account) Share() int { return cap(a.share) }
 
 // AccountOptions configure every account's client.
 type AccountOptions struct {
@@ -174,7 +133,7 @@ func (a *Accounts) For(c Credentials) (*Account, error) {
 	id := key[:12]
 	opts := append([]chatbot.Option(nil), a.opts.Options...)
 	if a.opts.QPS > 0 {
-		opts = append(opts, chatbot.WithPacer(chatbot.NewTurns(a.opts.QPS, a.opts.Burst)))
+		opts = append(opts, chatbot.WithLimiter(rate.NewLimiter(rate.Limit(a.opts.QPS), max(1, a.opts.Burst))))
 	}
 	if obs := a.opts.Observer; obs != nil {
 		opts = append(opts, chatbot.WithObserver(func(op string, status int, d time.Duration) { obs(id, op, status, d) }))
@@ -184,10 +143,7 @@ func (a *Accounts) For(c Credentials) (*Account, error) {
 		return nil, err
 	}
 	acct := &Account{ID: id, Client: client, Observations: NewObservations(client, nil), Members: NewMemberAdder(client), lastUsed: now,
-		turnedAway: map[string]int{}}
-	if a.opts.Share > 0 {
-		acct.share = make(chan struct{}, a.opts.Share)
-	}
+		Share: NewShare(a.opts.Share)}
 	a.m[key] = acct
 	return acct, nil
 }

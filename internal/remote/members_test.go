@@ -13,13 +13,17 @@ import (
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
 )
 
-// gate is a client-side rate limit that lets no call go until opened: calls wait in place
-// as they would for a short turn, for as long as the test wants.
+// gate is a client-side rate limit that lets no call go until opened: calls wait exactly
+// as they would for a busy limiter, for as long as the test wants.
 type gate struct{ open chan struct{} }
 
-func (g gate) Take(string) time.Duration {
-	<-g.open
-	return 0
+func (g gate) Wait(ctx context.Context) error {
+	select {
+	case <-g.open:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // SimulatedClient starts a simulator and returns it with a client of it, made with opts.
@@ -39,11 +43,11 @@ func SimulatedClient(t *testing.T, opts ...chatbot.Option) (*simulator.Server, *
 	return sim, c
 }
 
-func adderSetup(t *testing.T, pacer chatbot.Pacer) (*simulator.Server, *MemberAdder) {
+func adderSetup(t *testing.T, limiter chatbot.Limiter) (*simulator.Server, *MemberAdder) {
 	t.Helper()
 	var opts []chatbot.Option
-	if pacer != nil {
-		opts = append(opts, chatbot.WithPacer(pacer))
+	if limiter != nil {
+		opts = append(opts, chatbot.WithLimiter(limiter))
 	}
 	sim, c := SimulatedClient(t, opts...)
 	return sim, NewMemberAdder(c)
@@ -234,56 +238,5 @@ func TestMemberAdderCallerGivesUp(t *testing.T) {
 	}
 	if got := members(t, sim, b); !slices.Equal(got, []string{"u1"}) {
 		t.Fatalf("b has %v", got)
-	}
-}
-
-// At a rate limit whose next turn is far off, no request waits for it: each returns
-// Throttled at once with the wait, the call waits on its own and takes everyone who joined
-// by its turn, and each request made again takes the call's answer.
-func TestMemberAdderRequestsDoNotWaitForAFarTurn(t *testing.T) {
-	sim, c := SimulatedClient(t, chatbot.WithPacer(chatbot.NewTurns(1, 1)))
-	m := NewMemberAdder(c)
-	ids := []string{sim.Create("a"), sim.Create("b"), sim.Create("c")}
-	users := []string{"u1", "u2"}
-	if _, err := c.ListSegments(context.Background()); err != nil { // takes the one token
-		t.Fatal(err)
-	}
-	ctxOf := func(id string) context.Context { return chatbot.WithCaller(context.Background(), id) }
-	for _, id := range ids {
-		start := time.Now()
-		_, err := m.Add(ctxOf(id), id, users)
-		apiErr, ok := chatbot.AsAPIError(err)
-		if !ok || !apiErr.Throttled || apiErr.RetryAfter <= chatbot.MaxTurnWait || apiErr.RetryAfter > time.Second {
-			t.Fatalf("%s: got %v, want Throttled with its wait", id, err)
-		}
-		if held := time.Since(start); held > 5*time.Second {
-			t.Fatalf("%s: held %s", id, held)
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for _, id := range ids {
-		for {
-			n, err := m.Add(ctxOf(id), id, users)
-			if err == nil {
-				if n != len(users) {
-					t.Fatalf("%s: added %d", id, n)
-				}
-				break
-			}
-			apiErr, ok := chatbot.AsAPIError(err)
-			if !ok || !apiErr.Throttled || time.Now().After(deadline) {
-				t.Fatalf("%s: %v", id, err)
-			}
-			time.Sleep(apiErr.RetryAfter)
-		}
-		if got := members(t, sim, id); !slices.Equal(got, users) {
-			t.Fatalf("%s has members %v", id, got)
-		}
-	}
-	if got := sim.Counts().Requests[simulator.EndpointAdd]; got != 1 {
-		t.Fatalf("add calls = %d, want 1 for the three requests", got)
-	}
-	if m.waiting() != 0 || len(m.joined) != 0 {
-		t.Fatalf("%d requests waiting, %d answers kept after all were taken", m.waiting(), len(m.joined))
 	}
 }

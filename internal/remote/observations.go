@@ -20,9 +20,6 @@ import (
 // listTimeout bounds one listing shared by many reconciles.
 const listTimeout = 60 * time.Second
 
-// listingCaller is the name an account's listings take their turns in.
-const listingCaller = "listing"
-
 // Lister lists an account's segments; *chatbot.Client is one.
 type Lister interface {
 	ListSegments(ctx context.Context) ([]chatbot.Segment, error)
@@ -101,10 +98,8 @@ func (o *Observations) ListedAfter(ctx context.Context, t time.Time) (time.Time,
 func (o *Observations) Refresh(ctx context.Context) (time.Time, error) {
 	ch := o.group.DoChan("list", func() (any, error) {
 		// The listing serves every waiting reconcile: one caller's cancellation must not
-		// fail the others. It takes its turn at the rate limit as the account's listing, not
-		// as whichever caller leads it: a turn booked for it is used by the next listing,
-		// whoever leads that one.
-		lctx, cancel := context.WithTimeout(chatbot.WithCaller(context.WithoutCancel(ctx), listingCaller), listTimeout)
+		// fail the others.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listTimeout)
 		defer cancel()
 		return nil, o.list(lctx)
 	})

@@ -301,27 +301,3 @@ func TestAListingTooLargeIsAskedForOncePerInterval(t *testing.T) {
 		t.Fatalf("%d listings after the interval, want 2", n)
 	}
 }
-
-// A listing sent back by the rate limit keeps its turn for the account's next listing,
-// whichever reconcile leads that one: otherwise each listing led by another caller would
-// queue anew behind every turn booked meanwhile, and might never go.
-func TestAThrottledListingKeepsItsTurnWhoeverLeadsTheNext(t *testing.T) {
-	_, c := remote.SimulatedClient(t, chatbot.WithPacer(chatbot.NewTurns(1, 1)))
-	o := remote.NewObservations(c, nil)
-	as := func(caller string) context.Context { return chatbot.WithCaller(context.Background(), caller) }
-	if _, err := c.ListSegments(as("x")); err != nil { // takes the one token
-		t.Fatal(err)
-	}
-	_, err := o.Refresh(as("a"))
-	e, ok := chatbot.AsAPIError(err)
-	if !ok || !e.Throttled {
-		t.Fatalf("first listing: %v, want Throttled", err)
-	}
-	if err := c.Turn(as("c"), chatbot.OpCreate, 1); err == nil {
-		t.Fatal("a create booked after the listing went first")
-	}
-	time.Sleep(e.RetryAfter)
-	if _, err := o.Refresh(as("b")); err != nil {
-		t.Fatalf("the listing's turn came, led by another caller: %v", err)
-	}
-}

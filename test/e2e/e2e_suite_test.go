@@ -16,10 +16,6 @@ import (
 
 const token = "e2e-token-never-logged"
 
-// credsNS is the one namespace where the manager reads credentials Secrets, and may:
-// --namespace-credentials names it, and a RoleBinding there is its only access to Secrets.
-const credsNS = "team-creds"
-
 var env *localenv.Env
 
 func TestE2E(t *testing.T) {
@@ -32,16 +28,15 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	env, err = localenv.Start(localenv.Options{
 		Root: root, WorkDir: GinkgoT().TempDir(), Token: token, DriftInterval: 5 * time.Second,
-		// The manager may do what config/rbac grants it, and read Secrets in one namespace.
-		ManagerRBAC: true, ManagerArgs: []string{"--namespace-credentials", credsNS},
+		// The manager may do what config/rbac's manager-role grants it, and no more: with
+		// per-namespace credentials off, it needs no access to Secrets.
+		ManagerRBAC: true, ManagerArgs: []string{"--namespace-credentials", "none"},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(env.Build()).To(Succeed())
 	Expect(env.StartSimulator()).To(Succeed())
-	kubectl("apply", "-f", "config/rbac/role.yaml", "-f", "config/rbac/credentials_role.yaml")
+	kubectl("apply", "-f", "config/rbac/role.yaml")
 	kubectl("create", "clusterrolebinding", "manager", "--clusterrole=manager-role", "--user="+localenv.ManagerUser)
-	kubectl("create", "namespace", credsNS)
-	kubectl("-n", credsNS, "create", "rolebinding", "credentials", "--clusterrole=credentials-role", "--user="+localenv.ManagerUser)
 	Expect(env.StartManager()).To(Succeed())
 })
 

@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"os"
 	"strings"
-	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/segment-operator/segment-operator/test/localenv"
 )
 
 var _ = Describe("the operator as installed from this checkout", Ordered, func() {
@@ -77,32 +78,22 @@ var _ = Describe("the operator as installed from this checkout", Ordered, func()
 		Expect(out).To(ContainSubstring("has no way to remove a member"))
 	})
 
-	It("reads credentials Secrets only in the namespace it is given, with RBAC only there", func() {
-		kubectl("-n", credsNS, "create", "secret", "generic", "chatbot", "--from-literal=token="+token)
-		kubectl("-n", credsNS, "label", "secret", "chatbot", "users.chatbot.com/credentials=true")
-		segment := func(ns string) string {
-			return `{"apiVersion":"users.chatbot.com/v1alpha1","kind":"Segment","metadata":{"name":"own-creds","namespace":"` + ns +
-				`"},"spec":{"members":["c1"],"credentialsRef":{"name":"chatbot"}}}`
-		}
-		apply := func(manifest string) {
-			_, err := env.Kubectl(context.Background(), []byte(manifest), "apply", "-f", "-")
-			Expect(err).NotTo(HaveOccurred())
-		}
-		apply(segment(credsNS))
-		kubectl("-n", credsNS, "wait", "--for=condition=Ready", "segment/own-creds", "--timeout=60s")
-		Expect(kubectl("-n", credsNS, "get", "secret", "chatbot", "-o", "jsonpath={.metadata.finalizers}")).
-			To(ContainSubstring("users.chatbot.com/credentials-in-use"))
-
-		apply(segment("default"))
+	It("runs with no access to Secrets when per-namespace credentials are off, and says so to a Segment that names one", func() {
+		// can-i answers "no" with exit status 1.
+		out, _ := env.Kubectl(context.Background(), nil, "auth", "can-i", "list", "secrets", "--all-namespaces", "--as="+localenv.ManagerUser)
+		Expect(strings.TrimSpace(out)).To(Equal("no"))
+		kubectl("create", "secret", "generic", "chatbot", "--from-literal=token="+token)
+		kubectl("label", "secret", "chatbot", "users.chatbot.com/credentials=true")
+		_, err := env.Kubectl(context.Background(), []byte(`{"apiVersion":"users.chatbot.com/v1alpha1","kind":"Segment",`+
+			`"metadata":{"name":"own-creds","namespace":"default"},"spec":{"members":["c1"],"credentialsRef":{"name":"chatbot"}}}`),
+			"apply", "-f", "-")
+		Expect(err).NotTo(HaveOccurred())
 		kubectl("wait", "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}=CredentialsError", "segment/own-creds", "--timeout=60s")
 		Expect(kubectl("get", "segment", "own-creds", "-o", "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}")).
-			To(ContainSubstring("--namespace-credentials"))
-
+			To(ContainSubstring("--namespace-credentials=none"))
+		Expect(kubectl("get", "secret", "chatbot", "-o", "jsonpath={.metadata.finalizers}")).To(BeEmpty())
 		kubectl("delete", "segment", "own-creds", "--timeout=60s")
-		kubectl("-n", credsNS, "delete", "segment", "own-creds", "--timeout=60s")
-		Eventually(func() string {
-			return kubectl("-n", credsNS, "get", "secret", "chatbot", "-o", "jsonpath={.metadata.finalizers}")
-		}, 30*time.Second, 250*time.Millisecond).Should(BeEmpty())
+
 		log, err := os.ReadFile(env.ManagerLog)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(strings.ToLower(string(log))).NotTo(ContainSubstring("forbidden"), "the manager was refused something its RBAC should grant")
