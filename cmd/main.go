@@ -63,7 +63,7 @@ func main() {
 	flag.StringVar(&namespaceCredentials, "namespace-credentials", "*", "Whether Segments may name a credentials Secret (spec.credentialsRef): * in every namespace (the manager needs cluster-wide access to Secrets: config/rbac/credentials_role.yaml), or none (it watches and reads no Secret, and needs no access to any).")
 	flag.StringVar(&tokenFile, "chatbot-api-token-file", "", "File holding the ChatBot Developer access token, re-read when it changes. Without it, $CHATBOT_API_TOKEN.")
 	flag.DurationVar(&driftInterval, "drift-interval", 5*time.Minute, "How often each Segment is compared with the remote account; one listing per account serves all Segments in an interval.")
-	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 8, "How many Segments are reconciled at once.")
+	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 16, "How many Segments are reconciled at once (workers mostly wait on the API: each costs a goroutine).")
 	flag.IntVar(&accountShare, "max-concurrent-reconciles-per-account", 0, "How many Segments of one ChatBot account, and of one namespace, are reconciled at once, so that a slow or busy account or tenant leaves workers to the others (0: half of --max-concurrent-reconciles, at least 1).")
 	flag.Float64Var(&apiQPS, "chatbot-api-qps", 0, "Most ChatBot API calls per second per account (0: no client-side limit).")
 	flag.IntVar(&apiBurst, "chatbot-api-burst", 10, "Most ChatBot API calls at once per account when --chatbot-api-qps is set.")

@@ -30,7 +30,7 @@ func fairness(ctx context.Context, root string, segments int) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(work)
-	const workers = 8
+	const workers = 16 // the default
 	log("fairness: %d Segments of account A at 1 call/s, then one of account B", segments)
 	env, err := localenv.Start(localenv.Options{
 		Root: root, WorkDir: work, Token: "bench-token", DriftInterval: 10 * time.Minute,

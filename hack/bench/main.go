@@ -83,7 +83,7 @@ func main() {
 	defer stop()
 	var rows []row
 	for _, r := range []run{
-		{segments: *small, rate: 20, latency: 50 * time.Millisecond, drift: 10 * time.Second, workers: 8,
+		{segments: *small, rate: 20, latency: 50 * time.Millisecond, drift: 10 * time.Second, workers: 16,
 			apiQPS: 20, apiBurst: 1, kubeQPS: 200, members: 50, steady: true, churn: true, namespace: "bench"},
 		// Calls merge only while they wait for the rate limit, so more workers (goroutines
 		// that mostly wait) let more Segments with one member set share a call.

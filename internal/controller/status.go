@@ -171,7 +171,7 @@ func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment
 	)
 	apiErr, isAPI := chatbot.AsAPIError(err)
 	if turnErr := (*turnError)(nil); errors.As(err, &turnErr) {
-		return r.waitTurn(ctx, seg, st, turnErr)
+		return r.waitTurn(ctx, turnErr)
 	}
 	var (
 		stallErr *stallError
@@ -266,12 +266,13 @@ func (r *SegmentReconciler) enter(seg *usersv1alpha1.Segment, acct *remote.Accou
 }
 
 // waitTurn ends a reconcile turned away by its share of the workers: it comes back after
-// the wait, and no worker waits meanwhile. Status is written only with what the reconcile
-// changed before (nothing, unless it was a deletion's): a turn-away is not an outcome, and
-// a Segment waiting its turn costs no write.
-func (r *SegmentReconciler) waitTurn(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, turn *turnError) (ctrl.Result, error) {
+// the wait, and no worker waits meanwhile. Nothing is written: a Segment is turned away
+// before any remote work, so there is nothing to record (what migrate changed in memory is
+// written with its next outcome), and a turn-away is not an outcome. A Segment waiting its
+// turn so costs no write, however often it is turned away.
+func (r *SegmentReconciler) waitTurn(ctx context.Context, turn *turnError) (ctrl.Result, error) {
 	logf.FromContext(ctx).V(1).Info("waiting for its turn", "why", turn.msg, "retryIn", turn.after)
-	return ctrl.Result{RequeueAfter: turn.after}, st.write(ctx, seg)
+	return ctrl.Result{RequeueAfter: turn.after}, nil
 }
 
 // namesSegment reports whether a 404 from operation op means that the segment it names

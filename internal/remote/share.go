@@ -9,8 +9,8 @@ import (
 
 // Backoff of a reconcile turned away because its share of the workers is in use.
 const (
-	shareBackoff    = time.Second
-	maxShareBackoff = 30 * time.Second
+	shareBackoff    = 500 * time.Millisecond
+	maxShareBackoff = 5 * time.Second
 )
 
 // Share bounds how many reconciles of one group of Segments (an account's, a namespace's)
@@ -32,9 +32,11 @@ func NewShare(n int) *Share {
 
 // Enter admits one reconcile (caller names it) if fewer than the share are under way, and
 // returns the func that ends it. Otherwise it returns nil and how long the caller should
-// wait before it asks again: about a second, doubling each time the same caller is turned
-// away, up to about 30s (jittered, so that callers turned away together come back apart).
-// So the Segments turned away cost a few cheap requeues, not a busy loop.
+// wait before it asks again: half a second, doubling each time the same caller is turned
+// away, up to 5s (each jittered up to half again, so that callers turned away together come
+// back apart). A turn-away costs a cache read and no API call, so a thousand Segments
+// waiting cost a few hundred cheap requeues a second at most, and a place that frees is
+// taken within milliseconds.
 func (s *Share) Enter(caller string) (leave func(), wait time.Duration) {
 	if s == nil {
 		return func() {}, 0

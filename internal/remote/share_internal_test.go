@@ -14,16 +14,16 @@ func TestShare(t *testing.T) {
 	if first == nil || second == nil || wait != 0 {
 		t.Fatalf("the first two of a share of 2 turned away")
 	}
-	for i, want := range []time.Duration{1, 2, 4, 8, 16, 30, 30, 30} {
+	for i, want := range []time.Duration{500, 1000, 2000, 4000, 5000, 5000, 5000} {
 		leave, wait := s.Enter("c")
 		if leave != nil {
 			t.Fatal("a third admitted into a share of 2")
 		}
-		if lo, hi := want*time.Second, want*time.Second*3/2; wait < lo || wait > hi {
+		if lo, hi := want*time.Millisecond, want*time.Millisecond*3/2; wait < lo || wait > hi {
 			t.Fatalf("turn-away %d: wait %s, want %s to %s", i, wait, lo, hi)
 		}
 	}
-	if _, wait := s.Enter("d"); wait > 1500*time.Millisecond {
+	if _, wait := s.Enter("d"); wait > 750*time.Millisecond {
 		t.Fatalf("another caller's first wait: %s", wait)
 	}
 	first()
