@@ -83,7 +83,8 @@ func fairness(ctx context.Context, root string, segments int) (string, error) {
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
-	waiting, err := waitingOrDone(ctx, c, "account-a")
+	// Those with a status: worked on, or further.
+	waiting, err := countIn(ctx, c, "account-a", func(r *metav1.Condition) bool { return r != nil })
 	if err != nil {
 		return "", err
 	}
@@ -113,7 +114,7 @@ func fairness(ctx context.Context, root string, segments int) (string, error) {
 	} else if ctx.Err() != nil {
 		return "", err
 	}
-	readyA, err := readyIn(ctx, c, "account-a")
+	readyA, err := countIn(ctx, c, "account-a", func(r *metav1.Condition) bool { return r != nil && r.Status == metav1.ConditionTrue })
 	if err != nil {
 		return "", err
 	}
@@ -121,30 +122,15 @@ func fairness(ctx context.Context, root string, segments int) (string, error) {
 		"a Segment of account B was %s (A: %d Ready by then)", segments, workers, waiting, ready, readyA), nil
 }
 
-// waitingOrDone counts the namespace's Segments that have a Ready condition: waiting for
-// a turn, or further.
-func waitingOrDone(ctx context.Context, c client.Client, ns string) (int, error) {
+// countIn counts the namespace's Segments whose Ready condition passes pred (nil: absent).
+func countIn(ctx context.Context, c client.Client, ns string, pred func(*metav1.Condition) bool) (int, error) {
 	var list usersv1alpha1.SegmentList
 	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, s := range list.Items {
-		if meta.FindStatusCondition(s.Status.Conditions, usersv1alpha1.ConditionReady) != nil {
-			n++
-		}
-	}
-	return n, nil
-}
-
-func readyIn(ctx context.Context, c client.Client, ns string) (int, error) {
-	var list usersv1alpha1.SegmentList
-	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, s := range list.Items {
-		if meta.IsStatusConditionTrue(s.Status.Conditions, usersv1alpha1.ConditionReady) {
+		if pred(meta.FindStatusCondition(s.Status.Conditions, usersv1alpha1.ConditionReady)) {
 			n++
 		}
 	}
