@@ -94,8 +94,8 @@ func (r *SegmentReconciler) createTimeout() time.Duration {
 // +kubebuilder:rbac:groups=users.chatbot.com,resources=segments/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=users.chatbot.com,resources=segments/finalizers,verbs=update
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// Secrets: config/rbac/credentials_role.yaml, bound cluster-wide or per namespace (see
-// SecretScope).
+// Secrets: config/rbac/credentials_role.yaml, bound cluster-wide unless per-namespace
+// credentials are off (see SecretScope).
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // Reconcile reads the Segment, handles its deletion and suspension, then manages the remote
