@@ -84,16 +84,12 @@ func patchSecretFinalizers(ctx context.Context, c client.Client, secret *corev1.
 // any more (and puts it on those that a Segment needs, should it be missing).
 type credentialsReconciler struct {
 	client.Client
-	scope SecretScope
 	// APIReader reads a Secret the cache does not hold: one whose credentials label was
 	// removed while it carried the finalizer.
 	APIReader client.Reader
 }
 
 func (r *credentialsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	if !r.scope.Allows(req.Namespace) {
-		return ctrl.Result{}, nil // a Segment naming a Secret where none is read
-	}
 	secret := &corev1.Secret{}
 	err := r.Get(ctx, req.NamespacedName, secret)
 	if apierrors.IsNotFound(err) {
@@ -126,8 +122,8 @@ func (r *credentialsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 // setupCredentialsController runs the credentials controller: it looks at a labelled
 // Secret when it changes or goes, and when a Segment naming it changes or goes.
-func setupCredentialsController(mgr ctrl.Manager, c client.Client, scope SecretScope) error {
-	r := &credentialsReconciler{Client: c, APIReader: mgr.GetAPIReader(), scope: scope}
+func setupCredentialsController(mgr ctrl.Manager, c client.Client) error {
+	r := &credentialsReconciler{Client: c, APIReader: mgr.GetAPIReader()}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&corev1.Secret{}).
 		Watches(&usersv1alpha1.Segment{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {

@@ -51,8 +51,9 @@ func (s SecretScope) refusal(string) error {
 }
 
 // CacheOptions restrict what the manager's cache holds: of Secrets, only credentials
-// Secrets (labelled users.chatbot.com/credentials=true), and of those only the keys it reads; of every object, no managedFields (the manager never
-// reads them). With per-namespace credentials off, no Secret is watched at all.
+// Secrets (labelled users.chatbot.com/credentials=true), and of those only the keys it
+// reads; of every object, no managedFields (the manager never reads them). With
+// per-namespace credentials off, no Secret is watched at all.
 func CacheOptions(scope SecretScope) cache.Options {
 	opts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 	if scope.Off() {

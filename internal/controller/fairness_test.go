@@ -51,6 +51,5 @@ var _ = Describe("Fairness between accounts", func() {
 		GinkgoWriter.Printf("Ready after %s while the other account hung\n", time.Since(start).Round(time.Millisecond))
 		Expect(stuckInFlight.Load()).To(BeNumerically(">", 0), "the hung account's calls were still hanging")
 		Expect(stuckMaxInFlight.Load()).To(BeNumerically("<=", accountShare))
-
 	})
 })

@@ -372,7 +372,7 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 		Watches(&corev1.Namespace{}, r.namespaceHandler(), builder.OnlyMetadata,
 			builder.WithPredicates(predicate.LabelChangedPredicate{}))
 	if !r.SecretScope.Off() { // else no Secret is watched or read: the RBAC may grant none
-		if err := setupCredentialsController(mgr, r.Client, r.SecretScope); err != nil {
+		if err := setupCredentialsController(mgr, r.Client); err != nil {
 			return err
 		}
 		b = b.Watches(&corev1.Secret{}, r.secretHandler())

@@ -250,17 +250,19 @@ func (e *turnError) Error() string { return e.msg }
 // done. A tenant's namespace so holds no more workers whatever the number of accounts its
 // Secrets name.
 func (r *SegmentReconciler) enter(seg *usersv1alpha1.Segment, acct *remote.Account) (leave func(), err error) {
+	turnedAway := func(share *remote.Share, of string, wait time.Duration) error {
+		return &turnError{after: wait, msg: fmt.Sprintf("Waiting for its turn: %s of Segments of this %s are "+
+			"under way (--max-concurrent-reconciles-per-account)", plural(share.Size(), "reconcile"), of)}
+	}
 	leaveAccount, wait := acct.Share.Enter(string(seg.UID))
 	if leaveAccount == nil {
-		return nil, &turnError{after: wait, msg: fmt.Sprintf("Waiting for its turn: %s of Segments of this account are "+
-			"under way (--max-concurrent-reconciles-per-account)", plural(acct.Share.Size(), "reconcile"))}
+		return nil, turnedAway(acct.Share, "account", wait)
 	}
 	ns := r.namespaceShares.For(seg.Namespace)
 	leaveNamespace, wait := ns.Enter(string(seg.UID))
 	if leaveNamespace == nil {
 		leaveAccount()
-		return nil, &turnError{after: wait, msg: fmt.Sprintf("Waiting for its turn: %s of Segments of this namespace are "+
-			"under way (--max-concurrent-reconciles-per-account)", plural(ns.Size(), "reconcile"))}
+		return nil, turnedAway(ns, "namespace", wait)
 	}
 	return func() { leaveNamespace(); leaveAccount() }, nil
 }
