@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/segment-operator/segment-operator/internal/text"
 	"github.com/segment-operator/segment-operator/internal/version"
 )
@@ -42,6 +44,13 @@ const segmentsPath = "/users/segments"
 // Limiter paces calls; *rate.Limiter from golang.org/x/time/rate satisfies it.
 type Limiter interface {
 	Wait(ctx context.Context) error
+}
+
+// queueLimiter is a Limiter that can tell how long its queue is, as *rate.Limiter can: its
+// tokens go below zero by the calls waiting their turn.
+type queueLimiter interface {
+	Tokens() float64
+	Limit() rate.Limit
 }
 
 // Observer is told of every call the client makes: its operation, the HTTP status (0 for a
@@ -89,7 +98,8 @@ func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h
 // WithUserAgent replaces the default User-Agent, "segment-operator/<version>".
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
 
-// WithLimiter makes every call wait for l first: a client-side rate limit.
+// WithLimiter makes every call wait for l first: a client-side rate limit. With a
+// *rate.Limiter, Backlog tells how long the queue is.
 func WithLimiter(l Limiter) Option { return func(c *Client) { c.limiter = l } }
 
 // WithObserver reports every call to o.
@@ -355,6 +365,26 @@ func (c *Client) CheckPause(op string) error {
 	}
 	_, err := c.refusal.admit(op, false)
 	return err
+}
+
+// Backlog returns how long a call made now would wait for the client-side rate limit,
+// behind the calls already waiting their turn: 0 without a limiter, or with one that
+// cannot tell (see WithLimiter).
+func (c *Client) Backlog() time.Duration {
+	l, ok := c.limiter.(queueLimiter)
+	if !ok {
+		return 0
+	}
+	return backlog(l.Tokens(), float64(l.Limit()))
+}
+
+// backlog is how long a limiter holding tokens (below zero by the calls queued) at
+// perSecond makes a new call wait for its token.
+func backlog(tokens, perSecond float64) time.Duration {
+	if tokens >= 1 || perSecond <= 0 {
+		return 0
+	}
+	return time.Duration((1 - tokens) / perSecond * float64(time.Second))
 }
 
 // paused returns the error for a call refused during a Retry-After pause, or nil.

@@ -237,7 +237,7 @@ func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment
 }
 
 // turnError sends a reconcile back because its share of the workers (its account's, or its
-// namespace's) is in use.
+// namespace's) is in use, or its account's rate-limit queue is long.
 type turnError struct {
 	after time.Duration
 	msg   string
@@ -250,13 +250,16 @@ func (e *turnError) Error() string { return e.msg }
 // done. A tenant's namespace so holds no more workers whatever the number of accounts its
 // Secrets name.
 func (r *SegmentReconciler) enter(seg *usersv1alpha1.Segment, acct *remote.Account) (leave func(), err error) {
-	turnedAway := func(share *remote.Share, of string, wait time.Duration) error {
+	turnedAway := func(share *remote.Share, of string, wait time.Duration) *turnError {
 		return &turnError{after: wait, msg: fmt.Sprintf("Waiting for its turn: %s of Segments of this %s are "+
 			"under way (--max-concurrent-reconciles-per-account)", plural(share.Size(), "reconcile"), of)}
 	}
 	leaveAccount, wait := acct.Share.Enter(string(seg.UID))
 	if leaveAccount == nil {
-		return nil, turnedAway(acct.Share, "account", wait)
+		err := turnedAway(acct.Share, "account", wait)
+		err.msg += fmt.Sprintf(", or the calls queued for its rate limit (--chatbot-api-qps) would keep it waiting over %s",
+			remote.MaxQueueWait)
+		return nil, err
 	}
 	ns := r.namespaceShares.For(seg.Namespace)
 	leaveNamespace, wait := ns.Enter(string(seg.UID))

@@ -58,7 +58,8 @@ type Account struct {
 
 	lastUsed time.Time // guarded by Accounts.mu
 
-	// Share bounds the reconciles of the account's Segments under way at once.
+	// Share bounds the reconciles of the account's Segments under way at once, and turns
+	// them away while the client-side rate limit has a queue (see MaxQueueWait).
 	Share *Share
 }
 
@@ -142,8 +143,12 @@ func (a *Accounts) For(c Credentials) (*Account, error) {
 	if err != nil {
 		return nil, err
 	}
+	var queue func() time.Duration
+	if a.opts.QPS > 0 {
+		queue = client.Backlog
+	}
 	acct := &Account{ID: id, Client: client, Observations: NewObservations(client, nil), Members: NewMemberAdder(client), lastUsed: now,
-		Share: NewShare(a.opts.Share)}
+		Share: NewShare(a.opts.Share, queue)}
 	a.m[key] = acct
 	return acct, nil
 }

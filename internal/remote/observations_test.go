@@ -2,6 +2,7 @@ package remote_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
@@ -299,5 +301,47 @@ func TestAListingTooLargeIsAskedForOncePerInterval(t *testing.T) {
 	_, _ = o.Ensure(context.Background(), time.Minute)
 	if n := l.calls.Load(); n != 2 {
 		t.Fatalf("%d listings after the interval, want 2", n)
+	}
+}
+
+// An account with a client-side rate limit gives its Share the limiter's queue: once calls
+// wait for their turns, its Segments' reconciles are turned away instead of joining them.
+func TestAnAccountsShareSeesItsRateLimitQueue(t *testing.T) {
+	accounts := remote.NewAccounts(remote.AccountOptions{QPS: 0.01, Burst: 1, Share: 4})
+	sim, err := simulator.New(simulator.Options{Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	acct, err := accounts.For(remote.Credentials{BaseURL: srv.URL, Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leave, _ := acct.Share.Enter("first"); leave == nil {
+		t.Fatal("turned away with no queue")
+	} else {
+		leave()
+	}
+	if _, err := acct.Client.ListSegments(t.Context()); err != nil { // the burst's token
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	var waiting sync.WaitGroup
+	for range 2 { // each waits 100s for its turn
+		waiting.Add(1)
+		go func() { defer waiting.Done(); _, _ = acct.Client.ListSegments(ctx) }()
+	}
+	defer waiting.Wait()
+	defer cancel()
+	for acct.Client.Backlog() < 200*time.Second {
+		time.Sleep(time.Millisecond)
+	}
+	leave, wait := acct.Share.Enter("second")
+	if leave != nil {
+		t.Fatal("admitted behind 300s of queued calls")
+	}
+	if wait < 250*time.Second {
+		t.Fatalf("told to come back in %s, before the queue can have gone down", wait)
 	}
 }
