@@ -49,6 +49,7 @@ func main() {
 		driftInterval           time.Duration
 		maxConcurrent, apiBurst int
 		accountShare            int
+		accountsPerNamespace    int
 		apiQPS, kubeQPS         float64
 		kubeBurst               int
 	)
@@ -64,6 +65,7 @@ func main() {
 	flag.StringVar(&tokenFile, "chatbot-api-token-file", "", "File holding the ChatBot Developer access token, re-read when it changes. Without it, $CHATBOT_API_TOKEN.")
 	flag.DurationVar(&driftInterval, "drift-interval", 5*time.Minute, "How often each Segment is compared with the remote account; one listing per account serves all Segments in an interval.")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 16, "How many Segments are reconciled at once (workers mostly wait on the API: each costs a goroutine).")
+	flag.IntVar(&accountsPerNamespace, "max-accounts-per-namespace", 10, "How many ChatBot accounts (pairs of token and API URL) the Segments of one namespace may use within three drift intervals; a Secret rewritten with a further token gets CredentialsError (0: no bound).")
 	flag.IntVar(&accountShare, "max-concurrent-reconciles-per-account", 0, "How many Segments of one ChatBot account, and of one namespace, are reconciled at once, so that a slow or busy account or tenant leaves workers to the others (0: half of --max-concurrent-reconciles, at least 1).")
 	flag.Float64Var(&apiQPS, "chatbot-api-qps", 0, "Most ChatBot API calls per second per account (0: no client-side limit).")
 	flag.IntVar(&apiBurst, "chatbot-api-burst", 10, "Most ChatBot API calls at once per account when --chatbot-api-qps is set.")
@@ -83,7 +85,8 @@ func main() {
 		secretScope: scope,
 		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableH2: enableH2,
 		leaderElect: leaderElect, driftInterval: driftInterval, maxConcurrent: maxConcurrent, accountShare: accountShare,
-		apiQPS: apiQPS, apiBurst: apiBurst, kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst,
+		accountsPerNamespace: accountsPerNamespace,
+		apiQPS:               apiQPS, apiBurst: apiBurst, kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst,
 		creds:                        &remote.DefaultCredentials{BaseURL: apiURL, Token: os.Getenv("CHATBOT_API_TOKEN"), TokenFile: tokenFile},
 		allowedAPIURLs:               splitList(allowedAPIURLs),
 		defaultCredentialsNamespaces: splitList(defaultCredsNamespaces),
@@ -100,6 +103,7 @@ type runConfig struct {
 	driftInterval           time.Duration
 	maxConcurrent, apiBurst int
 	accountShare            int // 0: half of maxConcurrent
+	accountsPerNamespace    int
 	apiQPS                  float64
 	kubeQPS                 float32
 	kubeBurst               int
@@ -163,7 +167,7 @@ func run(cfg runConfig) error {
 		share = max(1, cfg.maxConcurrent/2)
 	}
 	accounts := remote.NewAccounts(remote.AccountOptions{QPS: cfg.apiQPS, Burst: cfg.apiBurst, Share: share,
-		Observer: metrics.ObserveAPICall, Forgotten: metrics.ForgetAccount, IdleTTL: 3 * cfg.driftInterval})
+		PerTenant: cfg.accountsPerNamespace, Observer: metrics.ObserveAPICall, Forgotten: metrics.ForgetAccount, IdleTTL: 3 * cfg.driftInterval})
 	if err := metrics.Register(mgr.GetClient(), accounts); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}

@@ -216,16 +216,18 @@ func expectAPIError(t *testing.T, what string, err error, status int, retryable 
 	return e
 }
 
-// gateLimiter holds every call in Wait until released, like a busy client-side rate limit.
+// gateLimiter holds every call in Wait until the test releases it, like a busy client-side
+// rate limit: each waiting call hands the test its own release, so that the test says which
+// call goes (one release for all let either waiting call go first, and the test hung).
 type gateLimiter struct {
-	waiting chan struct{}
-	release chan struct{}
+	waiting chan chan struct{}
 }
 
 func (g *gateLimiter) Wait(ctx context.Context) error {
-	g.waiting <- struct{}{}
+	release := make(chan struct{})
+	g.waiting <- release
 	select {
-	case <-g.release:
+	case <-release:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -239,7 +241,7 @@ func TestCallsWaitingForTheLimiterHonourAPauseThatBeganMeanwhile(t *testing.T) {
 	}
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	gate := &gateLimiter{waiting: make(chan struct{}), release: make(chan struct{})}
+	gate := &gateLimiter{waiting: make(chan chan struct{})}
 	c, _ := chatbot.New(srv.URL, token, chatbot.WithLimiter(gate))
 	ctx := context.Background()
 
@@ -247,15 +249,15 @@ func TestCallsWaitingForTheLimiterHonourAPauseThatBeganMeanwhile(t *testing.T) {
 	_ = sim.SetFaults(simulator.Faults{FailNext: 1, ErrorCode: 429, RetryAfter: simulator.Duration(time.Hour)})
 	first := make(chan error)
 	go func() { _, err := c.ListSegments(ctx); first <- err }()
-	<-gate.waiting
+	releaseFirst := <-gate.waiting
 	second := make(chan error)
 	go func() { _, err := c.CreateSegment(ctx, "queued"); second <- err }()
-	<-gate.waiting
-	gate.release <- struct{}{}
+	releaseSecond := <-gate.waiting
+	close(releaseFirst)
 	expectAPIError(t, "429 from the server", <-first, 429, true)
 
 	creates := sim.Counts().Requests[simulator.EndpointCreate]
-	gate.release <- struct{}{}
+	close(releaseSecond)
 	e := expectAPIError(t, "queued call after the 429", <-second, 429, true)
 	if !e.Local || !e.NotSent || !e.NoEffect() {
 		t.Errorf("queued call: %+v", e)

@@ -79,7 +79,7 @@ func (r *SegmentReconciler) account(ctx context.Context, seg *usersv1alpha1.Segm
 	if err != nil {
 		return nil, &credentialsError{err: err}
 	}
-	acct, err := r.Accounts.For(creds)
+	acct, err := r.Accounts.For(creds, seg.Namespace)
 	if err != nil {
 		return nil, &credentialsError{err: err}
 	}

@@ -42,6 +42,8 @@ const (
 	driftInterval = 2 * time.Second
 	// Of the manager's 4 workers, one account's Segments may hold 2.
 	accountShare = 2
+	// accountsPerTenant is --max-accounts-per-namespace.
+	accountsPerTenant = 4
 )
 
 var (
@@ -73,6 +75,9 @@ var (
 	stuckRelease                    chan struct{}
 	releaseStuck                    = sync.OnceFunc(func() { close(stuckRelease) })
 	stuckInFlight, stuckMaxInFlight atomic.Int64
+
+	// accounts are the manager's.
+	accounts *remote.Accounts
 
 	// liarURL is an API a tenant runs (or an allowed URL answers as it likes): every create
 	// makes liarID, and every listing shows liarID with the name last created.
@@ -231,7 +236,8 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	// A client-side rate limit, as in production, so that calls wait for it as they do there
 	// (and identical member sets may share add-members calls).
-	accounts := remote.NewAccounts(remote.AccountOptions{QPS: 50, Burst: 5, Share: accountShare, Observer: metrics.ObserveAPICall})
+	accounts = remote.NewAccounts(remote.AccountOptions{QPS: 50, Burst: 5, Share: accountShare, PerTenant: accountsPerTenant,
+		Observer: metrics.ObserveAPICall})
 	Expect(metrics.Register(mgr.GetClient(), accounts)).To(Succeed())
 	managerClient = &flakyClient{Client: mgr.GetClient()}
 	Expect((&controller.SegmentReconciler{

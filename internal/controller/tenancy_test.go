@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -188,6 +189,77 @@ func bindEditor(ns, user string) {
 	Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "tenant-edits-segments", Namespace: ns},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: user}},
+	})).To(Succeed())
+}
+
+// A tenant who may also write Secrets in its namespace (as the built-in edit role may)
+// rewrites its credentials Secret's token again and again: each token is an account to the
+// manager, with a client and a listing, so the manager keeps no more than
+// --max-accounts-per-namespace of them for the namespace, and the Segment says why it stops.
+var _ = Describe("Tenancy: rewriting a Secret's token", func() {
+	It("makes the manager keep no more accounts than the namespace may use", func() {
+		ns := freshNamespace("rotator-")
+		DeferCleanup(cleanUp, ns)
+		name := "rotator-" + ns
+		user, err := testEnv.AddUser(envtest.User{Name: name}, nil)
+		Expect(err).NotTo(HaveOccurred())
+		tenant, err := client.New(user.Config(), client.Options{Scheme: scheme.Scheme})
+		Expect(err).NotTo(HaveOccurred())
+		bindEditor(ns, name)
+		bindSecretWriter(ns, name)
+
+		secret := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns, Labels: map[string]string{usersv1alpha1.CredentialsLabel: "true"}},
+			StringData: map[string]string{"token": "wrong-0", "apiURL": sim2URL},
+		}
+		Expect(tenant.Create(ctx, secret)).To(Succeed())
+		seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "rotating", Namespace: ns},
+			Spec: usersv1alpha1.SegmentSpec{Members: []string{"u1"}, CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "creds"}}}
+		Expect(tenant.Create(ctx, seg)).To(Succeed())
+		waitReason(seg, usersv1alpha1.ReasonUnauthorized)
+		before := len(accounts.All())
+
+		rewrite := func(token string) {
+			Eventually(func() error {
+				s := &corev1.Secret{}
+				if err := tenant.Get(ctx, client.ObjectKeyFromObject(secret), s); err != nil {
+					return err
+				}
+				s.Data["token"] = []byte(token)
+				return tenant.Update(ctx, s)
+			}, timeout, poll).Should(Succeed())
+		}
+		for i := 1; i < accountsPerTenant; i++ {
+			rewrite(fmt.Sprintf("wrong-%d", i))
+			Eventually(func() int { return len(accounts.All()) }, timeout, poll).Should(Equal(before+i),
+				"the manager made no account for token %d", i)
+		}
+		for i := accountsPerTenant; i < 3*accountsPerTenant; i++ {
+			rewrite(fmt.Sprintf("wrong-%d", i))
+		}
+		waitReason(seg, usersv1alpha1.ReasonCredentialsError)
+		Expect(readyCondition(get(seg)).Message).To(ContainSubstring(
+			fmt.Sprintf("already uses %d ChatBot accounts", accountsPerTenant)))
+		Consistently(func() int { return len(accounts.All()) }, 2*driftInterval, poll).Should(Equal(before+accountsPerTenant-1),
+			"the manager kept an account per token written")
+
+		rewrite("wrong-1") // one it has: the bound does not stand in the way
+		waitReason(seg, usersv1alpha1.ReasonUnauthorized)
+	})
+})
+
+// bindSecretWriter lets user write Secrets in namespace ns, as the built-in edit role does.
+func bindSecretWriter(ns, user string) {
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "secret-writer", Namespace: ns},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"},
+			Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}}},
+	}
+	Expect(k8sClient.Create(ctx, role)).To(Succeed())
+	Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "tenant-writes-secrets", Namespace: ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: user}},
 	})).To(Succeed())
 }

@@ -58,6 +58,12 @@ type Account struct {
 
 	lastUsed time.Time // guarded by Accounts.mu
 
+	// observing is held (read) while a call is reported to the Observer, and forgotten is
+	// set under it (write) before the account's series are dropped: a call that ends after
+	// the account is forgotten brings no series back.
+	observing sync.RWMutex
+	forgotten bool
+
 	// Share bounds the reconciles of the account's Segments under way at once, and turns
 	// them away while the client-side rate limit has a queue (see MaxQueueWait).
 	Share *Share
@@ -84,6 +90,11 @@ type AccountOptions struct {
 	// Forgotten is told the ID of each account forgotten for being idle, so that what is
 	// kept per account elsewhere (metric series) goes with it.
 	Forgotten func(id string)
+	// PerTenant is the most accounts one tenant (a namespace) may use within IdleTTL (0: no
+	// bound). Each pair of token and base URL is an account, with a client, a listing and
+	// metric series of its own, kept for IdleTTL after its last use: without a bound, a
+	// tenant rewriting its Secret's token could make the manager keep one per write.
+	PerTenant int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -91,9 +102,10 @@ type AccountOptions struct {
 // Accounts hands out one Account per set of credentials, so that clients, rate limits and
 // observations are shared by every Segment of an account and never mixed between accounts.
 type Accounts struct {
-	opts AccountOptions
-	mu   sync.Mutex
-	m    map[string]*Account
+	opts    AccountOptions
+	mu      sync.Mutex
+	m       map[string]*Account
+	tenants map[string]map[string]time.Time // tenant, account key: when the tenant last used it
 }
 
 // NewAccounts returns an empty registry.
@@ -101,31 +113,43 @@ func NewAccounts(opts AccountOptions) *Accounts {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Accounts{opts: opts, m: map[string]*Account{}}
+	return &Accounts{opts: opts, m: map[string]*Account{}, tenants: map[string]map[string]time.Time{}}
 }
 
-// For returns the account for c, creating it on first use, and forgets the accounts idle
-// for longer than IdleTTL.
-func (a *Accounts) For(c Credentials) (*Account, error) {
+// For returns the account for c, used by tenant (a namespace), creating it on first use,
+// and forgets the accounts idle for longer than IdleTTL. It refuses (*TooManyAccountsError)
+// an account that would be the tenant's PerTenant+1st.
+func (a *Accounts) For(c Credentials, tenant string) (*Account, error) {
 	key := c.key()
 	now := a.opts.Now()
-	var forgotten []string
-	if a.opts.Forgotten != nil {
-		defer func() { // told outside the lock
-			for _, id := range forgotten {
-				a.opts.Forgotten(id)
+	var forgotten []*Account
+	defer func() { // outside the lock
+		for _, acct := range forgotten {
+			acct.observing.Lock()
+			acct.forgotten = true
+			acct.observing.Unlock()
+			if a.opts.Forgotten != nil {
+				a.opts.Forgotten(acct.ID)
 			}
-		}()
-	}
+		}
+	}()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if ttl := a.opts.IdleTTL; ttl > 0 {
 		for k, acct := range a.m {
 			if k != key && now.Sub(acct.lastUsed) > ttl {
 				delete(a.m, k) // whoever still holds it may finish with it
-				forgotten = append(forgotten, acct.ID)
+				forgotten = append(forgotten, acct)
 			}
 		}
+	}
+	if len(forgotten) > 0 {
+		for t := range a.tenants {
+			a.prune(t, now)
+		}
+	}
+	if err := a.admit(tenant, key, now); err != nil {
+		return nil, err
 	}
 	if acct, ok := a.m[key]; ok {
 		acct.lastUsed = now
@@ -136,8 +160,15 @@ func (a *Accounts) For(c Credentials) (*Account, error) {
 	if a.opts.QPS > 0 {
 		opts = append(opts, chatbot.WithLimiter(rate.NewLimiter(rate.Limit(a.opts.QPS), max(1, a.opts.Burst))))
 	}
+	var acct *Account // set below, before any call
 	if obs := a.opts.Observer; obs != nil {
-		opts = append(opts, chatbot.WithObserver(func(op string, status int, d time.Duration) { obs(id, op, status, d) }))
+		opts = append(opts, chatbot.WithObserver(func(op string, status int, d time.Duration) {
+			acct.observing.RLock()
+			defer acct.observing.RUnlock()
+			if !acct.forgotten {
+				obs(id, op, status, d)
+			}
+		}))
 	}
 	client, err := chatbot.New(normalizeBaseURL(c.BaseURL), c.Token, opts...)
 	if err != nil {
@@ -147,10 +178,59 @@ func (a *Accounts) For(c Credentials) (*Account, error) {
 	if a.opts.QPS > 0 {
 		queue = client.Backlog
 	}
-	acct := &Account{ID: id, Client: client, Observations: NewObservations(client, nil), Members: NewMemberAdder(client), lastUsed: now,
+	acct = &Account{ID: id, Client: client, Observations: NewObservations(client, nil), Members: NewMemberAdder(client), lastUsed: now,
 		Share: NewShare(a.opts.Share, queue)}
 	a.m[key] = acct
 	return acct, nil
+}
+
+// TooManyAccountsError refuses a tenant one account more than AccountOptions.PerTenant.
+type TooManyAccountsError struct {
+	Tenant string
+	Most   int
+	Within time.Duration // 0: for as long as the manager runs
+}
+
+func (e *TooManyAccountsError) Error() string {
+	within := ""
+	if e.Within > 0 {
+		within = fmt.Sprintf("; an account stops counting %s after the namespace last used it", e.Within)
+	}
+	return fmt.Sprintf("namespace %q already uses %d ChatBot accounts (each pair of token and API URL is one), "+
+		"the most allowed (--max-accounts-per-namespace)%s", e.Tenant, e.Most, within)
+}
+
+// admit records that tenant uses the account of key, or refuses it as one too many.
+func (a *Accounts) admit(tenant, key string, now time.Time) error {
+	if a.opts.PerTenant <= 0 {
+		return nil
+	}
+	used := a.prune(tenant, now)
+	if _, ok := used[key]; !ok && len(used) >= a.opts.PerTenant {
+		return &TooManyAccountsError{Tenant: tenant, Most: a.opts.PerTenant, Within: a.opts.IdleTTL}
+	}
+	if used == nil {
+		used = map[string]time.Time{}
+		a.tenants[tenant] = used
+	}
+	used[key] = now
+	return nil
+}
+
+// prune drops from the accounts tenant used those forgotten since, or not used by it for
+// IdleTTL, and returns the rest.
+func (a *Accounts) prune(tenant string, now time.Time) map[string]time.Time {
+	used := a.tenants[tenant]
+	for k, last := range used {
+		if _, alive := a.m[k]; !alive || (a.opts.IdleTTL > 0 && now.Sub(last) > a.opts.IdleTTL) {
+			delete(used, k)
+		}
+	}
+	if len(used) == 0 {
+		delete(a.tenants, tenant)
+		return nil
+	}
+	return used
 }
 
 // All returns every account in use.

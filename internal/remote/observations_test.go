@@ -2,10 +2,14 @@ package remote_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -136,9 +140,9 @@ func TestEnsureListsOnlyWhenStale(t *testing.T) {
 
 func TestAccountsAreKeptApart(t *testing.T) {
 	accounts := remote.NewAccounts(remote.AccountOptions{})
-	a1, _ := accounts.For(remote.Credentials{BaseURL: "http://x", Token: "one"})
-	a2, _ := accounts.For(remote.Credentials{BaseURL: "http://x", Token: "two"})
-	again, _ := accounts.For(remote.Credentials{BaseURL: "http://x", Token: "one"})
+	a1, _ := accounts.For(remote.Credentials{BaseURL: "http://x", Token: "one"}, "ns")
+	a2, _ := accounts.For(remote.Credentials{BaseURL: "http://x", Token: "two"}, "ns")
+	again, _ := accounts.For(remote.Credentials{BaseURL: "http://x", Token: "one"}, "ns")
 	if a1 == a2 || a1.Observations == a2.Observations || a1 != again {
 		t.Fatal("accounts are shared between tokens, or not reused for the same token")
 	}
@@ -151,13 +155,13 @@ func TestAccountsAreKeptApart(t *testing.T) {
 // client and listing; one in use is kept.
 func TestOneAccountWhateverTheSpellingOfItsURL(t *testing.T) {
 	accounts := remote.NewAccounts(remote.AccountOptions{})
-	a, _ := accounts.For(remote.Credentials{BaseURL: "https://api.chatbot.com", Token: "t"})
+	a, _ := accounts.For(remote.Credentials{BaseURL: "https://api.chatbot.com", Token: "t"}, "ns")
 	for _, spelling := range []string{"https://api.chatbot.com/", "HTTPS://API.ChatBot.com", " https://api.chatbot.com// ", ""} {
-		if b, _ := accounts.For(remote.Credentials{BaseURL: spelling, Token: "t"}); b != a {
+		if b, _ := accounts.For(remote.Credentials{BaseURL: spelling, Token: "t"}, "ns"); b != a {
 			t.Errorf("base URL %q made a second account", spelling)
 		}
 	}
-	if b, _ := accounts.For(remote.Credentials{BaseURL: "https://api.chatbot.com/v2", Token: "t"}); b == a {
+	if b, _ := accounts.For(remote.Credentials{BaseURL: "https://api.chatbot.com/v2", Token: "t"}, "ns"); b == a {
 		t.Error("a different path shared the account")
 	}
 	if n := len(accounts.All()); n != 2 {
@@ -172,10 +176,10 @@ func TestIdleAccountsAreForgotten(t *testing.T) {
 		Forgotten: func(id string) { forgotten = append(forgotten, id) }})
 	old := remote.Credentials{BaseURL: "http://x", Token: "old"}
 	cur := remote.Credentials{BaseURL: "http://x", Token: "new"}
-	first, _ := accounts.For(old)
+	first, _ := accounts.For(old, "ns")
 	for range 3 {
 		now = now.Add(5 * time.Minute)
-		if _, err := accounts.For(cur); err != nil {
+		if _, err := accounts.For(cur, "ns"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -185,12 +189,12 @@ func TestIdleAccountsAreForgotten(t *testing.T) {
 	if !slices.Equal(forgotten, []string{first.ID}) {
 		t.Errorf("told of forgotten accounts %q, want only %q", forgotten, first.ID)
 	}
-	kept, _ := accounts.For(cur)
+	kept, _ := accounts.For(cur, "ns")
 	now = now.Add(9 * time.Minute)
-	if again, _ := accounts.For(cur); again != kept {
+	if again, _ := accounts.For(cur, "ns"); again != kept {
 		t.Fatal("an account in use was replaced")
 	}
-	if again, _ := accounts.For(old); again == first {
+	if again, _ := accounts.For(old, "ns"); again == first {
 		t.Fatal("a forgotten account came back with its old state")
 	}
 }
@@ -314,7 +318,7 @@ func TestAnAccountsShareSeesItsRateLimitQueue(t *testing.T) {
 	}
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	acct, err := accounts.For(remote.Credentials{BaseURL: srv.URL, Token: "t"})
+	acct, err := accounts.For(remote.Credentials{BaseURL: srv.URL, Token: "t"}, "ns")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,5 +347,93 @@ func TestAnAccountsShareSeesItsRateLimitQueue(t *testing.T) {
 	}
 	if wait < 250*time.Second {
 		t.Fatalf("told to come back in %s, before the queue can have gone down", wait)
+	}
+}
+
+// A tenant may use PerTenant accounts within IdleTTL: one more is refused, however many
+// times its Secret's token is rewritten, until one of its accounts goes unused for IdleTTL;
+// an account another tenant uses (the manager's own token) counts for each, once.
+func TestAccountsPerTenantAreBounded(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	accounts := remote.NewAccounts(remote.AccountOptions{PerTenant: 2, IdleTTL: 10 * time.Minute,
+		Now: func() time.Time { return now }})
+	token := func(s string) remote.Credentials { return remote.Credentials{BaseURL: "http://x", Token: s} }
+	shared, err := accounts.For(token("manager"), "other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := accounts.For(token("manager"), "tenant"); err != nil || again != shared {
+		t.Fatalf("the shared account: %v", err)
+	}
+	if _, err := accounts.For(token("rotated-1"), "tenant"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		_, err := accounts.For(token(fmt.Sprintf("rotated-%d", i+2)), "tenant")
+		var tooMany *remote.TooManyAccountsError
+		if !errors.As(err, &tooMany) {
+			t.Fatalf("a third account for the tenant: %v", err)
+		}
+		if i == 0 && !strings.Contains(err.Error(), `namespace "tenant" already uses 2 ChatBot accounts`) {
+			t.Errorf("message: %s", err)
+		}
+	}
+	if n := len(accounts.All()); n != 2 {
+		t.Fatalf("%d accounts kept after 100 refused rotations, want 2", n)
+	}
+	if _, err := accounts.For(token("rotated-1"), "tenant"); err != nil {
+		t.Fatalf("an account in use refused: %v", err)
+	}
+	if _, err := accounts.For(token("third"), "another"); err != nil {
+		t.Fatalf("another tenant refused for this one's accounts: %v", err)
+	}
+
+	// Ten minutes on, the tenant uses only rotated-1: the shared account stops counting for
+	// it, though "other" keeps it alive, and a new one is allowed.
+	now = now.Add(6 * time.Minute)
+	_, _ = accounts.For(token("rotated-1"), "tenant")
+	_, _ = accounts.For(token("manager"), "other")
+	now = now.Add(6 * time.Minute)
+	if _, err := accounts.For(token("rotated-99"), "tenant"); err != nil {
+		t.Fatalf("refused after an account went unused for IdleTTL: %v", err)
+	}
+}
+
+// A call that ends after its account was forgotten reports nothing: the series dropped with
+// the account do not come back.
+func TestAForgottenAccountReportsNoCall(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	var mu sync.Mutex
+	series := map[string]int{}
+	release := make(chan struct{})
+	var arrived atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		<-release
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	t.Cleanup(srv.Close)
+	accounts := remote.NewAccounts(remote.AccountOptions{IdleTTL: time.Minute, Now: func() time.Time { return now },
+		Observer:  func(id, _ string, _ int, _ time.Duration) { mu.Lock(); series[id]++; mu.Unlock() },
+		Forgotten: func(id string) { mu.Lock(); delete(series, id); mu.Unlock() }})
+	acct, err := accounts.For(remote.Credentials{BaseURL: srv.URL, Token: "old"}, "ns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _, _ = acct.Client.ListSegments(context.Background()) }()
+	for arrived.Load() == 0 { // the call is under way
+		time.Sleep(time.Millisecond)
+	}
+	now = now.Add(2 * time.Minute)
+	if _, err := accounts.For(remote.Credentials{BaseURL: srv.URL, Token: "new"}, "ns"); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if n, ok := series[acct.ID]; ok {
+		t.Fatalf("the forgotten account's series came back with %d calls", n)
 	}
 }
