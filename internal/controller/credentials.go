@@ -79,7 +79,7 @@ func (r *SegmentReconciler) account(ctx context.Context, seg *usersv1alpha1.Segm
 	if err != nil {
 		return nil, &credentialsError{err: err}
 	}
-	acct, err := r.Accounts.For(creds, seg.Namespace)
+	acct, err := r.Accounts.For(creds, accountTenant(seg, creds))
 	if err != nil {
 		return nil, &credentialsError{err: err}
 	}
@@ -92,6 +92,23 @@ func (r *SegmentReconciler) account(ctx context.Context, seg *usersv1alpha1.Segm
 		}
 	}
 	return acct, nil
+}
+
+// accountTenant is whom the Segment's use of the account creds name counts for, against
+// --max-accounts-per-namespace: its namespace; nobody ("") if the Segment owns a segment in
+// that account, or has a create pending there, which it must reach to delete, however many
+// accounts its namespace uses meanwhile.
+func accountTenant(seg *usersv1alpha1.Segment, creds remote.Credentials) string {
+	var recorded string
+	if o := seg.Status.Ownership; o != nil && o.ID != "" {
+		recorded = o.Account
+	} else if i := seg.PendingCreate(); i != nil {
+		recorded = i.Account
+	}
+	if recorded != "" && recorded == creds.AccountID() {
+		return ""
+	}
+	return seg.Namespace
 }
 
 // credentials reads the Segment's credentials Secret (returned too), or returns the

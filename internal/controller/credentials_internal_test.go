@@ -5,12 +5,14 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
 // The cache keeps only what the manager reads of a credentials Secret.
@@ -107,5 +109,33 @@ func TestCacheOptionsFollowTheSecretScope(t *testing.T) {
 		if scope.Allows("any") != scope.All {
 			t.Errorf("%+v: Allows", scope)
 		}
+	}
+}
+
+func TestAccountTenant(t *testing.T) {
+	creds := remote.Credentials{BaseURL: "https://api.chatbot.com", Token: "t"}
+	here, elsewhere := creds.AccountID(), remote.Credentials{Token: "other"}.AccountID()
+	at := metav1.NewMicroTime(time.Unix(1_000_000, 0))
+	for _, tc := range []struct {
+		name      string
+		ownership *usersv1alpha1.SegmentOwnership
+		want      string
+	}{
+		{"owns nothing: counts", nil, "team"},
+		{"owns a segment in the account: never refused", &usersv1alpha1.SegmentOwnership{ID: "s1", Account: here}, ""},
+		{"owns one in another account: counts", &usersv1alpha1.SegmentOwnership{ID: "s1", Account: elsewhere}, "team"},
+		{"a create pending in the account", &usersv1alpha1.SegmentOwnership{
+			CreatePending: &usersv1alpha1.CreateIntent{At: at, Name: "n", Account: here}}, ""},
+		{"a create pending in another account", &usersv1alpha1.SegmentOwnership{
+			CreatePending: &usersv1alpha1.CreateIntent{At: at, Name: "n", Account: elsewhere}}, "team"},
+		{"an ownership of an earlier version, no account recorded", &usersv1alpha1.SegmentOwnership{ID: "s1"}, "team"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Namespace: "team"}}
+			seg.Status.Ownership = tc.ownership
+			if got := accountTenant(seg, creds); got != tc.want {
+				t.Errorf("accountTenant = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

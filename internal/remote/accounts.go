@@ -30,6 +30,9 @@ func (c Credentials) key() string {
 	return hex.EncodeToString(sum[:])
 }
 
+// AccountID is the ID of the account c names (Account.ID).
+func (c Credentials) AccountID() string { return c.key()[:12] }
+
 // normalizeBaseURL returns the canonical spelling of an API base URL; one that does not
 // parse is returned as given (the client refuses it).
 func normalizeBaseURL(s string) string {
@@ -91,9 +94,10 @@ type AccountOptions struct {
 	// kept per account elsewhere (metric series) goes with it.
 	Forgotten func(id string)
 	// PerTenant is the most accounts one tenant (a namespace) may use within IdleTTL (0: no
-	// bound). Each pair of token and base URL is an account, with a client, a listing and
-	// metric series of its own, kept for IdleTTL after its last use: without a bound, a
-	// tenant rewriting its Secret's token could make the manager keep one per write.
+	// bound; with IdleTTL 0, for as long as the process runs). Each pair of token and base
+	// URL is an account, with a client, a listing and metric series of its own, kept for
+	// IdleTTL after its last use: without a bound, a tenant rewriting its Secret's token
+	// could make the manager keep one per write.
 	PerTenant int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -118,44 +122,39 @@ func NewAccounts(opts AccountOptions) *Accounts {
 
 // For returns the account for c, used by tenant (a namespace), creating it on first use,
 // and forgets the accounts idle for longer than IdleTTL. It refuses (*TooManyAccountsError)
-// an account that would be the tenant's PerTenant+1st.
+// an account that would be the tenant's PerTenant+1st; with tenant "" it neither refuses
+// nor counts (for an account the caller already has a segment in, which it must reach to
+// delete it whatever else the tenant uses).
 func (a *Accounts) For(c Credentials, tenant string) (*Account, error) {
 	key := c.key()
 	now := a.opts.Now()
-	var forgotten []*Account
-	defer func() { // outside the lock
-		for _, acct := range forgotten {
-			acct.observing.Lock()
-			acct.forgotten = true
-			acct.observing.Unlock()
-			if a.opts.Forgotten != nil {
-				a.opts.Forgotten(acct.ID)
-			}
-		}
-	}()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if ttl := a.opts.IdleTTL; ttl > 0 {
+		forgotten := false
 		for k, acct := range a.m {
 			if k != key && now.Sub(acct.lastUsed) > ttl {
 				delete(a.m, k) // whoever still holds it may finish with it
-				forgotten = append(forgotten, acct)
+				a.forget(acct)
+				forgotten = true
+			}
+		}
+		if forgotten {
+			for t := range a.tenants {
+				a.prune(t, now)
 			}
 		}
 	}
-	if len(forgotten) > 0 {
-		for t := range a.tenants {
-			a.prune(t, now)
+	if tenant != "" {
+		if err := a.admit(tenant, key, now); err != nil {
+			return nil, err
 		}
-	}
-	if err := a.admit(tenant, key, now); err != nil {
-		return nil, err
 	}
 	if acct, ok := a.m[key]; ok {
 		acct.lastUsed = now
 		return acct, nil
 	}
-	id := key[:12]
+	id := c.AccountID()
 	opts := append([]chatbot.Option(nil), a.opts.Options...)
 	if a.opts.QPS > 0 {
 		opts = append(opts, chatbot.WithLimiter(rate.NewLimiter(rate.Limit(a.opts.QPS), max(1, a.opts.Burst))))
@@ -182,6 +181,18 @@ func (a *Accounts) For(c Credentials, tenant string) (*Account, error) {
 		Share: NewShare(a.opts.Share, queue)}
 	a.m[key] = acct
 	return acct, nil
+}
+
+// forget marks acct forgotten, so that no call of it is reported any more, and drops what
+// is kept of it elsewhere (Forgotten). Under a.mu: an account of the same key cannot be
+// made meanwhile, whose first series Forgotten would drop.
+func (a *Accounts) forget(acct *Account) {
+	acct.observing.Lock()
+	acct.forgotten = true
+	acct.observing.Unlock()
+	if a.opts.Forgotten != nil {
+		a.opts.Forgotten(acct.ID)
+	}
 }
 
 // TooManyAccountsError refuses a tenant one account more than AccountOptions.PerTenant.

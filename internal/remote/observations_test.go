@@ -387,6 +387,13 @@ func TestAccountsPerTenantAreBounded(t *testing.T) {
 	if _, err := accounts.For(token("third"), "another"); err != nil {
 		t.Fatalf("another tenant refused for this one's accounts: %v", err)
 	}
+	// An account the caller owns a segment in (tenant ""): never refused, never counted.
+	if _, err := accounts.For(token("owned"), ""); err != nil {
+		t.Fatalf("an owned segment's account refused: %v", err)
+	}
+	if _, err := accounts.For(token("rotated-1"), "tenant"); err != nil {
+		t.Fatalf("an owned segment's account counted against the tenant: %v", err)
+	}
 
 	// Ten minutes on, the tenant uses only rotated-1: the shared account stops counting for
 	// it, though "other" keeps it alive, and a new one is allowed.

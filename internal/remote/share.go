@@ -16,11 +16,15 @@ const (
 
 // MaxQueueWait is the longest a reconcile may expect to wait for its account's client-side
 // rate limit when it starts: with a longer queue ahead of it, it is turned away, to come
-// back when the queue has gone down, and holds no worker meanwhile.
+// back when the queue has gone down, and holds no worker meanwhile. The check books no
+// turn: reconciles admitted together (at most the share) may still queue behind each other
+// for a few turns; what it prevents is a share of workers parked behind a long queue.
 const MaxQueueWait = time.Second
 
 // forgetTurnAwayAfter is how long a turned-away caller that does not come back is
-// remembered: well past the longest wait it was given (maxShareBackoff, jittered).
+// remembered: well past the longest backoff (maxShareBackoff, jittered). A caller told to
+// wait out a longer rate-limit queue may be forgotten meanwhile: its backoff starts again,
+// and the queue, not the backoff, sets its next wait anyway.
 const forgetTurnAwayAfter = 4 * maxShareBackoff
 
 // Share bounds how many reconciles of one group of Segments (an account's, a namespace's)
