@@ -18,12 +18,13 @@ import (
 	"github.com/segment-operator/segment-operator/test/localenv"
 )
 
-// fairness measures what one account's backlog costs another: account A's Segments wait
-// for turns at a client-side limit of 1 call/s when one Segment of account B is applied,
-// and the figure is how long B's Segment takes to be Ready. The two accounts are one
-// simulator reached by two spellings of its address (127.0.0.1 and localhost) with one
-// token: to the manager, two accounts, each with its own rate limit and share of the
-// workers; the simulator's own limit is set high enough not to matter.
+// fairness measures what one tenant's backlog costs others: account A's Segments (one
+// namespace's) wait for turns at a client-side limit of 1 call/s when one Segment of
+// account B, and one of another namespace on account A, are applied; the figures are how
+// long each takes to be Ready. The two accounts are one simulator reached by two spellings
+// of its address (127.0.0.1 and localhost) with one token: to the manager, two accounts,
+// each with its own rate limit and share of the workers; the simulator's own limit is set
+// high enough not to matter.
 func fairness(ctx context.Context, root string, segments int) (string, error) {
 	work, err := os.MkdirTemp("", "segment-bench-")
 	if err != nil {
@@ -90,36 +91,69 @@ func fairness(ctx context.Context, root string, segments int) (string, error) {
 	}
 
 	other := strings.Replace(env.SimURL, "127.0.0.1", "localhost", 1)
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "account-a-neighbour"}}); err != nil {
+		return "", err
+	}
 	if err := c.Create(ctx, &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "chatbot", Namespace: "account-b", Labels: map[string]string{usersv1alpha1.CredentialsLabel: "true"}},
 		StringData: map[string]string{"token": "bench-token", "apiURL": other},
 	}); err != nil {
 		return "", err
 	}
-	start := time.Now()
-	seg := &usersv1alpha1.Segment{
+	// B's Segment is another account's; the neighbour's is another namespace's on A's
+	// account (the manager's own token, as every namespace granted it shares).
+	b := &usersv1alpha1.Segment{
 		ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "account-b"},
 		Spec:       usersv1alpha1.SegmentSpec{Members: []string{"b1"}, CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "chatbot"}},
 	}
-	if err := c.Create(ctx, seg); err != nil {
-		return "", err
+	neighbour := &usersv1alpha1.Segment{
+		ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "account-a-neighbour"},
+		Spec:       usersv1alpha1.SegmentSpec{Members: []string{"n1"}},
 	}
+	start := time.Now()
+	for _, seg := range []*usersv1alpha1.Segment{b, neighbour} {
+		if err := c.Create(ctx, seg); err != nil {
+			return "", err
+		}
+	}
+	// Both watched at once: each figure is when its Segment was first seen Ready.
 	const limit = 3 * time.Minute
-	ready := "Ready " + limit.String() + " later (or more: the bench stopped waiting)"
+	segs := []*usersv1alpha1.Segment{b, neighbour}
+	readyAt := make([]time.Duration, len(segs))
 	if err := waitFor(ctx, limit, func() (bool, error) {
-		err := c.Get(ctx, client.ObjectKeyFromObject(seg), seg)
-		return err == nil && meta.IsStatusConditionTrue(seg.Status.Conditions, usersv1alpha1.ConditionReady), err
-	}); err == nil {
-		ready = "Ready " + time.Since(start).Round(10*time.Millisecond).String() + " after it was applied"
-	} else if ctx.Err() != nil {
+		done := true
+		for i, seg := range segs {
+			if readyAt[i] > 0 {
+				continue
+			}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(seg), seg); err != nil {
+				return false, err
+			}
+			if meta.IsStatusConditionTrue(seg.Status.Conditions, usersv1alpha1.ConditionReady) {
+				readyAt[i] = time.Since(start)
+			} else {
+				done = false
+			}
+		}
+		return done, nil
+	}); err != nil && ctx.Err() != nil {
 		return "", err
 	}
+	ready := make([]string, len(segs))
+	for i, d := range readyAt {
+		ready[i] = "Ready " + d.Round(10*time.Millisecond).String() + " after it was applied"
+		if d == 0 {
+			ready[i] = "Ready " + limit.String() + " later (or more: the bench stopped waiting)"
+		}
+	}
+	readyB, readyN := ready[0], ready[1]
 	readyA, err := countIn(ctx, c, "account-a", func(r *metav1.Condition) bool { return r != nil && r.Status == metav1.ConditionTrue })
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("fairness: account A has %d Segments waiting at 1 call/s (%d workers; %d with a status when B came); "+
-		"a Segment of account B was %s (A: %d Ready by then)", segments, workers, waiting, ready, readyA), nil
+	return fmt.Sprintf("fairness: account A has %d Segments waiting at 1 call/s (%d workers; %d with a status when the others came); "+
+		"a Segment of account B was %s, and one of another namespace on account A %s (A: %d Ready by then)",
+		segments, workers, waiting, readyB, readyN, readyA), nil
 }
 
 // countIn counts the namespace's Segments whose Ready condition passes pred (nil: absent).

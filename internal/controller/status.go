@@ -248,21 +248,21 @@ func (e *turnError) Error() string { return e.msg }
 // enter admits the Segment's reconcile into its account's share of the workers and its
 // namespace's (see remote.Share), or returns a turnError; the caller must call leave when
 // done. A tenant's namespace so holds no more workers whatever the number of accounts its
-// Secrets name.
+// Secrets name, and no more than its part of an account other namespaces wait for.
 func (r *SegmentReconciler) enter(seg *usersv1alpha1.Segment, acct *remote.Account) (leave func(), err error) {
 	turnedAway := func(share *remote.Share, of string, wait time.Duration) *turnError {
 		return &turnError{after: wait, msg: fmt.Sprintf("Waiting for its turn: %s of Segments of this %s are "+
 			"under way (--max-concurrent-reconciles-per-account)", plural(share.Size(), "reconcile"), of)}
 	}
-	leaveAccount, wait := acct.Share.Enter(string(seg.UID))
+	leaveAccount, wait := acct.Share.Enter(string(seg.UID), seg.Namespace)
 	if leaveAccount == nil {
 		err := turnedAway(acct.Share, "account", wait)
-		err.msg += fmt.Sprintf(", or the calls queued for its rate limit (--chatbot-api-qps) would keep it waiting over %s",
-			remote.MaxQueueWait)
+		err.msg += fmt.Sprintf(", or its namespace holds its part of them while other namespaces wait, or the calls "+
+			"queued for its rate limit (--chatbot-api-qps) would keep it waiting over %s", remote.MaxQueueWait)
 		return nil, err
 	}
 	ns := r.namespaceShares.For(seg.Namespace)
-	leaveNamespace, wait := ns.Enter(string(seg.UID))
+	leaveNamespace, wait := ns.Enter(string(seg.UID), "")
 	if leaveNamespace == nil {
 		leaveAccount()
 		return nil, turnedAway(ns, "namespace", wait)

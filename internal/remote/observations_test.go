@@ -309,7 +309,8 @@ func TestAListingTooLargeIsAskedForOncePerInterval(t *testing.T) {
 }
 
 // An account with a client-side rate limit gives its Share the limiter's queue: once calls
-// wait for their turns, its Segments' reconciles are turned away instead of joining them.
+// wait for their turns, its Segments' reconciles (but a namespace's first) are turned away
+// instead of joining them.
 func TestAnAccountsShareSeesItsRateLimitQueue(t *testing.T) {
 	accounts := remote.NewAccounts(remote.AccountOptions{QPS: 0.01, Burst: 1, Share: 4})
 	sim, err := simulator.New(simulator.Options{Token: "t"})
@@ -322,11 +323,11 @@ func TestAnAccountsShareSeesItsRateLimitQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if leave, _ := acct.Share.Enter("first"); leave == nil {
+	first, _ := acct.Share.Enter("first", "team") // its namespace's first: admitted whatever the queue
+	if first == nil {
 		t.Fatal("turned away with no queue")
-	} else {
-		leave()
 	}
+	defer first()
 	if _, err := acct.Client.ListSegments(t.Context()); err != nil { // the burst's token
 		t.Fatal(err)
 	}
@@ -341,7 +342,7 @@ func TestAnAccountsShareSeesItsRateLimitQueue(t *testing.T) {
 	for acct.Client.Backlog() < 200*time.Second {
 		time.Sleep(time.Millisecond)
 	}
-	leave, wait := acct.Share.Enter("second")
+	leave, wait := acct.Share.Enter("second", "team")
 	if leave != nil {
 		t.Fatal("admitted behind 300s of queued calls")
 	}

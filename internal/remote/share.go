@@ -27,19 +27,34 @@ const MaxQueueWait = time.Second
 // and the queue, not the backoff, sets its next wait anyway.
 const forgetTurnAwayAfter = 4 * maxShareBackoff
 
+// waitingFor is how long a group turned away counts as waiting: longer than the longest
+// backoff (maxShareBackoff, jittered), so that a group waiting its turn counts throughout.
+const waitingFor = 2 * maxShareBackoff
+
 // Share bounds how many reconciles of one group of Segments (an account's, a namespace's)
 // are under way at once, so that the group, however slow its API or long its queue, holds
-// no more than its share of the workers every group shares. An account's Share also turns
-// a reconcile away while the account's rate-limit queue is longer than MaxQueueWait, so
-// that its workers do not sit waiting for their turns. A nil *Share bounds nothing.
+// no more than its share of the workers every group shares.
+//
+// An account's Share is shared in turn by the namespaces whose Segments use the account
+// (the manager's own token is one account for every namespace granted it): while other
+// namespaces wait, a namespace holds no more than an equal part of the share, so that one
+// tenant's thousand Segments do not keep another's one waiting. And it turns a reconcile
+// away while the account's rate-limit queue is longer than MaxQueueWait, so that workers
+// do not sit waiting for their turns, unless its namespace holds no place yet (the queue
+// is then at most the other namespaces' reconciles, and waiting it out is its turn).
+//
+// A nil *Share bounds nothing.
 type Share struct {
-	slots chan struct{}        // nil: no bound on how many at once
+	size  int                  // 0: no bound on how many at once
 	queue func() time.Duration // how long a call made now would wait; nil: never
 	now   func() time.Time
 
 	mu         sync.Mutex
-	turnedAway map[string]turnAway // by caller
-	sweepAt    int                 // len(turnedAway) at which callers gone are forgotten
+	held       int
+	groups     map[string]int       // places held, by group
+	waiting    map[string]time.Time // groups turned away: when last
+	turnedAway map[string]turnAway  // by caller
+	sweepAt    int                  // len(turnedAway) at which callers gone are forgotten
 }
 
 // turnAway is what a Share remembers of a caller it turned away.
@@ -55,75 +70,83 @@ func NewShare(n int, queue func() time.Duration) *Share {
 	if n <= 0 && queue == nil {
 		return nil
 	}
-	s := &Share{queue: queue, now: time.Now, turnedAway: map[string]turnAway{}, sweepAt: minSweep}
-	if n > 0 {
-		s.slots = make(chan struct{}, n)
-	}
-	return s
+	return &Share{size: max(n, 0), queue: queue, now: time.Now, groups: map[string]int{}, waiting: map[string]time.Time{},
+		turnedAway: map[string]turnAway{}, sweepAt: minSweep}
 }
 
 const minSweep = 1024
 
-// Enter admits one reconcile (caller names it) if fewer than the share are under way and
-// the rate-limit queue is short, and returns the func that ends it. Otherwise it returns
-// nil and how long the caller should wait before it asks again (see turnedAwayFor). A
-// turn-away costs a cache read and no API call, so a thousand Segments waiting cost a few
-// hundred cheap requeues a second at most, and a place that frees is taken within
-// milliseconds.
-func (s *Share) Enter(caller string) (leave func(), wait time.Duration) {
+// Enter admits one reconcile (caller names it) of group (its namespace; "" if it has none)
+// if admits says so, and returns the func that ends it. Otherwise it returns nil and how
+// long the caller should wait before it asks again (see turnedAwayFor). A turn-away costs
+// a cache read and no API call, so a thousand Segments waiting cost a few hundred cheap
+// requeues a second at most, and a place that frees is taken within milliseconds.
+func (s *Share) Enter(caller, group string) (leave func(), wait time.Duration) {
 	if s == nil {
 		return func() {}, 0
 	}
-	if !s.take() {
-		return nil, s.turnAway(caller, 0)
+	var queued time.Duration
+	if s.queue != nil {
+		queued = s.queue() // outside s.mu: the limiter has its own lock
 	}
-	if queued := s.queued(); queued > MaxQueueWait {
-		s.give()
-		return nil, s.turnAway(caller, queued)
-	}
-	s.mu.Lock()
-	delete(s.turnedAway, caller)
-	s.mu.Unlock()
-	return sync.OnceFunc(s.give), 0
-}
-
-func (s *Share) take() bool {
-	if s.slots == nil {
-		return true
-	}
-	select {
-	case s.slots <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
-
-func (s *Share) give() {
-	if s.slots == nil {
-		return
-	}
-	<-s.slots
-	s.mu.Lock()
-	if len(s.slots) == 0 {
-		clear(s.turnedAway) // idle: nobody is waiting
-		s.sweepAt = minSweep
-	}
-	s.mu.Unlock()
-}
-
-func (s *Share) queued() time.Duration {
-	if s.queue == nil {
-		return 0
-	}
-	return s.queue()
-}
-
-// turnAway records that caller was turned away, and returns its wait, jittered.
-func (s *Share) turnAway(caller string, queued time.Duration) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
+	if !admits(s.size, s.held, s.groups[group], s.othersWaiting(group, now), queued) {
+		s.waiting[group] = now
+		return nil, s.turnAway(caller, queued, now)
+	}
+	s.held++
+	s.groups[group]++
+	delete(s.turnedAway, caller)
+	return sync.OnceFunc(func() { s.leave(group) }), 0
+}
+
+// admits decides whether a Share of size places (0: no bound), held of them in use and
+// groupHeld by the caller's group, lets the caller in, while othersWaiting other groups
+// wait their turn and a call made now would wait queued for the account's rate limit.
+func admits(size, held, groupHeld, othersWaiting int, queued time.Duration) bool {
+	switch {
+	case size > 0 && held >= size:
+		return false
+	case size > 0 && othersWaiting > 0 && groupHeld >= max(1, size/(othersWaiting+1)):
+		return false // an equal part of the share is the group's while others wait
+	case queued > MaxQueueWait && groupHeld > 0:
+		return false
+	}
+	return true
+}
+
+func (s *Share) leave(group string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held--
+	if s.groups[group]--; s.groups[group] <= 0 {
+		delete(s.groups, group)
+	}
+	if s.held == 0 {
+		clear(s.turnedAway) // idle: nobody is waiting
+		s.sweepAt = minSweep
+	}
+}
+
+// othersWaiting counts the groups other than group turned away within waitingFor, and
+// forgets those that stopped asking.
+func (s *Share) othersWaiting(group string, now time.Time) int {
+	n := 0
+	for g, last := range s.waiting {
+		switch {
+		case now.Sub(last) > waitingFor:
+			delete(s.waiting, g)
+		case g != group:
+			n++
+		}
+	}
+	return n
+}
+
+// turnAway records that caller was turned away, and returns its wait, jittered.
+func (s *Share) turnAway(caller string, queued time.Duration, now time.Time) time.Duration {
 	if len(s.turnedAway) >= s.sweepAt {
 		// Callers turned away long ago are gone (deleted Segments) or were admitted
 		// since: forget them, so that the map follows the callers waiting now.
@@ -151,7 +174,7 @@ func (s *Share) Size() int {
 	if s == nil {
 		return 0
 	}
-	return cap(s.slots)
+	return s.size
 }
 
 // Shares holds a Share per key (a namespace), made on first use.
