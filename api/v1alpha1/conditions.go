@@ -40,6 +40,10 @@ const (
 	// ReasonCredentialsError: no usable credentials (missing Secret, key or file, or an apiURL
 	// the manager does not allow).
 	ReasonCredentialsError = "CredentialsError"
+	// ReasonMembersSourceError: a ConfigMap named by spec.membersFrom is missing, unlabelled
+	// or lacks the key, or a line of it is not a user ID, or the members are more than
+	// MaxMembers. Nothing is added until it is fixed.
+	ReasonMembersSourceError = "MembersSourceError"
 	// ReasonDeleting: the Segment is being deleted but the remote segment could not be yet.
 	ReasonDeleting = "Deleting"
 	// ReasonRemovedFromSpec: members left spec.members that the API cannot remove.

@@ -34,6 +34,14 @@ const DefaultCredentialsLabel = "users.chatbot.com/default-credentials"
 // the manager caches and reads only Secrets that carry it.
 const CredentialsLabel = "users.chatbot.com/credentials"
 
+// MembersLabel must be on a ConfigMap named by spec.membersFrom, with the value "true": the
+// manager caches and reads only ConfigMaps so labelled.
+const MembersLabel = "users.chatbot.com/members"
+
+// MaxMembers is the most members a Segment may have, spec.members and spec.membersFrom
+// together: what status.addedMembers can record within the API server's object size limit.
+const MaxMembers = 5000
+
 // CredentialsInUseFinalizer is on a credentials Secret while a Segment may still need it
 // to reach ChatBot: deleting the Secret (or its namespace) waits until those Segments have
 // deleted their remote segments. The manager removes it once no Segment needs the Secret.
@@ -108,6 +116,22 @@ type CredentialsReference struct {
 	Name string `json:"name"`
 }
 
+// MembersSource is one key of a ConfigMap that lists member IDs.
+type MembersSource struct {
+	// configMap is the name of a ConfigMap in the Segment's namespace, labelled
+	// users.chatbot.com/members=true.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	ConfigMap string `json:"configMap"`
+
+	// key is the key of the ConfigMap's data or binaryData holding the IDs.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
+}
+
 // SegmentSpec is the desired state of a ChatBot.com user segment.
 type SegmentSpec struct {
 	// name is the segment's name in ChatBot: at most 256 bytes in UTF-8 (the API documents
@@ -134,6 +158,18 @@ type SegmentSpec struct {
 	// +kubebuilder:validation:items:MaxLength=64
 	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9]+$`
 	Members []string `json:"members,omitempty"`
+
+	// membersFrom names keys of ConfigMaps, in this Segment's namespace and labelled
+	// users.chatbot.com/members=true, that hold more member IDs: one per line (blank lines
+	// are skipped), in data, or gzip-compressed in binaryData. The members are spec.members
+	// and the IDs of every source together, at most 5,000 for now. A change to a ConfigMap
+	// named here is picked up at once. A missing ConfigMap or key, or a line that is not a
+	// user ID, stops the Segment (MembersSourceError, naming ConfigMap, key and line) and
+	// nothing is added until it is fixed.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	MembersFrom []MembersSource `json:"membersFrom,omitempty"`
 
 	// credentialsRef names the Secret, in this Segment's namespace, holding the ChatBot
 	// account's token. Omitted: the manager's own credentials. Segments of one account share

@@ -55,7 +55,8 @@ func listErr(err error) error {
 }
 
 // apply carries out a plan for the Segment's owned segment.
-func (r *SegmentReconciler) apply(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter, p remotePlan) error {
+func (r *SegmentReconciler) apply(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter,
+	p remotePlan, desired []string) error {
 	created, reason := "", "Created"
 	switch {
 	case p.create:
@@ -92,7 +93,7 @@ func (r *SegmentReconciler) apply(ctx context.Context, seg *usersv1alpha1.Segmen
 	if err != nil {
 		return err
 	}
-	r.reportNotRemovable(seg)
+	r.reportNotRemovable(seg, desired)
 	return nil
 }
 
@@ -213,17 +214,17 @@ func (r *SegmentReconciler) addMembers(ctx context.Context, seg *usersv1alpha1.S
 	return n, nil
 }
 
-// reportNotRemovable says, visibly, which removals from spec.members the API cannot carry
-// out: it has no remove-member endpoint.
-func (r *SegmentReconciler) reportNotRemovable(seg *usersv1alpha1.Segment) {
-	extra := difference(seg.Status.AddedMembers, seg.Spec.Members)
+// reportNotRemovable says, visibly, which removals from the desired members the API
+// cannot carry out: it has no remove-member endpoint.
+func (r *SegmentReconciler) reportNotRemovable(seg *usersv1alpha1.Segment, desired []string) {
+	extra := difference(seg.Status.AddedMembers, desired)
 	before := seg.Status.NotRemovableMembers
 	seg.Status.NotRemovableMembers = int32(len(extra))
 	if len(extra) == 0 {
 		removeCondition(seg, usersv1alpha1.ConditionMembersNotRemovable)
 		return
 	}
-	msg := fmt.Sprintf("%s removed from spec.members, but the ChatBot API cannot remove members: "+
+	msg := fmt.Sprintf("%s removed from spec.members or spec.membersFrom, but the ChatBot API cannot remove members: "+
 		"they stay in remote segment %s until it is deleted (for example %s)",
 		plural(len(extra), "member was", "members were"), seg.OwnedID(), sample(extra))
 	setCondition(seg, usersv1alpha1.ConditionMembersNotRemovable, true, usersv1alpha1.ReasonRemovedFromSpec, msg)

@@ -31,6 +31,12 @@ var _ = Describe("Admission", func() {
 		Entry("256 emoji: 256 characters, 1 KiB", usersv1alpha1.SegmentSpec{Name: strings.Repeat("🎉", 256)}, "spec.name", "256 bytes"),
 		Entry("a path for a Secret name", usersv1alpha1.SegmentSpec{CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "A/../b"}},
 			"spec.credentialsRef.name", "name of a Secret"),
+		Entry("a path for a ConfigMap name", usersv1alpha1.SegmentSpec{MembersFrom: []usersv1alpha1.MembersSource{{ConfigMap: "A/../b", Key: "ids"}}},
+			"spec.membersFrom[0].configMap", "should match"),
+		Entry("a key no ConfigMap can have", usersv1alpha1.SegmentSpec{MembersFrom: []usersv1alpha1.MembersSource{{ConfigMap: "list", Key: "a/b"}}},
+			"spec.membersFrom[0].key", "should match"),
+		Entry("more than 16 sources", usersv1alpha1.SegmentSpec{MembersFrom: make([]usersv1alpha1.MembersSource, 17)},
+			"spec.membersFrom", "must have at most 16 items"),
 	)
 
 	It("takes names at the limit: 256 ASCII characters, or 64 four-byte emoji, with inner spaces", func() {

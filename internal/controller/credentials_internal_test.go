@@ -109,6 +109,15 @@ func TestCacheOptionsFollowTheSecretScope(t *testing.T) {
 		if scope.Allows("any") != scope.All {
 			t.Errorf("%+v: Allows", scope)
 		}
+		var configMaps *cache.ByObject
+		for obj, by := range opts.ByObject {
+			if _, ok := obj.(*corev1.ConfigMap); ok {
+				configMaps = &by
+			}
+		}
+		if configMaps == nil || configMaps.Label.String() != usersv1alpha1.MembersLabel+"=true" || configMaps.Transform == nil {
+			t.Errorf("%+v: ConfigMaps cached beyond member lists: %+v", scope, configMaps)
+		}
 	}
 }
 

@@ -52,16 +52,30 @@ func (s SecretScope) refusal(string) error {
 
 // CacheOptions restrict what the manager's cache holds: of Secrets, only credentials
 // Secrets (labelled users.chatbot.com/credentials=true), and of those only the keys it
-// reads; of every object, no managedFields (the manager never reads them). With
-// per-namespace credentials off, no Secret is watched at all.
+// reads; of ConfigMaps, only member lists (labelled users.chatbot.com/members=true),
+// without annotations; of every object, no managedFields (the manager never reads them).
+// With per-namespace credentials off, no Secret is watched at all.
 func CacheOptions(scope SecretScope) cache.Options {
 	opts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	opts.ByObject = map[client.Object]cache.ByObject{&corev1.ConfigMap{}: {
+		Label:     labels.SelectorFromSet(labels.Set{usersv1alpha1.MembersLabel: "true"}),
+		Transform: membersOnly,
+	}}
 	if scope.Off() {
 		return opts
 	}
-	opts.ByObject = map[client.Object]cache.ByObject{&corev1.Secret{}: {
+	opts.ByObject[&corev1.Secret{}] = cache.ByObject{
 		Label:     labels.SelectorFromSet(labels.Set{usersv1alpha1.CredentialsLabel: "true"}),
 		Transform: credentialsOnly,
-	}}
+	}
 	return opts
+}
+
+// membersOnly drops from a member list ConfigMap what the manager does not read before it
+// is cached: kubectl's last-applied annotation would hold a second copy of every ID.
+func membersOnly(in any) (any, error) {
+	if cm, ok := in.(*corev1.ConfigMap); ok {
+		cm.Annotations, cm.ManagedFields = nil, nil
+	}
+	return in, nil
 }

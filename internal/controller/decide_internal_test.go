@@ -49,7 +49,7 @@ func TestPlanFor(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "seg"}, Spec: tc.spec,
 				Status: usersv1alpha1.SegmentStatus{AddedMembers: tc.added}}
-			got := planFor(seg, tc.observed)
+			got := planFor(seg, seg.Spec.Members, tc.observed)
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("planFor = %+v, want %+v", got, tc.want)
 			}

@@ -52,7 +52,8 @@
 // # Decisions
 //
 // What to do about the owned segment is a pure function, planFor (plan.go): from the
-// Segment and the observed remote segment to a plan. Manage carries the plan out;
+// Segment, its desired members (spec.members and spec.membersFrom, see desiredMembers) and
+// the observed remote segment to a plan. Manage carries the plan out;
 // ObserveOnly shows it in status.plan. Which segment a pending create made is another,
 // chooseCreated (intent.go). Both are table-tested; the envtest suite proves the wiring.
 package controller

@@ -30,11 +30,10 @@ type remotePlan struct {
 }
 
 // planFor decides what to do about the Segment's remote segment, observed as it is now
-// (nil: there is none). Members count as present only if the operator added them: the API
-// cannot list a segment's members. A segment adopted through spec.id is never recreated:
-// its ID is fixed.
-func planFor(seg *usersv1alpha1.Segment, observed *chatbot.Segment) remotePlan {
-	desired := seg.Spec.Members
+// (nil: there is none), for the desired members (sorted; see desiredMembers). Members
+// count as present only if the operator added them: the API cannot list a segment's
+// members. A segment adopted through spec.id is never recreated: its ID is fixed.
+func planFor(seg *usersv1alpha1.Segment, desired []string, observed *chatbot.Segment) remotePlan {
 	if observed == nil {
 		return remotePlan{create: true, add: difference(desired, nil)}
 	}
@@ -55,6 +54,10 @@ func planFor(seg *usersv1alpha1.Segment, observed *chatbot.Segment) remotePlan {
 // what Manage would change, like a plan. It never calls a write endpoint and never adds the
 // finalizer. A Segment that owns a segment (it managed before) shows that one.
 func (r *SegmentReconciler) observeOnly(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account) error {
+	desired, err := r.desiredMembers(ctx, seg)
+	if err != nil {
+		return err
+	}
 	observed, err := r.find(ctx, seg, acct)
 	if err != nil {
 		return err
@@ -65,7 +68,7 @@ func (r *SegmentReconciler) observeOnly(ctx context.Context, seg *usersv1alpha1.
 	} else {
 		resetRemote(seg)
 	}
-	p := planFor(seg, observed)
+	p := planFor(seg, desired, observed)
 	seg.Status.NotRemovableMembers = int32(len(p.notRemovable))
 	summary := summarize(p)
 	if summary == "" {

@@ -97,6 +97,7 @@ func (r *SegmentReconciler) createTimeout() time.Duration {
 // Secrets: config/rbac/credentials_role.yaml, bound cluster-wide unless per-namespace
 // credentials are off (see SecretScope).
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
 
 // Reconcile reads the Segment, handles its deletion and suspension, then manages the remote
 // segment (or, observe-only, plans), and writes the outcome to status once.
@@ -154,6 +155,10 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 			"a Segment does not move to another segment. To manage %s, create a new Segment with that spec.id "+
 			"(and delete this one, with deletionPolicy Orphan to keep %s)", seg.Spec.ID, owned, seg.Spec.ID, owned)
 	}
+	desired, err := r.desiredMembers(ctx, seg)
+	if err != nil {
+		return err // before any claim or create: nothing is made for members not known
+	}
 	if seg.OwnedID() == "" {
 		if err := r.claim(ctx, seg, acct, st); err != nil {
 			return err
@@ -186,12 +191,12 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 			recordObserved(seg, s)
 		}
 	}
-	if err := r.apply(ctx, seg, acct, st, planFor(seg, observed)); err != nil {
+	if err := r.apply(ctx, seg, acct, st, planFor(seg, desired, observed), desired); err != nil {
 		return err
 	}
 	setOutcome(seg, outcome{ready: true, reason: usersv1alpha1.ReasonSynced,
 		msg: fmt.Sprintf("Remote segment %s is named %q and has all %s", seg.OwnedID(), seg.RemoteName(),
-			plural(len(seg.Spec.Members), "desired member"))})
+			plural(len(desired), "desired member"))})
 	return nil
 }
 
@@ -366,11 +371,15 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexCredentials, indexByCredentials); err != nil {
 		return err
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexMembersFrom, indexByMembersFrom); err != nil {
+		return err
+	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&usersv1alpha1.Segment{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Namespace{}, r.namespaceHandler(), builder.OnlyMetadata,
-			builder.WithPredicates(predicate.LabelChangedPredicate{}))
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Watches(&corev1.ConfigMap{}, r.configMapHandler())
 	if !r.SecretScope.Off() { // else no Secret is watched or read: the RBAC may grant none
 		if err := setupCredentialsController(mgr, r.Client); err != nil {
 			return err

@@ -1,0 +1,140 @@
+package controller
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/text"
+)
+
+// maxSourceBytes bounds what one membersFrom key may hold once decompressed: a gzip of a
+// few KiB could otherwise expand to gigabytes in the manager. 5,000 IDs of 64 characters
+// and their line ends take about 320 KiB.
+const maxSourceBytes = 1 << 20
+
+// userID is what the API takes as a user ID, as spec.members' validation says.
+var userID = regexp.MustCompile(`^[A-Za-z0-9]{1,64}$`)
+
+// desiredMembers returns the Segment's members: spec.members and the IDs of every
+// spec.membersFrom source together, sorted, each once. Any source it cannot read, or the
+// members beyond MaxMembers, stop the Segment (MembersSourceError): adding only some of
+// the members would be a partial truth no later fix could take back (the API removes none).
+func (r *SegmentReconciler) desiredMembers(ctx context.Context, seg *usersv1alpha1.Segment) ([]string, error) {
+	if len(seg.Spec.MembersFrom) == 0 {
+		return seg.Spec.Members, nil // sorted and unique already (listType=set)
+	}
+	members := sets.New(seg.Spec.Members...)
+	for _, src := range seg.Spec.MembersFrom {
+		ids, err := r.readSource(ctx, seg.Namespace, src)
+		if err != nil {
+			return nil, stall(usersv1alpha1.ReasonMembersSourceError, "%s", err.Error())
+		}
+		members.Insert(ids...)
+	}
+	if members.Len() > usersv1alpha1.MaxMembers {
+		return nil, stall(usersv1alpha1.ReasonMembersSourceError, "spec.members and spec.membersFrom name %d members "+
+			"together; a Segment may have at most %d", members.Len(), usersv1alpha1.MaxMembers)
+	}
+	return sets.List(members), nil
+}
+
+// readSource reads the IDs of one membersFrom source from the cache, which holds only
+// ConfigMaps with the members label.
+func (r *SegmentReconciler) readSource(ctx context.Context, ns string, src usersv1alpha1.MembersSource) ([]string, error) {
+	cm := &corev1.ConfigMap{}
+	err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: src.ConfigMap}, cm)
+	switch {
+	case apierrors.IsNotFound(err) || (err == nil && cm.Labels[usersv1alpha1.MembersLabel] != "true"):
+		return nil, fmt.Errorf("ConfigMap %q named by spec.membersFrom not found in namespace %q (it must exist and "+
+			"carry the label %s=true)", src.ConfigMap, ns, usersv1alpha1.MembersLabel)
+	case err != nil:
+		return nil, fmt.Errorf("read ConfigMap %q: %w", src.ConfigMap, err)
+	}
+	return parseSource(cm, src.Key)
+}
+
+// parseSource returns the IDs that key of cm lists: one per line, in data, or gzip in
+// binaryData. Blank lines and spaces around an ID are skipped; anything else that is not a
+// user ID is an error naming the ConfigMap, key and line, and no ID of the key is returned.
+func parseSource(cm *corev1.ConfigMap, key string) ([]string, error) {
+	where := fmt.Sprintf("ConfigMap %q, key %q", cm.Name, key)
+	var raw io.Reader
+	if s, ok := cm.Data[key]; ok {
+		raw = bytes.NewReader([]byte(s))
+	} else if b, ok := cm.BinaryData[key]; ok {
+		z, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			return nil, fmt.Errorf("%s: binaryData must be gzip-compressed text: %w", where, err)
+		}
+		raw = z
+	} else {
+		return nil, fmt.Errorf("%s: no such key in data or binaryData", where)
+	}
+	b, err := io.ReadAll(io.LimitReader(raw, maxSourceBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if len(b) > maxSourceBytes {
+		return nil, fmt.Errorf("%s: more than %d bytes of IDs", where, maxSourceBytes)
+	}
+	var ids []string
+	lines := bufio.NewScanner(bytes.NewReader(b))
+	lines.Buffer(make([]byte, 0, 4096), maxSourceBytes)
+	for n := 1; lines.Scan(); n++ {
+		id := string(bytes.TrimSpace(lines.Bytes()))
+		switch {
+		case id == "":
+		case !userID.MatchString(id):
+			return nil, fmt.Errorf("%s, line %d: %q is not a ChatBot user ID (1 to 64 letters and digits)", where, n, text.Cut(id, 80))
+		default:
+			ids = append(ids, id)
+		}
+	}
+	if err := lines.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return ids, nil
+}
+
+// indexMembersFrom names the ConfigMaps a Segment reads its members from.
+const indexMembersFrom = "spec.membersFrom.configMap"
+
+func indexByMembersFrom(o client.Object) []string {
+	var names []string
+	for _, src := range o.(*usersv1alpha1.Segment).Spec.MembersFrom {
+		if !slices.Contains(names, src.ConfigMap) {
+			names = append(names, src.ConfigMap)
+		}
+	}
+	return names
+}
+
+// configMapHandler enqueues the Segments that read their members from a ConfigMap when it
+// changes (or gains or loses the members label).
+func (r *SegmentReconciler) configMapHandler() handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list usersv1alpha1.SegmentList
+		if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexMembersFrom: o.GetName()}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, seg := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&seg)})
+		}
+		return reqs
+	})
+}
