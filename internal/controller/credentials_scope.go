@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -52,8 +53,8 @@ func (s SecretScope) refusal(string) error {
 
 // CacheOptions restrict what the manager's cache holds: of Secrets, only credentials
 // Secrets (labelled users.chatbot.com/credentials=true), and of those only the keys it
-// reads; of ConfigMaps, only member lists (labelled users.chatbot.com/members=true),
-// without annotations; of every object, no managedFields (the manager never reads them).
+// reads; of ConfigMaps, only the metadata of member lists (labelled
+// users.chatbot.com/members=true), without annotations; of every object, no managedFields (the manager never reads them).
 // With per-namespace credentials off, no Secret is watched at all.
 func CacheOptions(scope SecretScope) cache.Options {
 	opts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
@@ -71,11 +72,16 @@ func CacheOptions(scope SecretScope) cache.Options {
 	return opts
 }
 
-// membersOnly drops from a member list ConfigMap what the manager does not read before it
-// is cached: kubectl's last-applied annotation would hold a second copy of every ID.
+// membersOnly drops from a member list ConfigMap (the cache holds only their metadata,
+// see readSource) what the manager does not read: kubectl's last-applied annotation would
+// hold a copy of every ID.
 func membersOnly(in any) (any, error) {
-	if cm, ok := in.(*corev1.ConfigMap); ok {
-		cm.Annotations, cm.ManagedFields = nil, nil
+	if obj, err := meta.Accessor(in); err == nil {
+		obj.SetAnnotations(nil)
+		obj.SetManagedFields(nil)
+	}
+	if cm, ok := in.(*corev1.ConfigMap); ok { // should a typed read ever cache one
+		cm.Data, cm.BinaryData = nil, nil
 	}
 	return in, nil
 }

@@ -12,6 +12,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -52,20 +54,55 @@ func (r *SegmentReconciler) desiredMembers(ctx context.Context, seg *usersv1alph
 	return sets.List(members), nil
 }
 
-// readSource reads the IDs of one membersFrom source from the cache, which holds only
-// ConfigMaps with the members label.
+// readSource reads the IDs of one membersFrom source. The cache holds only the metadata of
+// labelled ConfigMaps (any editor may label a ConfigMap of 1 MiB, and many): the data is
+// read from the API server, and parsed, only when the ConfigMap changed since it was last
+// read (sources, by UID and resourceVersion).
 func (r *SegmentReconciler) readSource(ctx context.Context, ns string, src usersv1alpha1.MembersSource) ([]string, error) {
-	cm := &corev1.ConfigMap{}
-	err := r.Get(ctx, client.ObjectKey{Namespace: ns, Name: src.ConfigMap}, cm)
+	key := client.ObjectKey{Namespace: ns, Name: src.ConfigMap}
+	notFound := fmt.Errorf("ConfigMap %q named by spec.membersFrom not found in namespace %q (it must exist and "+
+		"carry the label %s=true)", src.ConfigMap, ns, usersv1alpha1.MembersLabel)
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	err := r.Get(ctx, key, meta)
 	switch {
-	case apierrors.IsNotFound(err) || (err == nil && cm.Labels[usersv1alpha1.MembersLabel] != "true"):
-		return nil, fmt.Errorf("ConfigMap %q named by spec.membersFrom not found in namespace %q (it must exist and "+
-			"carry the label %s=true)", src.ConfigMap, ns, usersv1alpha1.MembersLabel)
+	case apierrors.IsNotFound(err) || (err == nil && meta.Labels[usersv1alpha1.MembersLabel] != "true"):
+		return nil, notFound
 	case err != nil:
 		return nil, fmt.Errorf("read ConfigMap %q: %w", src.ConfigMap, err)
 	}
-	return parseSource(cm, src.Key)
+	memo := ns + "/" + src.ConfigMap + "/" + src.Key
+	if v, ok := r.sources.Get(memo); ok {
+		if m := v.(parsedSource); m.uid == meta.UID && m.version == meta.ResourceVersion {
+			return m.ids, nil
+		}
+	}
+	cm := &corev1.ConfigMap{}
+	err = r.sourceReader.Get(ctx, key, cm)
+	switch {
+	case apierrors.IsNotFound(err) || (err == nil && cm.Labels[usersv1alpha1.MembersLabel] != "true"):
+		return nil, notFound
+	case err != nil:
+		return nil, fmt.Errorf("read ConfigMap %q: %w", src.ConfigMap, err)
+	}
+	ids, err := parseSource(cm, src.Key)
+	if err != nil {
+		return nil, err
+	}
+	r.sources.Add(memo, parsedSource{uid: cm.UID, version: cm.ResourceVersion, ids: ids})
+	return ids, nil
 }
+
+// parsedSource is what readSource keeps of a source it parsed.
+type parsedSource struct {
+	uid     types.UID
+	version string
+	ids     []string
+}
+
+// maxParsedSources is how many parsed sources readSource keeps, the least recently used
+// going first: at most MaxMembers+1 IDs each (parseSource stops there), some 400 KiB.
+const maxParsedSources = 64
 
 // parseSource returns the IDs that key of cm lists: one per line, in data, or gzip in
 // binaryData. Blank lines and spaces around an ID are skipped; anything else that is not a
@@ -100,6 +137,9 @@ func parseSource(cm *corev1.ConfigMap, key string) ([]string, error) {
 		case id == "":
 		case !userID.MatchString(id):
 			return nil, fmt.Errorf("%s, line %d: %q is not a ChatBot user ID (1 to 64 letters and digits)", where, n, text.Cut(id, 80))
+		case len(ids) == usersv1alpha1.MaxMembers:
+			return nil, fmt.Errorf("%s: more than %d IDs (a Segment may have at most %d members)", where,
+				usersv1alpha1.MaxMembers, usersv1alpha1.MaxMembers)
 		default:
 			ids = append(ids, id)
 		}

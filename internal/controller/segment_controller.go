@@ -8,16 +8,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/keymutex"
+	"k8s.io/utils/lru"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
@@ -58,6 +54,11 @@ type SegmentReconciler struct {
 	// workers by naming more accounts.
 	NamespaceShare  int
 	namespaceShares *remote.Shares
+
+	// sourceReader reads ConfigMaps named by spec.membersFrom, of which the cache holds only
+	// metadata; sources keeps what they were parsed into (see readSource).
+	sourceReader client.Reader
+	sources      *lru.Cache
 
 	// claimMu serializes claims, so that two Segments cannot both take one segment
 	// between the ownership check and the record.
@@ -352,46 +353,4 @@ func (r *SegmentReconciler) warn(seg *usersv1alpha1.Segment, reason, action, not
 // an event whose note is longer, and the arguments (names, IDs, API messages) may be long.
 func eventNote(format string, args ...any) string {
 	return text.Cut(fmt.Sprintf(format, args...), maxEventNote)
-}
-
-// SetupWithManager registers the reconciler and its indexes. Segments are reconciled when
-// their spec or annotations change, when their credentials Secret changes, and every
-// DriftInterval; status updates (the operator's own) do not trigger a reconcile. A change
-// to a namespace's labels (the grant of the manager's own credentials) reconciles the
-// Segments there that use them.
-func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	r.names = keymutex.NewHashed(1024) // buckets: unrelated names rarely wait for each other
-	r.namespaceShares = remote.NewShares(r.NamespaceShare)
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexRemoteID, indexByRemoteID); err != nil {
-		return err
-	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexPendingCreate, indexByPendingCreate); err != nil {
-		return err
-	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexCredentials, indexByCredentials); err != nil {
-		return err
-	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexMembersFrom, indexByMembersFrom); err != nil {
-		return err
-	}
-	b := ctrl.NewControllerManagedBy(mgr).
-		For(&usersv1alpha1.Segment{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.Namespace{}, r.namespaceHandler(), builder.OnlyMetadata,
-			builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		Watches(&corev1.ConfigMap{}, r.configMapHandler())
-	if !r.SecretScope.Off() { // else no Secret is watched or read: the RBAC may grant none
-		if err := setupCredentialsController(mgr, r.Client); err != nil {
-			return err
-		}
-		b = b.Watches(&corev1.Secret{}, r.secretHandler())
-	}
-	return b.
-		WithOptions(controller.Options{
-			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
-			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
-				500*time.Millisecond, 5*time.Minute),
-		}).
-		Named("segment").
-		Complete(r)
 }

@@ -1,0 +1,62 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/keymutex"
+	"k8s.io/utils/lru"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/remote"
+)
+
+// SetupWithManager registers the reconciler and its indexes. Segments are reconciled when
+// their spec or annotations change, when their credentials Secret or a ConfigMap of their
+// spec.membersFrom changes, and every DriftInterval; status updates (the operator's own) do not trigger a reconcile. A change
+// to a namespace's labels (the grant of the manager's own credentials) reconciles the
+// Segments there that use them.
+func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	r.names = keymutex.NewHashed(1024) // buckets: unrelated names rarely wait for each other
+	r.namespaceShares = remote.NewShares(r.NamespaceShare)
+	r.sourceReader, r.sources = mgr.GetAPIReader(), lru.New(maxParsedSources)
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexRemoteID, indexByRemoteID); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexPendingCreate, indexByPendingCreate); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexCredentials, indexByCredentials); err != nil {
+		return err
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexMembersFrom, indexByMembersFrom); err != nil {
+		return err
+	}
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&usersv1alpha1.Segment{}, builder.WithPredicates(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Watches(&corev1.Namespace{}, r.namespaceHandler(), builder.OnlyMetadata,
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		Watches(&corev1.ConfigMap{}, r.configMapHandler(), builder.OnlyMetadata)
+	if !r.SecretScope.Off() { // else no Secret is watched or read: the RBAC may grant none
+		if err := setupCredentialsController(mgr, r.Client); err != nil {
+			return err
+		}
+		b = b.Watches(&corev1.Secret{}, r.secretHandler())
+	}
+	return b.
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
+				500*time.Millisecond, 5*time.Minute),
+		}).
+		Named("segment").
+		Complete(r)
+}
