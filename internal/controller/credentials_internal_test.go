@@ -116,7 +116,18 @@ func TestCacheOptionsFollowTheSecretScope(t *testing.T) {
 			}
 		}
 		if configMaps == nil || configMaps.Label.String() != usersv1alpha1.MembersLabel+"=true" || configMaps.Transform == nil {
-			t.Errorf("%+v: ConfigMaps cached beyond member lists: %+v", scope, configMaps)
+			t.Fatalf("%+v: ConfigMaps cached beyond member lists: %+v", scope, configMaps)
+		}
+		in := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "list", Namespace: "team", UID: "u",
+			ResourceVersion: "7", Labels: map[string]string{usersv1alpha1.MembersLabel: "true", "big": strings.Repeat("x", 63)},
+			Annotations: map[string]string{corev1.LastAppliedConfigAnnotation: strings.Repeat("u1\n", 1000)},
+			Finalizers:  []string{"example.com/" + strings.Repeat("f", 200)}, OwnerReferences: []metav1.OwnerReference{{Name: "x"}}}}
+		out, err := configMaps.Transform(in)
+		kept, _ := out.(*metav1.PartialObjectMetadata)
+		if err != nil || kept == nil || kept.Name != "list" || kept.Namespace != "team" || kept.UID != "u" || kept.ResourceVersion != "7" ||
+			!maps.Equal(kept.Labels, map[string]string{usersv1alpha1.MembersLabel: "true"}) ||
+			kept.Annotations != nil || kept.Finalizers != nil || kept.OwnerReferences != nil {
+			t.Errorf("%+v: a member list cached as %+v", scope, out)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -72,16 +73,25 @@ func CacheOptions(scope SecretScope) cache.Options {
 	return opts
 }
 
-// membersOnly drops from a member list ConfigMap (the cache holds only their metadata,
-// see readSource) what the manager does not read: kubectl's last-applied annotation would
-// hold a copy of every ID.
+// membersOnly keeps of a member list ConfigMap only what the manager reads of its metadata
+// (see readSource): name, namespace, UID, version and the members label. Any editor may
+// label many ConfigMaps, with annotations (kubectl apply's copy of the data), labels and
+// finalizers of up to a few hundred KiB each.
 func membersOnly(in any) (any, error) {
-	if obj, err := meta.Accessor(in); err == nil {
-		obj.SetAnnotations(nil)
-		obj.SetManagedFields(nil)
+	obj, err := meta.Accessor(in)
+	if err != nil {
+		return in, nil
 	}
-	if cm, ok := in.(*corev1.ConfigMap); ok { // should a typed read ever cache one
-		cm.Data, cm.BinaryData = nil, nil
+	kept := &metav1.PartialObjectMetadata{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
+		ObjectMeta: metav1.ObjectMeta{Name: obj.GetName(), Namespace: obj.GetNamespace(), UID: obj.GetUID(),
+			ResourceVersion: obj.GetResourceVersion()},
 	}
-	return in, nil
+	if v, ok := obj.GetLabels()[usersv1alpha1.MembersLabel]; ok {
+		kept.Labels = map[string]string{usersv1alpha1.MembersLabel: v}
+	}
+	if _, typed := in.(*corev1.ConfigMap); typed { // should a typed read ever cache one
+		return &corev1.ConfigMap{ObjectMeta: kept.ObjectMeta}, nil
+	}
+	return kept, nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"regexp"
@@ -13,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -42,8 +42,10 @@ func (r *SegmentReconciler) desiredMembers(ctx context.Context, seg *usersv1alph
 	members := sets.New(seg.Spec.Members...)
 	for _, src := range seg.Spec.MembersFrom {
 		ids, err := r.readSource(ctx, seg.Namespace, src)
-		if err != nil {
-			return nil, stall(usersv1alpha1.ReasonMembersSourceError, "%s", err.Error())
+		if bad := (*sourceError)(nil); errors.As(err, &bad) {
+			return nil, stall(usersv1alpha1.ReasonMembersSourceError, "%s", bad.Error())
+		} else if err != nil {
+			return nil, err // the API server's (a timeout, a throttle): retried with backoff
 		}
 		members.Insert(ids...)
 	}
@@ -54,14 +56,20 @@ func (r *SegmentReconciler) desiredMembers(ctx context.Context, seg *usersv1alph
 	return sets.List(members), nil
 }
 
+// sourceError is a membersFrom source the Segment cannot use until it is fixed: missing,
+// unlabelled, without the key, or with a line that is not an ID.
+type sourceError struct{ err error }
+
+func (e *sourceError) Error() string { return e.err.Error() }
+
 // readSource reads the IDs of one membersFrom source. The cache holds only the metadata of
 // labelled ConfigMaps (any editor may label a ConfigMap of 1 MiB, and many): the data is
-// read from the API server, and parsed, only when the ConfigMap changed since it was last
-// read (sources, by UID and resourceVersion).
+// read from the API server, once for concurrent readers, and parsed only when the
+// ConfigMap changed since it was last read (see sourceMemo).
 func (r *SegmentReconciler) readSource(ctx context.Context, ns string, src usersv1alpha1.MembersSource) ([]string, error) {
 	key := client.ObjectKey{Namespace: ns, Name: src.ConfigMap}
-	notFound := fmt.Errorf("ConfigMap %q named by spec.membersFrom not found in namespace %q (it must exist and "+
-		"carry the label %s=true)", src.ConfigMap, ns, usersv1alpha1.MembersLabel)
+	notFound := &sourceError{fmt.Errorf("ConfigMap %q named by spec.membersFrom not found in namespace %q (it must exist "+
+		"and carry the label %s=true)", src.ConfigMap, ns, usersv1alpha1.MembersLabel)}
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
 	err := r.Get(ctx, key, meta)
@@ -71,14 +79,14 @@ func (r *SegmentReconciler) readSource(ctx context.Context, ns string, src users
 	case err != nil:
 		return nil, fmt.Errorf("read ConfigMap %q: %w", src.ConfigMap, err)
 	}
-	memo := ns + "/" + src.ConfigMap + "/" + src.Key
-	if v, ok := r.sources.Get(memo); ok {
-		if m := v.(parsedSource); m.uid == meta.UID && m.version == meta.ResourceVersion {
-			return m.ids, nil
-		}
+	if ids, err, ok := r.sources.get(key.String(), meta.UID, meta.ResourceVersion, src.Key); ok {
+		return ids, err
 	}
-	cm := &corev1.ConfigMap{}
-	err = r.sourceReader.Get(ctx, key, cm)
+	v, err, _ := r.sourceReads.Do(key.String(), func() (any, error) {
+		cm := &corev1.ConfigMap{}
+		return cm, r.sourceReader.Get(ctx, key, cm)
+	})
+	cm := v.(*corev1.ConfigMap)
 	switch {
 	case apierrors.IsNotFound(err) || (err == nil && cm.Labels[usersv1alpha1.MembersLabel] != "true"):
 		return nil, notFound
@@ -87,22 +95,11 @@ func (r *SegmentReconciler) readSource(ctx context.Context, ns string, src users
 	}
 	ids, err := parseSource(cm, src.Key)
 	if err != nil {
-		return nil, err
+		err = &sourceError{err}
 	}
-	r.sources.Add(memo, parsedSource{uid: cm.UID, version: cm.ResourceVersion, ids: ids})
-	return ids, nil
+	r.sources.put(key.String(), cm.UID, cm.ResourceVersion, src.Key, ids, err)
+	return ids, err
 }
-
-// parsedSource is what readSource keeps of a source it parsed.
-type parsedSource struct {
-	uid     types.UID
-	version string
-	ids     []string
-}
-
-// maxParsedSources is how many parsed sources readSource keeps, the least recently used
-// going first: at most MaxMembers+1 IDs each (parseSource stops there), some 400 KiB.
-const maxParsedSources = 64
 
 // parseSource returns the IDs that key of cm lists: one per line, in data, or gzip in
 // binaryData. Blank lines and spaces around an ID are skipped; anything else that is not a

@@ -3,12 +3,20 @@ package controller
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
 
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 )
 
 func gzipped(s string) []byte {
@@ -40,7 +48,8 @@ func TestParseSource(t *testing.T) {
 		{name: "no such key", data: map[string]string{"other": "u1"}, wantErr: `ConfigMap "list", key "ids": no such key`},
 		{name: "binaryData not gzip", binary: map[string][]byte{"ids": []byte("u1\n")}, wantErr: "binaryData must be gzip-compressed text"},
 		{name: "a gzip bomb", binary: map[string][]byte{"ids": huge}, wantErr: "more than 1048576 bytes"},
-		{name: "data over the cap", data: map[string]string{"ids": strings.Repeat("u1\n", maxSourceBytes/3+1)}, wantErr: "more than"},
+		{name: "data over the cap", data: map[string]string{"ids": "u1\n" + strings.Repeat(" ", maxSourceBytes)}, wantErr: "more than 1048576 bytes"},
+		{name: "more IDs than a Segment may have", data: map[string]string{"ids": strings.Repeat("u1\n", 5001)}, wantErr: "more than 5000 IDs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "list"}, Data: tc.data, BinaryData: tc.binary}
@@ -59,5 +68,55 @@ func TestParseSource(t *testing.T) {
 	}
 	if len(huge) > 8<<10 {
 		t.Fatalf("the bomb is %d bytes", len(huge))
+	}
+}
+
+// A source the Segment cannot use stops it (MembersSourceError); an API server that does
+// not answer (a timeout) is an error to retry with backoff, and stops nothing.
+func TestDesiredMembersStallsOnlyForTheSource(t *testing.T) {
+	scheme := runtime.NewScheme()
+	_ = corev1.AddToScheme(scheme)
+	labelled := map[string]string{usersv1alpha1.MembersLabel: "true"}
+	objs := []client.Object{
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "good", Namespace: "team", Labels: labelled}, Data: map[string]string{"ids": "u2\nu1\n"}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: "team", Labels: labelled}, Data: map[string]string{"ids": "u1\n-\n"}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "plain", Namespace: "team"}, Data: map[string]string{"ids": "u1\n"}},
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
+	down := interceptor.NewClient(fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build(), interceptor.Funcs{
+		Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
+			return apierrors.NewTimeoutError("the API server is slow", 1)
+		}})
+	for _, tc := range []struct {
+		name   string
+		reader client.Reader
+		source string
+		want   []string
+		stall  string // the stall's message, or "" for none
+		retry  bool   // an error, not a stall
+	}{
+		{"read and unioned", c, "good", []string{"m1", "u1", "u2"}, "", false},
+		{"a bad line", c, "bad", nil, `line 2: "-"`, false},
+		{"missing", c, "gone", nil, `ConfigMap "gone" named by spec.membersFrom not found`, false},
+		{"unlabelled", c, "plain", nil, `ConfigMap "plain" named by spec.membersFrom not found`, false},
+		{"the API server times out", down, "good", nil, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &SegmentReconciler{Client: c, sourceReader: tc.reader, sources: newSourceMemo()}
+			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "team"},
+				Spec: usersv1alpha1.SegmentSpec{Members: []string{"m1"},
+					MembersFrom: []usersv1alpha1.MembersSource{{ConfigMap: tc.source, Key: "ids"}}}}
+			got, err := r.desiredMembers(context.Background(), seg)
+			var stalled *stallError
+			switch {
+			case tc.stall != "" && (!errors.As(err, &stalled) || stalled.reason != usersv1alpha1.ReasonMembersSourceError ||
+				!strings.Contains(stalled.msg, tc.stall)):
+				t.Fatalf("err = %v, want a MembersSourceError saying %q", err, tc.stall)
+			case tc.retry && (err == nil || errors.As(err, &stalled)):
+				t.Fatalf("err = %v, want an error to retry, not a stall", err)
+			case tc.stall == "" && !tc.retry && (err != nil || !slices.Equal(got, tc.want)):
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
 	}
 }

@@ -6,10 +6,10 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/keymutex"
-	"k8s.io/utils/lru"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -56,9 +56,11 @@ type SegmentReconciler struct {
 	namespaceShares *remote.Shares
 
 	// sourceReader reads ConfigMaps named by spec.membersFrom, of which the cache holds only
-	// metadata; sources keeps what they were parsed into (see readSource).
+	// metadata, once for concurrent readers (sourceReads); sources keeps what they were
+	// parsed into (see readSource).
 	sourceReader client.Reader
-	sources      *lru.Cache
+	sourceReads  singleflight.Group
+	sources      *sourceMemo
 
 	// claimMu serializes claims, so that two Segments cannot both take one segment
 	// between the ownership check and the record.

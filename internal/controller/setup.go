@@ -7,7 +7,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/keymutex"
-	"k8s.io/utils/lru"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
@@ -26,7 +25,7 @@ import (
 func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.names = keymutex.NewHashed(1024) // buckets: unrelated names rarely wait for each other
 	r.namespaceShares = remote.NewShares(r.NamespaceShare)
-	r.sourceReader, r.sources = mgr.GetAPIReader(), lru.New(maxParsedSources)
+	r.sourceReader, r.sources = mgr.GetAPIReader(), newSourceMemo()
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexRemoteID, indexByRemoteID); err != nil {
 		return err
 	}

@@ -40,8 +40,8 @@ const waitingFor = 2 * maxShareBackoff
 // namespaces wait, a namespace holds no more than an equal part of the share, so that one
 // tenant's thousand Segments do not keep another's one waiting. And it turns a reconcile
 // away while the account's rate-limit queue is longer than MaxQueueWait, so that workers
-// do not sit waiting for their turns, unless its namespace holds no place yet (the queue
-// is then at most the other namespaces' reconciles, and waiting it out is its turn).
+// do not sit waiting for their turns, unless its namespace holds no place yet: waiting
+// the queue out is then its turn (however long the queue, one worker per namespace).
 //
 // A nil *Share bounds nothing.
 type Share struct {
@@ -99,6 +99,7 @@ func (s *Share) Enter(caller, group string) (leave func(), wait time.Duration) {
 	s.held++
 	s.groups[group]++
 	delete(s.turnedAway, caller)
+	delete(s.waiting, group) // its callers turned away still will say so again
 	return sync.OnceFunc(func() { s.leave(group) }), 0
 }
 
@@ -109,8 +110,8 @@ func admits(size, held, groupHeld, othersWaiting int, queued time.Duration) bool
 	switch {
 	case size > 0 && held >= size:
 		return false
-	case size > 0 && othersWaiting > 0 && groupHeld >= max(1, size/(othersWaiting+1)):
-		return false // an equal part of the share is the group's while others wait
+	case size > 0 && othersWaiting > 0 && groupHeld >= (size+othersWaiting)/(othersWaiting+1):
+		return false // an equal part of the share (rounded up) is the group's while others wait
 	case queued > MaxQueueWait && groupHeld > 0:
 		return false
 	}

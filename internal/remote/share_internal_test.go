@@ -128,6 +128,8 @@ func TestAdmits(t *testing.T) {
 		{"three others wait: a quarter", 8, 2, 2, 3, 0, false},
 		{"many others wait: still one place", 8, 0, 0, 20, 0, true},
 		{"many others wait, one held", 8, 1, 1, 20, 0, false},
+		{"three busy on a share of 4: parts rounded up, no place idle", 4, 3, 1, 2, 0, true},
+		{"three busy on a share of 4, a part held", 4, 3, 2, 2, 0, false},
 		{"a long queue, a place held", 8, 1, 1, 0, long, false},
 		{"a long queue, none held: its turn", 8, 5, 0, 0, long, true},
 		{"a short queue", 8, 1, 1, 0, MaxQueueWait, true},
