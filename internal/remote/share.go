@@ -37,8 +37,8 @@ const waitingFor = 2 * maxShareBackoff
 //
 // An account's Share is shared in turn by the namespaces whose Segments use the account
 // (the manager's own token is one account for every namespace granted it): while other
-// namespaces wait, a namespace holds no more than an equal part of the share, so that one
-// tenant's thousand Segments do not keep another's one waiting. And it turns a reconcile
+// namespaces hold places or wait for one, a namespace holds no more than an equal part of
+// the share, so that one tenant's thousand Segments do not keep another's one waiting. And it turns a reconcile
 // away while the account's rate-limit queue is longer than MaxQueueWait, so that workers
 // do not sit waiting for their turns, unless its namespace holds no place yet: waiting
 // the queue out is then its turn (however long the queue, one worker per namespace).
@@ -92,7 +92,7 @@ func (s *Share) Enter(caller, group string) (leave func(), wait time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	if !admits(s.size, s.held, s.groups[group], s.othersWaiting(group, now), queued) {
+	if !admits(s.size, s.held, s.groups[group], s.othersActive(group, now), queued) {
 		s.waiting[group] = now
 		return nil, s.turnAway(caller, queued, now)
 	}
@@ -104,14 +104,15 @@ func (s *Share) Enter(caller, group string) (leave func(), wait time.Duration) {
 }
 
 // admits decides whether a Share of size places (0: no bound), held of them in use and
-// groupHeld by the caller's group, lets the caller in, while othersWaiting other groups
-// wait their turn and a call made now would wait queued for the account's rate limit.
-func admits(size, held, groupHeld, othersWaiting int, queued time.Duration) bool {
+// groupHeld by the caller's group, lets the caller in, while othersActive other groups hold
+// places or wait for one, and a call made now would wait queued for the account's rate
+// limit.
+func admits(size, held, groupHeld, othersActive int, queued time.Duration) bool {
 	switch {
 	case size > 0 && held >= size:
 		return false
-	case size > 0 && othersWaiting > 0 && groupHeld >= (size+othersWaiting)/(othersWaiting+1):
-		return false // an equal part of the share (rounded up) is the group's while others wait
+	case size > 0 && othersActive > 0 && groupHeld >= (size+othersActive)/(othersActive+1):
+		return false // an equal part of the share (rounded up) is the group's while others want it
 	case queued > MaxQueueWait && groupHeld > 0:
 		return false
 	}
@@ -131,15 +132,19 @@ func (s *Share) leave(group string) {
 	}
 }
 
-// othersWaiting counts the groups other than group turned away within waitingFor, and
-// forgets those that stopped asking.
-func (s *Share) othersWaiting(group string, now time.Time) int {
+// othersActive counts the groups other than group that hold places or were turned away
+// within waitingFor, and forgets those that stopped asking.
+func (s *Share) othersActive(group string, now time.Time) int {
 	n := 0
 	for g, last := range s.waiting {
-		switch {
-		case now.Sub(last) > waitingFor:
+		if now.Sub(last) > waitingFor {
 			delete(s.waiting, g)
-		case g != group:
+		} else if g != group && s.groups[g] == 0 {
+			n++ // waiting; those holding places are counted below
+		}
+	}
+	for g := range s.groups {
+		if g != group {
 			n++
 		}
 	}

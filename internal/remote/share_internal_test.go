@@ -123,8 +123,8 @@ func TestAdmits(t *testing.T) {
 		{"full", 8, 8, 0, 0, 0, false},
 		{"no bound", 0, 100, 100, 5, 0, true},
 		{"alone: the whole share", 8, 7, 7, 0, 0, true},
-		{"one other waits: half of it", 8, 4, 4, 1, 0, false},
-		{"one other waits, under half", 8, 3, 3, 1, 0, true},
+		{"one other wants it: half of it", 8, 4, 4, 1, 0, false},
+		{"one other wants it, under half", 8, 3, 3, 1, 0, true},
 		{"three others wait: a quarter", 8, 2, 2, 3, 0, false},
 		{"many others wait: still one place", 8, 0, 0, 20, 0, true},
 		{"many others wait, one held", 8, 1, 1, 20, 0, false},
@@ -142,7 +142,8 @@ func TestAdmits(t *testing.T) {
 }
 
 // A namespace holding the whole of an account's share gives half of it up, as its
-// reconciles end, to another namespace that waits; alone again, it takes it all back.
+// reconciles end, to another namespace that waits, and keeps to half while the other holds
+// a place; alone again, it takes it all back.
 func TestShareIsSharedBetweenNamespaces(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	s := NewShare(4, nil)
@@ -169,6 +170,9 @@ func TestShareIsSharedBetweenNamespaces(t *testing.T) {
 		t.Fatal("the flooding namespace refused its half (1 of 2 held)")
 	} else {
 		flood = append(flood, leave)
+	}
+	if leave, _ := s.Enter("flood-extra", "flood"); leave != nil {
+		t.Fatal("the flooding namespace took more than half while the other holds a place")
 	}
 	victim()
 	now = now.Add(2 * waitingFor) // the other namespace stopped asking
