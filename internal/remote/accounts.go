@@ -179,6 +179,9 @@ func (a *Accounts) For(c Credentials, tenant string) (*Account, error) {
 	}
 	acct = &Account{ID: id, Client: client, Observations: NewObservations(client, nil), Members: NewMemberAdder(client), lastUsed: now,
 		Share: NewShare(a.opts.Share, queue)}
+	if a.opts.QPS > 0 && acct.Share != nil {
+		acct.Share.turn = time.Duration(float64(time.Second) / a.opts.QPS)
+	}
 	a.m[key] = acct
 	return acct, nil
 }

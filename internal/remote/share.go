@@ -15,10 +15,11 @@ const (
 )
 
 // MaxQueueWait is the longest a reconcile may expect to wait for its account's client-side
-// rate limit when it starts: with a longer queue ahead of it, it is turned away, to come
-// back when the queue has gone down, and holds no worker meanwhile. The check books no
-// turn: reconciles admitted together (at most the share) may still queue behind each other
-// for a few turns; what it prevents is a share of workers parked behind a long queue.
+// rate limit when it starts: with a longer queue ahead of it (the calls waiting, and a call
+// to come for each reconcile under way), it is turned away, to come back when the queue
+// has gone down, and holds no worker meanwhile. The check books no turn: a reconcile that
+// makes several calls may still wait a few turns; what it prevents is a share of workers
+// parked behind a long queue.
 const MaxQueueWait = time.Second
 
 // forgetTurnAwayAfter is how long a turned-away caller that does not come back is
@@ -47,6 +48,9 @@ const waitingFor = 2 * maxShareBackoff
 type Share struct {
 	size  int                  // 0: no bound on how many at once
 	queue func() time.Duration // how long a call made now would wait; nil: never
+	// turn is the rate limit's interval between calls: each reconcile under way counts for
+	// a call to come, which the queue does not show yet.
+	turn time.Duration
 	now   func() time.Time
 
 	mu         sync.Mutex
@@ -91,6 +95,7 @@ func (s *Share) Enter(caller, group string) (leave func(), wait time.Duration) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	queued += time.Duration(s.held) * s.turn
 	now := s.now()
 	if !admits(s.size, s.held, s.groups[group], s.othersActive(group, now), queued) {
 		s.waiting[group] = now

@@ -109,6 +109,19 @@ func TestShareTurnsAwayWhileTheQueueIsLong(t *testing.T) {
 	if NewShare(0, func() time.Duration { return time.Hour }) == nil {
 		t.Fatal("a Share with a queue but no size bounds nothing")
 	}
+
+	// Each reconcile under way counts for a call to come, at 1 call/s: with none queued
+	// yet, the third of a namespace would wait 2s.
+	s = NewShare(8, func() time.Duration { return 0 })
+	s.turn = time.Second
+	for i, want := range []bool{true, true, false} {
+		if leave, _ := s.Enter(fmt.Sprintf("r%d", i), "team"); (leave != nil) != want {
+			t.Fatalf("reconcile %d admitted: %v, want %v", i, leave != nil, want)
+		}
+	}
+	if leave, _ := s.Enter("other", "elsewhere"); leave == nil {
+		t.Fatal("another namespace's first turned away")
+	}
 }
 
 func TestAdmits(t *testing.T) {
