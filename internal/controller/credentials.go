@@ -188,11 +188,12 @@ func (r *SegmentReconciler) apiURLAllowed(u, defaultURL string) bool {
 	return false
 }
 
-// secretHandler enqueues the Segments that name a credentials Secret when it changes.
-func (r *SegmentReconciler) secretHandler() handler.EventHandler {
+// namedBy enqueues, when an object changes, the Segments of its namespace that name it
+// under index (their credentials Secret, a ConfigMap of their spec.membersFrom).
+func (r *SegmentReconciler) namedBy(index string) handler.EventHandler {
 	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		var list usersv1alpha1.SegmentList
-		if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexCredentials: o.GetName()}); err != nil {
+		if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
 			return nil
 		}
 		reqs := make([]reconcile.Request, 0, len(list.Items))

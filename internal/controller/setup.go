@@ -43,12 +43,12 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Watches(&corev1.Namespace{}, r.namespaceHandler(), builder.OnlyMetadata,
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		Watches(&corev1.ConfigMap{}, r.configMapHandler(), builder.OnlyMetadata)
+		Watches(&corev1.ConfigMap{}, r.namedBy(indexMembersFrom), builder.OnlyMetadata)
 	if !r.SecretScope.Off() { // else no Secret is watched or read: the RBAC may grant none
 		if err := setupCredentialsController(mgr, r.Client); err != nil {
 			return err
 		}
-		b = b.Watches(&corev1.Secret{}, r.secretHandler())
+		b = b.Watches(&corev1.Secret{}, r.namedBy(indexCredentials))
 	}
 	return b.
 		WithOptions(controller.Options{
