@@ -39,7 +39,8 @@ const CredentialsLabel = "users.chatbot.com/credentials"
 const MembersLabel = "users.chatbot.com/members"
 
 // MaxMembers is the most members a Segment may have, spec.members and spec.membersFrom
-// together: what status.addedMembers can record within the API server's object size limit.
+// together. It bounds the desired members, not status.addedMembers, which keeps every ID
+// ever added (the API removes none) until the record is made compact.
 const MaxMembers = 5000
 
 // CredentialsInUseFinalizer is on a credentials Secret while a Segment may still need it

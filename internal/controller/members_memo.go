@@ -7,9 +7,9 @@ import (
 	"k8s.io/utils/lru"
 )
 
-// maxMemoIDs bounds the IDs sourceMemo keeps, all sources together: some 8 MiB. A
-// tenant naming many large sources makes the manager read them again more often, but
-// never keep more.
+// maxMemoIDs bounds the IDs sourceMemo keeps, all sources together (each key kept counts
+// one more, so that errors and empty keys are bounded too): some 8 MiB. A tenant naming
+// many large sources makes the manager read them again more often, but never keep more.
 const maxMemoIDs = 100_000
 
 // sourceMemo keeps what the membersFrom keys of ConfigMaps were parsed into, by ConfigMap
@@ -59,7 +59,7 @@ func (m *sourceMemo) get(cm string, uid types.UID, version, key string) ([]strin
 
 // put keeps what key of cm at uid and version was parsed into.
 func (m *sourceMemo) put(cm string, uid types.UID, version, key string, ids []string, err error) {
-	if len(ids) > maxMemoIDs {
+	if len(ids) >= maxMemoIDs {
 		return
 	}
 	m.mu.Lock()
@@ -72,10 +72,10 @@ func (m *sourceMemo) put(cm string, uid types.UID, version, key string, ids []st
 		m.cache.Remove(cm) // an older version goes
 	}
 	if old, ok := e.keys[key]; ok {
-		e.ids -= len(old.ids)
+		e.ids -= 1 + len(old.ids)
 	}
 	e.keys[key] = memoKey{ids: ids, err: err}
-	e.ids += len(ids)
+	e.ids += 1 + len(ids) // a key kept counts as one ID more: errors and empty keys too
 	m.cache.Add(cm, e)
 	m.ids += e.ids
 	for m.ids > maxMemoIDs {

@@ -28,10 +28,16 @@ func TestSourceMemo(t *testing.T) {
 		}
 	}
 	m.put("ns/a", "uid-a", "2", "ids", []string{"u3"}, nil) // a new version replaces the old
-	if _, _, ok := m.get("ns/a", "uid-a", "1", "broken"); ok || m.ids != 1 {
+	if _, _, ok := m.get("ns/a", "uid-a", "1", "broken"); ok || m.ids != 2 {
 		t.Fatalf("the old version kept (%d IDs)", m.ids)
 	}
 
+	for i := range maxMemoIDs { // errors count too: they cannot pile up
+		m.put(fmt.Sprintf("ns/bad-%d", i), "u", "1", "ids", nil, bad)
+	}
+	if m.ids > maxMemoIDs {
+		t.Fatalf("%d kept for errors, over the budget", m.ids)
+	}
 	big := make([]string, maxMemoIDs/4)
 	for i := range 10 {
 		m.put(fmt.Sprintf("ns/big-%d", i), "u", "1", "ids", big, nil)

@@ -80,7 +80,9 @@ func (r *SegmentReconciler) readSource(ctx context.Context, ns string, src users
 	if ids, err, ok := r.sources.get(key.String(), meta.UID, meta.ResourceVersion, src.Key); ok {
 		return ids, err
 	}
-	v, err, _ := r.sourceReads.Do(key.String(), func() (any, error) {
+	// Shared only by readers that saw the same version: one that saw a newer version than a
+	// read under way began with must not take that read's older answer.
+	v, err, _ := r.sourceReads.Do(key.String()+"@"+string(meta.UID)+"/"+meta.ResourceVersion, func() (any, error) {
 		cm := &corev1.ConfigMap{}
 		return cm, r.sourceReader.Get(ctx, key, cm)
 	})

@@ -51,7 +51,7 @@ type Share struct {
 	// turn is the rate limit's interval between calls: each reconcile under way counts for
 	// a call to come, which the queue does not show yet.
 	turn time.Duration
-	now   func() time.Time
+	now  func() time.Time
 
 	mu         sync.Mutex
 	held       int
@@ -95,11 +95,16 @@ func (s *Share) Enter(caller, group string) (leave func(), wait time.Duration) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	queued += time.Duration(s.held) * s.turn
 	now := s.now()
-	if !admits(s.size, s.held, s.groups[group], s.othersActive(group, now), queued) {
+	st := shareState{size: s.size, held: s.held, groupHeld: s.groups[group],
+		queued: queued + time.Duration(s.held)*s.turn}
+	st.othersActive, st.othersWaiting = s.others(group, now)
+	if ok, byQueue := admits(st); !ok {
 		s.waiting[group] = now
-		return nil, s.turnAway(caller, queued, now)
+		if !byQueue {
+			st.queued = 0 // a place frees whatever the queue: the backoff says when to ask
+		}
+		return nil, s.turnAway(caller, st.queued, now)
 	}
 	s.held++
 	s.groups[group]++
@@ -108,20 +113,37 @@ func (s *Share) Enter(caller, group string) (leave func(), wait time.Duration) {
 	return sync.OnceFunc(func() { s.leave(group) }), 0
 }
 
-// admits decides whether a Share of size places (0: no bound), held of them in use and
-// groupHeld by the caller's group, lets the caller in, while othersActive other groups hold
-// places or wait for one, and a call made now would wait queued for the account's rate
-// limit.
-func admits(size, held, groupHeld, othersActive int, queued time.Duration) bool {
+// shareState is what admits decides from: a Share of size places (0: no bound), held of
+// them in use and groupHeld by the caller's group; othersActive other groups that hold
+// places or wait for one, othersWaiting of them holding none; and how long a call made
+// now would wait for the account's rate limit (queued: the calls waiting, and one to come
+// for each reconcile under way).
+type shareState struct {
+	size, held, groupHeld       int
+	othersActive, othersWaiting int
+	queued                      time.Duration
+}
+
+// admits decides whether a Share lets a caller in, and if not, whether only for the queue.
+//   - Never past size.
+//   - While other groups hold places or wait for one, a group holds no more than an equal
+//     part of the share (rounded up, so that no place is idle), and leaves a place for each
+//     other group that waits with none: a group holding nothing is never kept waiting by
+//     groups that each hold their part, however many they are.
+//   - A group that holds a place already starts nothing while the queue is over
+//     MaxQueueWait; one that holds none waits the queue out: that is its turn.
+func admits(st shareState) (ok, byQueue bool) {
 	switch {
-	case size > 0 && held >= size:
-		return false
-	case size > 0 && othersActive > 0 && groupHeld >= (size+othersActive)/(othersActive+1):
-		return false // an equal part of the share (rounded up) is the group's while others want it
-	case queued > MaxQueueWait && groupHeld > 0:
-		return false
+	case st.size > 0 && st.held >= st.size:
+		return false, false
+	case st.size > 0 && st.othersActive > 0 && st.groupHeld >= (st.size+st.othersActive)/(st.othersActive+1):
+		return false, false
+	case st.size > 0 && st.groupHeld > 0 && st.held+st.othersWaiting >= st.size:
+		return false, false
+	case st.queued > MaxQueueWait && st.groupHeld > 0:
+		return false, true
 	}
-	return true
+	return true, false
 }
 
 func (s *Share) leave(group string) {
@@ -137,23 +159,24 @@ func (s *Share) leave(group string) {
 	}
 }
 
-// othersActive counts the groups other than group that hold places or were turned away
-// within waitingFor, and forgets those that stopped asking.
-func (s *Share) othersActive(group string, now time.Time) int {
-	n := 0
+// others counts the groups other than group that hold places or were turned away within
+// waitingFor (active), and of those the ones that hold none (waiting); it forgets the
+// groups that stopped asking.
+func (s *Share) others(group string, now time.Time) (active, waiting int) {
 	for g, last := range s.waiting {
 		if now.Sub(last) > waitingFor {
 			delete(s.waiting, g)
 		} else if g != group && s.groups[g] == 0 {
-			n++ // waiting; those holding places are counted below
+			waiting++
 		}
 	}
+	active = waiting
 	for g := range s.groups {
 		if g != group {
-			n++
+			active++
 		}
 	}
-	return n
+	return active, waiting
 }
 
 // turnAway records that caller was turned away, and returns its wait, jittered.

@@ -127,29 +127,35 @@ func TestShareTurnsAwayWhileTheQueueIsLong(t *testing.T) {
 func TestAdmits(t *testing.T) {
 	long := 3 * time.Second
 	for _, tc := range []struct {
-		name                                 string
-		size, held, groupHeld, othersWaiting int
-		queued                               time.Duration
-		want                                 bool
+		name    string
+		st      shareState
+		ok      bool
+		byQueue bool
 	}{
-		{"a free place", 8, 3, 3, 0, 0, true},
-		{"full", 8, 8, 0, 0, 0, false},
-		{"no bound", 0, 100, 100, 5, 0, true},
-		{"alone: the whole share", 8, 7, 7, 0, 0, true},
-		{"one other wants it: half of it", 8, 4, 4, 1, 0, false},
-		{"one other wants it, under half", 8, 3, 3, 1, 0, true},
-		{"three others wait: a quarter", 8, 2, 2, 3, 0, false},
-		{"many others wait: still one place", 8, 0, 0, 20, 0, true},
-		{"many others wait, one held", 8, 1, 1, 20, 0, false},
-		{"three busy on a share of 4: parts rounded up, no place idle", 4, 3, 1, 2, 0, true},
-		{"three busy on a share of 4, a part held", 4, 3, 2, 2, 0, false},
-		{"a long queue, a place held", 8, 1, 1, 0, long, false},
-		{"a long queue, none held: its turn", 8, 5, 0, 0, long, true},
-		{"a short queue", 8, 1, 1, 0, MaxQueueWait, true},
-		{"a long queue, no size bound", 0, 3, 1, 0, long, false},
+		{"a free place", shareState{size: 8, held: 3, groupHeld: 3}, true, false},
+		{"full", shareState{size: 8, held: 8}, false, false},
+		{"no bound", shareState{held: 100, groupHeld: 100, othersActive: 5, othersWaiting: 5}, true, false},
+		{"alone: the whole share", shareState{size: 8, held: 7, groupHeld: 7}, true, false},
+		{"one other wants it: half of it", shareState{size: 8, held: 5, groupHeld: 4, othersActive: 1}, false, false},
+		{"one other holds a place, under half", shareState{size: 8, held: 4, groupHeld: 3, othersActive: 1}, true, false},
+		{"three others active: a quarter", shareState{size: 8, held: 5, groupHeld: 2, othersActive: 3}, false, false},
+		{"many others active: still one place", shareState{size: 8, held: 7, othersActive: 20, othersWaiting: 1}, true, false},
+		{"many others active, one held", shareState{size: 8, held: 6, groupHeld: 1, othersActive: 20}, false, false},
+		{"three busy on a share of 4: parts rounded up, no place idle", shareState{size: 4, held: 3, groupHeld: 1, othersActive: 2}, true, false},
+		{"three busy on a share of 4, a part held", shareState{size: 4, held: 3, groupHeld: 2, othersActive: 2}, false, false},
+		// 4 busy groups hold 2 of 8 each (their rounded-up part) but for the last place:
+		// a fifth group waits with none, so the place is kept for it.
+		{"a place kept for a group waiting with none", shareState{size: 8, held: 7, groupHeld: 1, othersActive: 4, othersWaiting: 1}, false, false},
+		{"the group waiting with none takes it", shareState{size: 8, held: 7, othersActive: 4}, true, false},
+		{"two wait with none, one place free: neither busy group takes it", shareState{size: 8, held: 6, groupHeld: 1, othersActive: 6, othersWaiting: 2}, false, false},
+		{"a long queue, a place held", shareState{size: 8, held: 1, groupHeld: 1, queued: long}, false, true},
+		{"a long queue, none held: its turn", shareState{size: 8, held: 5, queued: long}, true, false},
+		{"a short queue", shareState{size: 8, held: 1, groupHeld: 1, queued: MaxQueueWait}, true, false},
+		{"a long queue, no size bound", shareState{held: 3, groupHeld: 1, queued: long}, false, true},
+		{"full and a long queue: the share is why", shareState{size: 8, held: 8, groupHeld: 1, queued: long}, false, false},
 	} {
-		if got := admits(tc.size, tc.held, tc.groupHeld, tc.othersWaiting, tc.queued); got != tc.want {
-			t.Errorf("%s: admits = %v, want %v", tc.name, got, tc.want)
+		if ok, byQueue := admits(tc.st); ok != tc.ok || byQueue != tc.byQueue {
+			t.Errorf("%s: admits = %v, %v; want %v, %v", tc.name, ok, byQueue, tc.ok, tc.byQueue)
 		}
 	}
 }
@@ -217,5 +223,28 @@ func TestShareForgetsCallersGone(t *testing.T) {
 	now = now.Add(time.Second)
 	if _, wait := s.Enter("back", ""); wait < time.Second {
 		t.Fatalf("a caller back in time lost its backoff: %s", wait)
+	}
+}
+
+// However many namespaces keep an account's share full, each holding its part, a freed
+// place goes to a namespace that waits with none, not to a busy one asking again.
+func TestShareKeepsAPlaceForANamespaceWithNone(t *testing.T) {
+	s := NewShare(4, nil)
+	var busy []func()
+	for i := range 4 {
+		leave, _ := s.Enter(fmt.Sprintf("busy-%d", i), fmt.Sprintf("ns-%d", i))
+		busy = append(busy, leave)
+	}
+	if leave, _ := s.Enter("quiet", "quiet"); leave != nil {
+		t.Fatal("admitted past a full share")
+	}
+	busy[0]()
+	for i := 1; i < 4; i++ { // the namespaces still holding their part ask again, first
+		if leave, _ := s.Enter(fmt.Sprintf("busy-again-%d", i), fmt.Sprintf("ns-%d", i)); leave != nil {
+			t.Fatalf("ns-%d took the place kept for the namespace waiting with none", i)
+		}
+	}
+	if leave, _ := s.Enter("quiet", "quiet"); leave == nil {
+		t.Fatal("the namespace waiting with none did not get the freed place")
 	}
 }
