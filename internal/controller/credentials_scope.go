@@ -54,9 +54,9 @@ func (s SecretScope) refusal(string) error {
 
 // CacheOptions restrict what the manager's cache holds: of Secrets, only credentials
 // Secrets (labelled users.chatbot.com/credentials=true), and of those only the keys it
-// reads; of ConfigMaps, only the metadata of member lists (labelled
-// users.chatbot.com/members=true), without annotations; of every object, no managedFields (the manager never reads them).
-// With per-namespace credentials off, no Secret is watched at all.
+// reads; of ConfigMaps, only a little metadata of member lists (labelled
+// users.chatbot.com/members=true, see membersOnly); of every object, no managedFields (the
+// manager never reads them). With per-namespace credentials off, no Secret is watched.
 func CacheOptions(scope SecretScope) cache.Options {
 	opts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 	opts.ByObject = map[client.Object]cache.ByObject{&corev1.ConfigMap{}: {
