@@ -14,9 +14,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 )
 
 func gzipped(s string) []byte {
@@ -119,4 +122,45 @@ func TestDesiredMembersStallsOnlyForTheSource(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A change to a ConfigMap enqueues the Segments of its namespace that name it in
+// spec.membersFrom, and no others.
+func TestAConfigMapEnqueuesTheSegmentsNamingIt(t *testing.T) {
+	scheme := runtime.NewScheme()
+	_ = usersv1alpha1.AddToScheme(scheme)
+	from := func(ns, name string, cms ...string) *usersv1alpha1.Segment {
+		seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}}
+		for _, cm := range cms {
+			seg.Spec.MembersFrom = append(seg.Spec.MembersFrom, usersv1alpha1.MembersSource{ConfigMap: cm, Key: "ids"})
+		}
+		return seg
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithIndex(&usersv1alpha1.Segment{}, indexMembersFrom, indexByMembersFrom).
+		WithObjects(from("team", "a", "list"), from("team", "b", "other", "list", "list"), from("team", "c", "other"),
+			from("elsewhere", "d", "list"), from("team", "e")).Build()
+	r := &SegmentReconciler{Client: c}
+	q := &enqueued{}
+	r.namedBy(indexMembersFrom).Create(context.Background(),
+		event.TypedCreateEvent[client.Object]{Object: &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "list", Namespace: "team"}}}, q)
+	if got := q.names(); !slices.Equal(got, []string{"team/a", "team/b"}) {
+		t.Fatalf("enqueued %q, want team/a and team/b", got)
+	}
+}
+
+// enqueued records what a handler adds to the queue.
+type enqueued struct {
+	workqueue.TypedRateLimitingInterface[reconcile.Request]
+	reqs []reconcile.Request
+}
+
+func (q *enqueued) Add(r reconcile.Request) { q.reqs = append(q.reqs, r) }
+
+func (q *enqueued) names() []string {
+	var out []string
+	for _, r := range q.reqs {
+		out = append(out, r.String())
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
 }
