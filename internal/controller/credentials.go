@@ -123,8 +123,8 @@ func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.
 		creds, err := r.DefaultCredentials()
 		return creds, nil, err
 	}
-	if !r.SecretScope.Allows(seg.Namespace) {
-		return remote.Credentials{}, nil, r.SecretScope.refusal(seg.Namespace)
+	if r.SecretScope.Off() {
+		return remote.Credentials{}, nil, r.SecretScope.refusal()
 	}
 	var secret corev1.Secret
 	err := r.Get(ctx, types.NamespacedName{Namespace: seg.Namespace, Name: ref.Name}, &secret)

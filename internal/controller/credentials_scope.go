@@ -43,11 +43,8 @@ func ParseSecretScope(s string) (SecretScope, error) {
 // Off reports whether no namespace's Secrets are read.
 func (s SecretScope) Off() bool { return !s.All }
 
-// Allows reports whether Segments of namespace ns may name a credentials Secret.
-func (s SecretScope) Allows(string) bool { return s.All }
-
 // refusal explains why a Segment may not name a credentials Secret.
-func (s SecretScope) refusal(string) error {
+func (s SecretScope) refusal() error {
 	return fmt.Errorf("this manager reads no credentials Secrets (--namespace-credentials=none): remove spec.credentialsRef " +
 		"to use the manager's own token, where an administrator granted it to the namespace")
 }
