@@ -173,15 +173,15 @@ func (a *Accounts) For(c Credentials, tenant string) (*Account, error) {
 	if err != nil {
 		return nil, err
 	}
-	var queue func() time.Duration
+	var queue func(held int) time.Duration
 	if a.opts.QPS > 0 {
-		queue = client.Backlog
+		// The calls waiting for the limiter, and one to come for each reconcile under way,
+		// which the limiter does not show yet.
+		turn := time.Duration(float64(time.Second) / a.opts.QPS)
+		queue = func(held int) time.Duration { return client.Backlog() + time.Duration(held)*turn }
 	}
 	acct = &Account{ID: id, Client: client, Observations: NewObservations(client, nil), Members: NewMemberAdder(client), lastUsed: now,
 		Share: NewShare(a.opts.Share, queue)}
-	if a.opts.QPS > 0 && acct.Share != nil {
-		acct.Share.turn = time.Duration(float64(time.Second) / a.opts.QPS)
-	}
 	a.m[key] = acct
 	return acct, nil
 }

@@ -39,19 +39,19 @@ const waitingFor = 2 * maxShareBackoff
 // An account's Share is shared in turn by the namespaces whose Segments use the account
 // (the manager's own token is one account for every namespace granted it): while other
 // namespaces hold places or wait for one, a namespace holds no more than an equal part of
-// the share, so that one tenant's thousand Segments do not keep another's one waiting. And it turns a reconcile
-// away while the account's rate-limit queue is longer than MaxQueueWait, so that workers
-// do not sit waiting for their turns, unless its namespace holds no place yet: waiting
-// the queue out is then its turn (however long the queue, one worker per namespace).
+// the share, so that one tenant's thousand Segments do not keep another's one waiting. And
+// it turns a reconcile away while the account's rate-limit queue is longer than
+// MaxQueueWait, so that workers do not sit waiting for their turns, unless its namespace
+// holds no place yet: waiting the queue out is then its turn (however long the queue, one
+// worker per namespace).
 //
 // A nil *Share bounds nothing.
 type Share struct {
-	size  int                  // 0: no bound on how many at once
-	queue func() time.Duration // how long a call made now would wait; nil: never
-	// turn is the rate limit's interval between calls: each reconcile under way counts for
-	// a call to come, which the queue does not show yet.
-	turn time.Duration
-	now  func() time.Time
+	size int // 0: no bound on how many at once
+	// queue says how long a call made now would wait for the account's rate limit, with
+	// held reconciles under way (nil: never).
+	queue func(held int) time.Duration
+	now   func() time.Time
 
 	mu         sync.Mutex
 	held       int
@@ -70,7 +70,7 @@ type turnAway struct {
 // NewShare returns a Share of n reconciles at once (no bound if n <= 0) that also turns
 // reconciles away while queue (if non-nil) says a call would wait over MaxQueueWait. It
 // returns nil, which bounds nothing, if there is neither.
-func NewShare(n int, queue func() time.Duration) *Share {
+func NewShare(n int, queue func(held int) time.Duration) *Share {
 	if n <= 0 && queue == nil {
 		return nil
 	}
@@ -89,15 +89,13 @@ func (s *Share) Enter(caller, group string) (leave func(), wait time.Duration) {
 	if s == nil {
 		return func() {}, 0
 	}
-	var queued time.Duration
-	if s.queue != nil {
-		queued = s.queue() // outside s.mu: the limiter has its own lock
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	st := shareState{size: s.size, held: s.held, groupHeld: s.groups[group],
-		queued: queued + time.Duration(s.held)*s.turn}
+	st := shareState{size: s.size, held: s.held, groupHeld: s.groups[group]}
+	if s.queue != nil {
+		st.queued = s.queue(s.held) // the limiter's lock is its own: it never calls back
+	}
 	st.othersActive, st.othersWaiting = s.others(group, now)
 	if ok, byQueue := admits(st); !ok {
 		s.waiting[group] = now

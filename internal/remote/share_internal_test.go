@@ -87,7 +87,7 @@ func TestTurnedAwayFor(t *testing.T) {
 // the first of a namespace, which holds no place yet.
 func TestShareTurnsAwayWhileTheQueueIsLong(t *testing.T) {
 	queued := 3 * time.Second
-	s := NewShare(4, func() time.Duration { return queued })
+	s := NewShare(4, func(int) time.Duration { return queued })
 	first, _ := s.Enter("a", "team")
 	if first == nil {
 		t.Fatal("the first of a namespace turned away by the queue")
@@ -106,14 +106,13 @@ func TestShareTurnsAwayWhileTheQueueIsLong(t *testing.T) {
 	}
 	leave()
 	first()
-	if NewShare(0, func() time.Duration { return time.Hour }) == nil {
+	if NewShare(0, func(int) time.Duration { return time.Hour }) == nil {
 		t.Fatal("a Share with a queue but no size bounds nothing")
 	}
 
 	// Each reconcile under way counts for a call to come, at 1 call/s: with none queued
 	// yet, the third of a namespace would wait 2s.
-	s = NewShare(8, func() time.Duration { return 0 })
-	s.turn = time.Second
+	s = NewShare(8, func(held int) time.Duration { return time.Duration(held) * time.Second })
 	for i, want := range []bool{true, true, false} {
 		if leave, _ := s.Enter(fmt.Sprintf("r%d", i), "team"); (leave != nil) != want {
 			t.Fatalf("reconcile %d admitted: %v, want %v", i, leave != nil, want)
