@@ -10,6 +10,7 @@ import (
 	"io"
 	"regexp"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -25,6 +26,9 @@ import (
 // few KiB could otherwise expand to gigabytes in the manager. 5,000 IDs of 64 characters
 // and their line ends take about 320 KiB.
 const maxSourceBytes = 1 << 20
+
+// sourceReadTimeout bounds one read of a membersFrom ConfigMap shared by many reconciles.
+const sourceReadTimeout = 30 * time.Second
 
 // userID is what the API takes as a user ID, as spec.members' validation says.
 var userID = regexp.MustCompile(`^[A-Za-z0-9]{1,64}$`)
@@ -83,8 +87,12 @@ func (r *SegmentReconciler) readSource(ctx context.Context, ns string, src users
 	// Shared only by readers that saw the same version: one that saw a newer version than a
 	// read under way began with must not take that read's older answer.
 	v, err, _ := r.sourceReads.Do(key.String()+"@"+string(meta.UID)+"/"+meta.ResourceVersion, func() (any, error) {
+		// The read serves every reader waiting for it: one reader's cancellation must not
+		// fail the others (as an account's shared listing, remote.Observations.Refresh).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sourceReadTimeout)
+		defer cancel()
 		cm := &corev1.ConfigMap{}
-		return cm, r.sourceReader.Get(ctx, key, cm)
+		return cm, r.sourceReader.Get(rctx, key, cm)
 	})
 	cm := v.(*corev1.ConfigMap)
 	switch {
