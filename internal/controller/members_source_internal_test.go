@@ -84,6 +84,7 @@ func TestDesiredMembersStallsOnlyForTheSource(t *testing.T) {
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "good", Namespace: "team", Labels: labelled}, Data: map[string]string{"ids": "u2\nu1\n"}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: "team", Labels: labelled}, Data: map[string]string{"ids": "u1\n-\n"}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "plain", Namespace: "team"}, Data: map[string]string{"ids": "u1\n"}},
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "foreign", Namespace: "other", Labels: labelled}, Data: map[string]string{"ids": "x1\n"}},
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
 	down := interceptor.NewClient(fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build(), interceptor.Funcs{
@@ -102,6 +103,7 @@ func TestDesiredMembersStallsOnlyForTheSource(t *testing.T) {
 		{"a bad line", c, "bad", nil, `line 2: "-"`, false},
 		{"missing", c, "gone", nil, `ConfigMap "gone" named by spec.membersFrom not found`, false},
 		{"unlabelled", c, "plain", nil, `ConfigMap "plain" named by spec.membersFrom not found`, false},
+		{"another namespace's is never read", c, "foreign", nil, `ConfigMap "foreign" named by spec.membersFrom not found in namespace "team"`, false},
 		{"the API server times out", down, "good", nil, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
