@@ -110,15 +110,15 @@ func fairness(ctx context.Context, root string, segments int) (string, error) {
 		ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "account-a-neighbour"},
 		Spec:       usersv1alpha1.SegmentSpec{Members: []string{"n1"}},
 	}
+	segs := []*usersv1alpha1.Segment{b, neighbour}
 	start := time.Now()
-	for _, seg := range []*usersv1alpha1.Segment{b, neighbour} {
+	for _, seg := range segs {
 		if err := c.Create(ctx, seg); err != nil {
 			return "", err
 		}
 	}
 	// Both watched at once: each figure is when its Segment was first seen Ready.
 	const limit = 3 * time.Minute
-	segs := []*usersv1alpha1.Segment{b, neighbour}
 	readyAt := make([]time.Duration, len(segs))
 	if err := waitFor(ctx, limit, func() (bool, error) {
 		done := true
