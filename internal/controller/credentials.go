@@ -123,11 +123,11 @@ func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.
 		creds, err := r.DefaultCredentials()
 		return creds, nil, err
 	}
-	if r.SecretScope.Off() {
-		return remote.Credentials{}, nil, r.SecretScope.refusal()
+	if !r.SecretScope.Allows(seg.Namespace) {
+		return remote.Credentials{}, nil, r.SecretScope.refusal(seg.Namespace)
 	}
 	var secret corev1.Secret
-	err := r.Get(ctx, types.NamespacedName{Namespace: seg.Namespace, Name: ref.Name}, &secret)
+	err := r.secrets.Get(ctx, types.NamespacedName{Namespace: seg.Namespace, Name: ref.Name}, &secret)
 	if apierrors.IsNotFound(err) {
 		return remote.Credentials{}, nil, fmt.Errorf("Secret %q not found in namespace %q (it must exist and carry the label %s=true)",
 			ref.Name, seg.Namespace, usersv1alpha1.CredentialsLabel)

@@ -75,8 +75,13 @@ func TestParseSecretScope(t *testing.T) {
 	}{
 		{in: "*", want: SecretScope{All: true}},
 		{in: " none ", want: SecretScope{}},
-		{in: "team-a", wantErr: true}, // no namespaced RBAC: see SecretScope
-		{in: "team-a,team-b", wantErr: true},
+		{in: "team-a", want: SecretScope{Namespaces: []string{"team-a"}}},
+		{in: "team-b, team-a,,team-b", want: SecretScope{Namespaces: []string{"team-a", "team-b"}}},
+		{in: "team-a,*", wantErr: true},
+		{in: "team-a,none", want: SecretScope{Namespaces: []string{"none", "team-a"}}}, // a namespace may be called none
+		{in: "Team-A", wantErr: true},
+		{in: "a/../b", wantErr: true},
+		{in: ",", wantErr: true},
 		{in: "", wantErr: true},
 	} {
 		got, err := ParseSecretScope(tc.in)
@@ -86,10 +91,32 @@ func TestParseSecretScope(t *testing.T) {
 	}
 }
 
-// The cache holds credentials Secrets only when Segments may name them, and none at all
-// when per-namespace credentials are off: the manager then needs no access to any Secret.
+func TestSecretScopeAllows(t *testing.T) {
+	listed := SecretScope{Namespaces: []string{"team-a"}}
+	for _, tc := range []struct {
+		scope             SecretScope
+		ns                string
+		allows, off, list bool
+	}{
+		{SecretScope{All: true}, "anything", true, false, false},
+		{SecretScope{}, "team-a", false, true, false},
+		{listed, "team-a", true, false, true},
+		{listed, "team-b", false, false, true},
+	} {
+		if tc.scope.Allows(tc.ns) != tc.allows || tc.scope.Off() != tc.off || tc.scope.Listed() != tc.list {
+			t.Errorf("%+v, %q: Allows %v Off %v Listed %v", tc.scope, tc.ns, tc.scope.Allows(tc.ns), tc.scope.Off(), tc.scope.Listed())
+		}
+		if !tc.allows && !strings.Contains(tc.scope.refusal(tc.ns).Error(), "--namespace-credentials") {
+			t.Errorf("%+v: the refusal does not say which flag: %v", tc.scope, tc.scope.refusal(tc.ns))
+		}
+	}
+}
+
+// The manager's cache holds credentials Secrets only when Segments of every namespace may
+// name them: off, the manager needs no access to any Secret; with listed namespaces, it has
+// access only there, and a cache per namespace (namespacedSecrets).
 func TestCacheOptionsFollowTheSecretScope(t *testing.T) {
-	for _, scope := range []SecretScope{{}, {All: true}} {
+	for _, scope := range []SecretScope{{}, {All: true}, {Namespaces: []string{"team-a"}}} {
 		opts := CacheOptions(scope)
 		if opts.DefaultTransform == nil {
 			t.Errorf("%+v: managedFields kept", scope)
@@ -102,12 +129,9 @@ func TestCacheOptionsFollowTheSecretScope(t *testing.T) {
 		}
 		switch {
 		case !scope.All && secrets != nil:
-			t.Error("off: Secrets still cached")
+			t.Errorf("%+v: Secrets cached cluster-wide", scope)
 		case scope.All && (secrets == nil || secrets.Label.String() != usersv1alpha1.CredentialsLabel+"=true" || secrets.Transform == nil):
 			t.Errorf("all: %+v", secrets)
-		}
-		if scope.Off() == scope.All {
-			t.Errorf("%+v: Off", scope)
 		}
 		var configMaps *cache.ByObject
 		for obj, by := range opts.ByObject {

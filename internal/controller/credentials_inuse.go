@@ -58,10 +58,16 @@ func needsCredentials(seg *usersv1alpha1.Segment) bool {
 }
 
 // holdSecret puts the credentials-in-use finalizer on the Segment's Secret, read from the
-// cache, unless it is there or the Secret is being deleted.
+// cache, unless it is there or the Secret is being deleted; in a namespace listed by
+// --namespace-credentials, on the RoleBinding that grants access to it first.
 func (r *SegmentReconciler) holdSecret(ctx context.Context, secret *corev1.Secret) error {
 	if controllerutil.ContainsFinalizer(secret, usersv1alpha1.CredentialsInUseFinalizer) || !secret.DeletionTimestamp.IsZero() {
 		return nil
+	}
+	if r.listedSecrets != nil {
+		if err := r.listedSecrets.holdBinding(ctx, secret.Namespace); err != nil {
+			return err
+		}
 	}
 	return patchSecretFinalizers(ctx, r.Client, secret, addSecretFinalizer)
 }
@@ -84,21 +90,35 @@ func patchSecretFinalizers(ctx context.Context, c client.Client, secret *corev1.
 // any more (and puts it on those that a Segment needs, should it be missing).
 type credentialsReconciler struct {
 	client.Client
+	// Secrets reads credentials Secrets: the manager's cache, or listed's.
+	Secrets client.Reader
 	// APIReader reads a Secret the cache does not hold: one whose credentials label was
 	// removed while it carried the finalizer.
 	APIReader client.Reader
+	// listed is set when the Secrets read are those of listed namespaces: the RoleBinding
+	// that grants access there is held while any Secret is (settleBinding).
+	listed *namespacedSecrets
 }
 
 func (r *credentialsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if r.listed != nil {
+		if _, err := r.listed.ready(req.Namespace); err != nil {
+			// Not listed (a Segment there names a Secret: the manager reads none there), or
+			// not yet readable: its Secrets come back as events once they are.
+			return ctrl.Result{}, nil
+		}
+	}
 	secret := &corev1.Secret{}
-	err := r.Get(ctx, req.NamespacedName, secret)
+	err := r.Secrets.Get(ctx, req.NamespacedName, secret)
 	if apierrors.IsNotFound(err) {
 		// Gone, or no longer labelled (the cache holds only labelled Secrets): its metadata
 		// is all that is read of it, not its data.
 		meta := &metav1.PartialObjectMetadata{}
 		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		if err := r.APIReader.Get(ctx, req.NamespacedName, meta); err != nil {
-			return ctrl.Result{}, client.IgnoreNotFound(err)
+		if err := r.APIReader.Get(ctx, req.NamespacedName, meta); apierrors.IsNotFound(err) {
+			return ctrl.Result{}, r.settle(ctx, req.NamespacedName, keepSecretFinalizer)
+		} else if err != nil {
+			return ctrl.Result{}, err
 		}
 		secret = &corev1.Secret{ObjectMeta: meta.ObjectMeta}
 	} else if err != nil {
@@ -114,18 +134,65 @@ func (r *credentialsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	change := decideSecretFinalizer(secret.Labels[usersv1alpha1.CredentialsLabel] == "true", !secret.DeletionTimestamp.IsZero(),
 		controllerutil.ContainsFinalizer(secret, usersv1alpha1.CredentialsInUseFinalizer), needed)
-	if change == keepSecretFinalizer {
-		return ctrl.Result{}, nil
+	if change != keepSecretFinalizer {
+		if err := patchSecretFinalizers(ctx, r.Client, secret, change); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
-	return ctrl.Result{}, patchSecretFinalizers(ctx, r.Client, secret, change)
+	return ctrl.Result{}, r.settle(ctx, req.NamespacedName, change)
+}
+
+// settle keeps the finalizer on the RoleBinding of a listed namespace while a Secret there
+// has it, after the change just made to the Secret named key.
+func (r *credentialsReconciler) settle(ctx context.Context, key types.NamespacedName, change secretFinalizerChange) error {
+	if r.listed == nil {
+		return nil
+	}
+	inUse, err := r.anySecretHeld(ctx, key, change)
+	if err != nil {
+		return err
+	}
+	return r.listed.settleBinding(ctx, key.Namespace, inUse)
+}
+
+// anySecretHeld reports whether a credentials Secret of the namespace carries the
+// credentials-in-use finalizer, after the change just made to the one named key (the cache
+// may not show it yet).
+func (r *credentialsReconciler) anySecretHeld(ctx context.Context, key types.NamespacedName, change secretFinalizerChange) (bool, error) {
+	if change == addSecretFinalizer {
+		return true, nil
+	}
+	var list corev1.SecretList
+	if err := r.Secrets.List(ctx, &list, client.InNamespace(key.Namespace)); err != nil {
+		return false, err
+	}
+	for i := range list.Items {
+		s := &list.Items[i]
+		if s.Name == key.Name && change == removeSecretFinalizer {
+			continue
+		}
+		if controllerutil.ContainsFinalizer(s, usersv1alpha1.CredentialsInUseFinalizer) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // setupCredentialsController runs the credentials controller: it looks at a labelled
-// Secret when it changes or goes, and when a Segment naming it changes or goes.
-func setupCredentialsController(mgr ctrl.Manager, c client.Client) error {
-	r := &credentialsReconciler{Client: c, APIReader: mgr.GetAPIReader()}
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&corev1.Secret{}).
+// Secret when it changes or goes, and when a Segment naming it changes or goes. Secrets are
+// read and watched through the manager's cache, or through listed's when set.
+func setupCredentialsController(mgr ctrl.Manager, c client.Client, listed *namespacedSecrets) error {
+	r := &credentialsReconciler{Client: c, Secrets: c, APIReader: mgr.GetAPIReader()}
+	b := ctrl.NewControllerManagedBy(mgr)
+	if listed == nil {
+		b = b.For(&corev1.Secret{})
+	} else {
+		r.Secrets, r.listed = listed, listed
+		for _, src := range listed.sources(&handler.EnqueueRequestForObject{}) {
+			b = b.WatchesRawSource(src)
+		}
+	}
+	return b.
 		Watches(&usersv1alpha1.Segment{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			if ref := o.(*usersv1alpha1.Segment).Spec.CredentialsRef; ref != nil {
 				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: ref.Name}}}

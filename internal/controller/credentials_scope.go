@@ -2,34 +2,33 @@ package controller
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 )
 
-// SecretScope says whether the manager reads credentials Secrets (spec.credentialsRef):
-// in every namespace, or in none (then it has no use for any access to Secrets). It is the
-// manager flag --namespace-credentials.
-//
-// There is deliberately no list of namespaces: with access to Secrets granted by
-// RoleBindings in those namespaces, deleting one deletes the RoleBinding with the rest,
-// and the manager could no longer take its credentials-in-use finalizer off the Secret (the
-// namespace would hang); and a namespace whose RoleBinding is missing would keep the
-// manager's Secret watch from ever syncing, which stops the manager at its next start, for
-// every tenant.
+// SecretScope says where the manager reads credentials Secrets (spec.credentialsRef): in
+// every namespace (cluster-wide RBAC on Secrets), in listed namespaces only (RBAC granted by
+// a RoleBinding in each, see namespacedSecrets), or in none (then it has no use for any
+// access to Secrets). It is the manager flag --namespace-credentials.
 type SecretScope struct {
-	// All: every namespace (cluster-wide RBAC on Secrets); otherwise none.
+	// All: every namespace.
 	All bool
+	// Namespaces, unless All: the only namespaces whose Segments may name a Secret.
+	Namespaces []string
 }
 
-// ParseSecretScope reads --namespace-credentials: "*" for every namespace, "none" for none.
+// ParseSecretScope reads --namespace-credentials: "*" for every namespace, "none" for none,
+// or a comma-separated list of namespaces.
 func ParseSecretScope(s string) (SecretScope, error) {
 	switch strings.TrimSpace(s) {
 	case "*":
@@ -37,30 +36,59 @@ func ParseSecretScope(s string) (SecretScope, error) {
 	case "none":
 		return SecretScope{}, nil
 	}
-	return SecretScope{}, fmt.Errorf("--namespace-credentials: want * (every namespace) or none, got %q", s)
+	var scope SecretScope
+	for ns := range strings.SplitSeq(s, ",") {
+		ns = strings.TrimSpace(ns)
+		if ns == "" {
+			continue
+		}
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return SecretScope{}, fmt.Errorf("--namespace-credentials: %q is no namespace name: %s", ns, strings.Join(errs, "; "))
+		}
+		scope.Namespaces = append(scope.Namespaces, ns)
+	}
+	if len(scope.Namespaces) == 0 {
+		return SecretScope{}, fmt.Errorf("--namespace-credentials: want * (every namespace), none, or namespaces separated by commas, got %q", s)
+	}
+	slices.Sort(scope.Namespaces)
+	scope.Namespaces = slices.Compact(scope.Namespaces)
+	return scope, nil
 }
 
 // Off reports whether no namespace's Secrets are read.
-func (s SecretScope) Off() bool { return !s.All }
+func (s SecretScope) Off() bool { return !s.All && len(s.Namespaces) == 0 }
 
-// refusal explains why a Segment may not name a credentials Secret.
-func (s SecretScope) refusal() error {
-	return fmt.Errorf("this manager reads no credentials Secrets (--namespace-credentials=none): remove spec.credentialsRef " +
-		"to use the manager's own token, where an administrator granted it to the namespace")
+// Listed reports whether the Secrets read are those of listed namespaces, each granted by a
+// RoleBinding there.
+func (s SecretScope) Listed() bool { return !s.All && len(s.Namespaces) > 0 }
+
+// Allows reports whether Segments of namespace ns may name a credentials Secret.
+func (s SecretScope) Allows(ns string) bool { return s.All || slices.Contains(s.Namespaces, ns) }
+
+// refusal explains why a Segment of namespace ns may not name a credentials Secret.
+func (s SecretScope) refusal(ns string) error {
+	if s.Off() {
+		return fmt.Errorf("this manager reads no credentials Secrets (--namespace-credentials=none): remove spec.credentialsRef " +
+			"to use the manager's own token, where an administrator granted it to the namespace")
+	}
+	return fmt.Errorf("this manager reads credentials Secrets only in the namespaces its administrator lists "+
+		"(--namespace-credentials), and %q is not one of them: remove spec.credentialsRef to use the manager's own token, "+
+		"where an administrator granted it to the namespace, or ask for the namespace to be listed", ns)
 }
 
 // CacheOptions restrict what the manager's cache holds: of Secrets, only credentials
 // Secrets (labelled users.chatbot.com/credentials=true), and of those only the keys it
 // reads; of ConfigMaps, only a little metadata of member lists (labelled
 // users.chatbot.com/members=true, see membersOnly); of every object, no managedFields (the
-// manager never reads them). With per-namespace credentials off, no Secret is watched.
+// manager never reads them). Only with credentials Secrets read in every namespace are
+// Secrets watched by this cache.
 func CacheOptions(scope SecretScope) cache.Options {
 	opts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 	opts.ByObject = map[client.Object]cache.ByObject{&corev1.ConfigMap{}: {
 		Label:     labels.SelectorFromSet(labels.Set{usersv1alpha1.MembersLabel: "true"}),
 		Transform: membersOnly,
 	}}
-	if scope.Off() {
+	if !scope.All { // listed namespaces have caches of their own (namespacedSecrets)
 		return opts
 	}
 	opts.ByObject[&corev1.Secret{}] = cache.ByObject{

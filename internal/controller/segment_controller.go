@@ -43,6 +43,10 @@ type SegmentReconciler struct {
 	// SecretScope is where Segments may name credentials Secrets; it must match the
 	// manager's cache (CacheOptions) and its RBAC.
 	SecretScope SecretScope
+	// secrets reads credentials Secrets: the manager's cache, or listedSecrets when the
+	// scope lists namespaces.
+	secrets       client.Reader
+	listedSecrets *namespacedSecrets
 	// DriftInterval is how often a Segment is checked against the remote account, and how
 	// old an account listing may be when it is used. One listing per account serves every
 	// Segment of that account within the interval.

@@ -44,12 +44,26 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 		Watches(&corev1.Namespace{}, r.namespaceHandler(), builder.OnlyMetadata,
 			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&corev1.ConfigMap{}, r.namedBy(indexMembersFrom), builder.OnlyMetadata)
-	if !r.SecretScope.Off() { // else no Secret is watched or read: the RBAC may grant none
-		if err := setupCredentialsController(mgr, r.Client); err != nil {
+	r.secrets = r.Client
+	switch {
+	case r.SecretScope.All:
+		if err := setupCredentialsController(mgr, r.Client, nil); err != nil {
 			return err
 		}
 		b = b.Watches(&corev1.Secret{}, r.namedBy(indexCredentials))
-	}
+	case r.SecretScope.Listed():
+		listed, err := newNamespacedSecrets(mgr, r.SecretScope.Namespaces, r.Client)
+		if err != nil {
+			return err
+		}
+		r.secrets, r.listedSecrets = listed, listed
+		if err := setupCredentialsController(mgr, r.Client, listed); err != nil {
+			return err
+		}
+		for _, src := range listed.sources(r.namedBy(indexCredentials)) {
+			b = b.WatchesRawSource(src)
+		}
+	} // else no Secret is watched or read: the RBAC may grant none
 	return b.
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
