@@ -2,7 +2,12 @@
 
 # Image URL to use all building/pushing image targets.
 IMG ?= ghcr.io/segment-operator/segment-operator:latest
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The semantic version stamped into the binaries and the image (`manager --version`): the
+# tag (v1.2.3) on a tagged commit, v1.2.3-<n>-g<commit> after it, v0.0.0-g<commit> before any
+# tag, each with -dirty for uncommitted changes; dev outside a git checkout.
+VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || \
+	{ c=$$(git rev-parse --short HEAD 2>/dev/null) && echo "v0.0.0-g$$c$$(git diff --quiet HEAD -- 2>/dev/null || echo -dirty)"; } || \
+	echo dev)
 LDFLAGS := -X github.com/segment-operator/segment-operator/internal/version.Version=$(VERSION)
 
 # Tools are installed into bin/ by `go install` of a pinned version.

@@ -52,7 +52,9 @@ func main() {
 		accountsPerNamespace    int
 		apiQPS, kubeQPS         float64
 		kubeBurst               int
+		showVersion             bool
 	)
+	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, allowing only authenticated and authorized callers (TokenReview, SubjectAccessReview).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the liveness and readiness probes bind to.")
@@ -74,6 +76,10 @@ func main() {
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if showVersion {
+		fmt.Println("segment-operator", version.Get())
+		return
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 
 	scope, err := controller.ParseSecretScope(namespaceCredentials)
@@ -129,13 +135,13 @@ func run(cfg runConfig) error {
 	if cfg.driftInterval < time.Second {
 		return fmt.Errorf("--drift-interval must be at least 1s, got %s", cfg.driftInterval)
 	}
+	setupLog.Info("starting segment-operator", "version", version.Get(), "chatbotAPI", chatbot.RedactURL(cfg.creds.BaseURL),
+		"driftInterval", cfg.driftInterval.String())
 	// Segments may name their own credentials; without default ones, only those work.
 	// The token itself is never logged.
 	if _, err := cfg.creds.Get(); err != nil {
 		setupLog.Info("no default ChatBot credentials: only Segments with spec.credentialsRef will work", "reason", err.Error())
 	}
-	setupLog.Info("starting segment-operator", "version", version.Version, "chatbotAPI", chatbot.RedactURL(cfg.creds.BaseURL),
-		"driftInterval", cfg.driftInterval.String())
 
 	var tlsOpts []func(*tls.Config)
 	if !cfg.enableH2 {
