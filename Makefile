@@ -84,8 +84,7 @@ run-sim: ## Run the ChatBot API simulator on 127.0.0.1:8090 with token "dev-toke
 .PHONY: build-installer
 build-installer: manifests generate kustomize ## Write dist/install.yaml: CRD, RBAC and manager for image $(IMG).
 	mkdir -p dist
-	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
-	$(KUSTOMIZE) build config/default > dist/install.yaml
+	$(render-default) > dist/install.yaml
 	$(KUSTOMIZE) build config/admission > dist/admission-policy.yaml
 	@echo "wrote dist/install.yaml for $(IMG), and dist/admission-policy.yaml (optional, Kubernetes 1.36 or later)"
 
@@ -101,8 +100,7 @@ uninstall: manifests kustomize ## Remove the CRD (and every Segment) from the cl
 
 .PHONY: deploy
 deploy: manifests kustomize ## Deploy the operator (image $(IMG)) to the cluster in $$KUBECONFIG.
-	cd config/manager && $(KUSTOMIZE) edit set image controller=$(IMG)
-	$(KUSTOMIZE) build config/default | kubectl apply -f -
+	$(render-default) | kubectl apply -f -
 
 .PHONY: undeploy
 undeploy: kustomize ## Remove the operator from the cluster in $$KUBECONFIG.
@@ -128,6 +126,15 @@ $(KUSTOMIZE): $(LOCALBIN)
 
 $(LOCALBIN):
 	mkdir -p $(LOCALBIN)
+
+# render-default prints config/default with the manager image set to $(IMG). `kustomize edit
+# set image` rewrites the kustomization it runs in, so it runs in a copy of config/ and the
+# checkout stays as committed.
+define render-default
+{ tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -R config "$$tmp/" && \
+  (cd "$$tmp/config/manager" && $(KUSTOMIZE) edit set image controller=$(IMG)) && \
+  $(KUSTOMIZE) build "$$tmp/config/default"; }
+endef
 
 # go-install-tool installs package $2 at version $3 as $1-$3 and links $1 to it, so that a
 # version bump reinstalls.
