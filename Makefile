@@ -95,16 +95,24 @@ install: manifests kustomize ## Install the CRD into the cluster in $$KUBECONFIG
 	$(KUSTOMIZE) build config/crd | kubectl apply -f -
 
 .PHONY: uninstall
-uninstall: manifests kustomize ## Remove the CRD (and every Segment) from the cluster in $$KUBECONFIG.
+uninstall: manifests kustomize ## Remove the CRD, and so every Segment and (deletionPolicy Delete, with the manager running) its remote segment.
 	$(KUSTOMIZE) build config/crd | kubectl delete --ignore-not-found -f -
 
 .PHONY: deploy
 deploy: manifests kustomize ## Deploy the operator (image $(IMG)) to the cluster in $$KUBECONFIG.
 	$(render-default) | kubectl apply -f -
 
+# DELETE_CRDS=true makes undeploy delete the CRD too: first, while the manager still runs, so
+# that each Segment is finalized (its remote segment deleted under deletionPolicy Delete).
+DELETE_CRDS ?= false
+
 .PHONY: undeploy
-undeploy: kustomize ## Remove the operator from the cluster in $$KUBECONFIG.
-	$(KUSTOMIZE) build config/default | kubectl delete --ignore-not-found -f -
+undeploy: kustomize ## Remove the operator but keep the CRD, Segments and remote segments; DELETE_CRDS=true deletes them too.
+	@if [ "$(DELETE_CRDS)" = true ]; then \
+	  echo "DELETE_CRDS=true: deleting the CRD, every Segment and, under deletionPolicy Delete, every remote segment"; \
+	  $(KUSTOMIZE) build config/crd | kubectl delete --ignore-not-found -f -; \
+	fi
+	$(render-default-without-crd) | kubectl delete --ignore-not-found -f -
 
 ##@ Build
 
@@ -127,14 +135,16 @@ $(KUSTOMIZE): $(LOCALBIN)
 $(LOCALBIN):
 	mkdir -p $(LOCALBIN)
 
-# render-default prints config/default with the manager image set to $(IMG). `kustomize edit
-# set image` rewrites the kustomization it runs in, so it runs in a copy of config/ and the
-# checkout stays as committed.
-define render-default
+# render-config prints config/default after running the shell command $(1) in a copy of
+# config/: `kustomize edit` rewrites the kustomization it runs in, and the checkout stays as
+# committed. render-default sets the manager image to $(IMG); render-default-without-crd
+# leaves the CRD out.
+define render-config
 { tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cp -R config "$$tmp/" && \
-  (cd "$$tmp/config/manager" && $(KUSTOMIZE) edit set image controller=$(IMG)) && \
-  $(KUSTOMIZE) build "$$tmp/config/default"; }
+  (cd "$$tmp/config" && $(1)) && $(KUSTOMIZE) build "$$tmp/config/default"; }
 endef
+render-default = $(call render-config,cd manager && $(KUSTOMIZE) edit set image controller=$(IMG))
+render-default-without-crd = $(call render-config,cd default && $(KUSTOMIZE) edit remove resource ../crd)
 
 # go-install-tool installs package $2 at version $3 as $1-$3 and links $1 to it, so that a
 # version bump reinstalls.
