@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -61,13 +62,16 @@ func needsCredentials(seg *usersv1alpha1.Segment) bool {
 // cache, unless it is there or the Secret is being deleted; in a namespace listed by
 // --namespace-credentials, on the RoleBinding that grants access to it first.
 func (r *SegmentReconciler) holdSecret(ctx context.Context, secret *corev1.Secret) error {
-	if controllerutil.ContainsFinalizer(secret, usersv1alpha1.CredentialsInUseFinalizer) || !secret.DeletionTimestamp.IsZero() {
-		return nil
-	}
 	if r.listedSecrets != nil {
+		// Checked even when the Secret is held already (the credentials controller may have
+		// held it first): a Secret held without its RoleBinding would hang the namespace's
+		// deletion. Most often answered from memory.
 		if err := r.listedSecrets.holdBinding(ctx, secret.Namespace); err != nil {
 			return err
 		}
+	}
+	if controllerutil.ContainsFinalizer(secret, usersv1alpha1.CredentialsInUseFinalizer) || !secret.DeletionTimestamp.IsZero() {
+		return nil
 	}
 	return patchSecretFinalizers(ctx, r.Client, secret, addSecretFinalizer)
 }
@@ -102,10 +106,13 @@ type credentialsReconciler struct {
 
 func (r *credentialsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	if r.listed != nil {
+		if _, listed := r.listed.caches[req.Namespace]; !listed {
+			return ctrl.Result{}, nil // a Segment there names a Secret: the manager reads none there
+		}
 		if _, err := r.listed.ready(req.Namespace); err != nil {
-			// Not listed (a Segment there names a Secret: the manager reads none there), or
-			// not yet readable: its Secrets come back as events once they are.
-			return ctrl.Result{}, nil
+			// Not readable yet (no RoleBinding, or the first list under way): looked at again
+			// when it may be, without an error to log each time.
+			return ctrl.Result{RequeueAfter: 30 * time.Second}, nil
 		}
 	}
 	secret := &corev1.Secret{}
@@ -117,6 +124,8 @@ func (r *credentialsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 		if err := r.APIReader.Get(ctx, req.NamespacedName, meta); apierrors.IsNotFound(err) {
 			return ctrl.Result{}, r.settle(ctx, req.NamespacedName, keepSecretFinalizer)
+		} else if r.listed != nil && apierrors.IsForbidden(err) {
+			return ctrl.Result{}, nil // access gone with the RoleBinding: nothing left to let go of here
 		} else if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -134,6 +143,11 @@ func (r *credentialsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 	}
 	change := decideSecretFinalizer(secret.Labels[usersv1alpha1.CredentialsLabel] == "true", !secret.DeletionTimestamp.IsZero(),
 		controllerutil.ContainsFinalizer(secret, usersv1alpha1.CredentialsInUseFinalizer), needed)
+	if change == addSecretFinalizer && r.listed != nil {
+		if err := r.listed.holdBinding(ctx, req.Namespace); err != nil {
+			return ctrl.Result{}, err // the Secret is not held without its RoleBinding
+		}
+	}
 	if change != keepSecretFinalizer {
 		if err := patchSecretFinalizers(ctx, r.Client, secret, change); err != nil {
 			return ctrl.Result{}, err

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/text"
 )
 
 // CredentialsRoleBinding is the name of the RoleBinding that grants the manager access to
@@ -51,14 +52,11 @@ type namespacedSecrets struct {
 	// only the one named CredentialsRoleBinding).
 	apiReader client.Reader
 	writer    client.Writer
-
-	// heldMu guards held: when this process last saw each namespace's RoleBinding with the
-	// finalizer, so that a Secret taken into use costs no read of it; it is read again after
-	// heldFor (someone may have taken the finalizer off by hand, and made it anew).
-	heldMu sync.Mutex
-	held   map[string]time.Time
 }
 
+// heldFor is how long a RoleBinding seen with the finalizer is taken to have it still
+// without reading it again (someone may have taken the finalizer off by hand, and made the
+// RoleBinding anew).
 const heldFor = 10 * time.Minute
 
 // namespaceSecrets is one namespace's watch of its credentials Secrets.
@@ -69,12 +67,18 @@ type namespaceSecrets struct {
 
 	mu      sync.Mutex
 	lastErr string // the watch's last error, for the message of a Segment that waits on it
+
+	// bindingMu serializes holding and letting go of the RoleBinding, so that neither acts
+	// on what the other just changed; heldAt is when this process last saw it with the
+	// finalizer (zero: not known to have it).
+	bindingMu sync.Mutex
+	heldAt    time.Time
 }
 
 var _ client.Reader = (*namespacedSecrets)(nil)
 
 func newNamespacedSecrets(mgr manager.Manager, namespaces []string, writer client.Writer) (*namespacedSecrets, error) {
-	s := &namespacedSecrets{caches: map[string]*namespaceSecrets{}, apiReader: mgr.GetAPIReader(), writer: writer, held: map[string]time.Time{}}
+	s := &namespacedSecrets{caches: map[string]*namespaceSecrets{}, apiReader: mgr.GetAPIReader(), writer: writer}
 	for _, ns := range namespaces {
 		n := &namespaceSecrets{namespace: ns}
 		c, err := cache.New(mgr.GetConfig(), cache.Options{
@@ -106,9 +110,10 @@ func newNamespacedSecrets(mgr manager.Manager, namespaces []string, writer clien
 // RoleBinding grants it), for the Segments that wait on it. The reflector retries with
 // backoff.
 func (n *namespaceSecrets) watchFailed(ctx context.Context, _ *toolscache.Reflector, err error) {
+	msg := text.Cut(err.Error(), 300)
 	n.mu.Lock()
-	changed := n.lastErr != err.Error()
-	n.lastErr = err.Error()
+	changed := n.lastErr != msg
+	n.lastErr = msg
 	n.mu.Unlock()
 	if changed {
 		logf.FromContext(ctx).Info("cannot watch credentials Secrets", "namespace", n.namespace, "error", err.Error())
@@ -187,13 +192,17 @@ func (s *namespacedSecrets) List(ctx context.Context, list client.ObjectList, op
 }
 
 // holdBinding puts the credentials-in-use finalizer on the namespace's RoleBinding, before
-// a Secret of that namespace takes it. It fails if the RoleBinding is missing or going:
-// then the manager could not let go of the Secret.
+// a Secret of that namespace takes it, and checks it is there while one has it. It fails if
+// the RoleBinding is missing, going, or not readable by the manager: then the manager could
+// not let go of the Secret.
 func (s *namespacedSecrets) holdBinding(ctx context.Context, ns string) error {
-	s.heldMu.Lock()
-	seen, held := s.held[ns]
-	s.heldMu.Unlock()
-	if held && time.Since(seen) < heldFor {
+	n, ok := s.caches[ns]
+	if !ok {
+		return fmt.Errorf("namespace %q is not listed by --namespace-credentials", ns)
+	}
+	n.bindingMu.Lock()
+	defer n.bindingMu.Unlock()
+	if !n.heldAt.IsZero() && time.Since(n.heldAt) < heldFor {
 		return nil
 	}
 	rb, err := s.binding(ctx, ns)
@@ -210,7 +219,7 @@ func (s *namespacedSecrets) holdBinding(ctx context.Context, ns string) error {
 			return err
 		}
 	}
-	s.setHeld(ns, true)
+	n.heldAt = time.Now()
 	return nil
 }
 
@@ -221,43 +230,52 @@ func (s *namespacedSecrets) settleBinding(ctx context.Context, ns string, inUse 
 	if inUse {
 		return s.holdBinding(ctx, ns)
 	}
+	n, ok := s.caches[ns]
+	if !ok {
+		return nil
+	}
+	n.bindingMu.Lock()
+	defer n.bindingMu.Unlock()
 	rb, err := s.binding(ctx, ns)
-	if apierrors.IsNotFound(err) {
-		s.setHeld(ns, false)
+	if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+		n.heldAt = time.Time{} // gone (with its namespace), or no longer the manager's to read
 		return nil
 	}
 	if err != nil {
 		return err
 	}
 	if !controllerutil.ContainsFinalizer(rb, usersv1alpha1.CredentialsInUseFinalizer) {
-		s.setHeld(ns, false)
+		n.heldAt = time.Time{}
 		return nil
 	}
-	// Metadata only: the Secrets' data is not read.
-	secrets := &metav1.PartialObjectMetadataList{}
-	secrets.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-	if err := s.apiReader.List(ctx, secrets, client.InNamespace(ns)); err != nil {
-		return fmt.Errorf("list Secrets of namespace %q: %w", ns, err)
-	}
-	for i := range secrets.Items {
-		if controllerutil.ContainsFinalizer(&secrets.Items[i], usersv1alpha1.CredentialsInUseFinalizer) {
-			return nil // one that lost its label: its own reconcile lets it go, and settles again
-		}
+	if held, err := s.anyHeld(ctx, ns); err != nil || held {
+		return err // one that lost its label: its own reconcile lets it go, and settles again
 	}
 	if err := s.patchBinding(ctx, rb, removeSecretFinalizer); err != nil {
 		return err
 	}
-	s.setHeld(ns, false)
+	n.heldAt = time.Time{}
 	return nil
 }
 
-func (s *namespacedSecrets) setHeld(ns string, held bool) {
-	s.heldMu.Lock()
-	defer s.heldMu.Unlock()
-	if held {
-		s.held[ns] = time.Now()
-	} else {
-		delete(s.held, ns)
+// anyHeld asks the API server whether any Secret of the namespace, labelled or not, carries
+// the credentials-in-use finalizer. Metadata only, a page at a time, up to the first: a
+// tenant may have many Secrets with large annotations.
+func (s *namespacedSecrets) anyHeld(ctx context.Context, ns string) (bool, error) {
+	page := &metav1.PartialObjectMetadataList{}
+	page.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
+	for cont := ""; ; {
+		if err := s.apiReader.List(ctx, page, client.InNamespace(ns), client.Limit(50), client.Continue(cont)); err != nil {
+			return false, fmt.Errorf("list Secrets of namespace %q: %w", ns, err)
+		}
+		for i := range page.Items {
+			if controllerutil.ContainsFinalizer(&page.Items[i], usersv1alpha1.CredentialsInUseFinalizer) {
+				return true, nil
+			}
+		}
+		if cont = page.Continue; cont == "" {
+			return false, nil
+		}
 	}
 }
 

@@ -42,6 +42,9 @@ func ParseSecretScope(s string) (SecretScope, error) {
 		if ns == "" {
 			continue
 		}
+		if ns == "*" || ns == "none" {
+			return SecretScope{}, fmt.Errorf("--namespace-credentials: %q cannot be part of a list of namespaces", ns)
+		}
 		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
 			return SecretScope{}, fmt.Errorf("--namespace-credentials: %q is no namespace name: %s", ns, strings.Join(errs, "; "))
 		}
