@@ -53,6 +53,7 @@ func main() {
 		apiQPS, kubeQPS         float64
 		kubeBurst               int
 		showVersion             bool
+		recordNamespace         string
 	)
 	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -64,6 +65,7 @@ func main() {
 	flag.StringVar(&allowedAPIURLs, "allowed-api-urls", "", "Comma-separated API base URLs that credentials Secrets may name under apiURL, besides --chatbot-api-url; * allows any.")
 	flag.StringVar(&defaultCredsNamespaces, "default-credentials-namespaces", "", "Comma-separated namespaces whose Segments may use the manager's own token without spec.credentialsRef, besides those labelled users.chatbot.com/default-credentials=true; * allows every namespace.")
 	flag.StringVar(&namespaceCredentials, "namespace-credentials", "*", "Where Segments may name a credentials Secret (spec.credentialsRef): * in every namespace (the manager needs cluster-wide access to Secrets: config/rbac/credentials_role.yaml), a comma-separated list of namespaces (access granted in each by a RoleBinding named segment-operator-credentials: config/rbac/credentials_namespaced_role.yaml), or none (it watches and reads no Secret, and needs no access to any).")
+	flag.StringVar(&recordNamespace, "member-record-namespace", os.Getenv("POD_NAMESPACE"), "The manager's own namespace, where it keeps the records of the members it added to segments too large to record in status (ConfigMaps; default: $POD_NAMESPACE, which the install sets).")
 	flag.StringVar(&tokenFile, "chatbot-api-token-file", "", "File holding the ChatBot Developer access token, re-read when it changes. Without it, $CHATBOT_API_TOKEN.")
 	flag.DurationVar(&driftInterval, "drift-interval", 5*time.Minute, "How often each Segment is compared with the remote account; one listing per account serves all Segments in an interval.")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 16, "How many Segments are reconciled at once (workers mostly wait on the API: each costs a goroutine).")
@@ -88,7 +90,7 @@ func main() {
 		os.Exit(2)
 	}
 	if err := run(runConfig{
-		secretScope: scope,
+		secretScope: scope, recordNamespace: recordNamespace,
 		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableH2: enableH2,
 		leaderElect: leaderElect, driftInterval: driftInterval, maxConcurrent: maxConcurrent, accountShare: accountShare,
 		accountsPerNamespace: accountsPerNamespace,
@@ -118,6 +120,7 @@ type runConfig struct {
 	// defaultCredentialsNamespaces may use the manager's own token, besides labelled ones.
 	defaultCredentialsNamespaces []string
 	secretScope                  controller.SecretScope
+	recordNamespace              string
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.
@@ -189,6 +192,7 @@ func run(cfg runConfig) error {
 		DriftInterval:                cfg.driftInterval,
 		MaxConcurrentReconciles:      cfg.maxConcurrent,
 		NamespaceShare:               share,
+		MemberRecordNamespace:        cfg.recordNamespace,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up Segment controller: %w", err)
 	}

@@ -44,6 +44,10 @@ const (
 	// or lacks the key, or a line of it is not a user ID, or the members are more than
 	// MaxMembers. Nothing is added until it is fixed.
 	ReasonMembersSourceError = "MembersSourceError"
+	// ReasonMemberRecordTooLarge: the record of the members added to the remote segment
+	// (those since removed from the spec included) would outgrow what the operator keeps
+	// (about 140,000). Nothing more is added; memberRemovalPolicy Recreate starts anew.
+	ReasonMemberRecordTooLarge = "MemberRecordTooLarge"
 	// ReasonDeleting: the Segment is being deleted but the remote segment could not be yet.
 	ReasonDeleting = "Deleting"
 	// ReasonRemovedFromSpec: members left spec.members that the API cannot remove.

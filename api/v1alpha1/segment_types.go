@@ -38,10 +38,15 @@ const CredentialsLabel = "users.chatbot.com/credentials"
 // manager caches and reads only ConfigMaps so labelled.
 const MembersLabel = "users.chatbot.com/members"
 
-// MaxMembers is the most members a Segment may have, spec.members and spec.membersFrom
-// together. It bounds the desired members, not status.addedMembers, which keeps every ID
-// ever added (the API removes none) until the record is made compact.
-const MaxMembers = 5000
+// MaxMembers is the most members a Segment may have, spec.members (at most 5,000 of them)
+// and spec.membersFrom together. The record of added members holds some 140,000: the rest
+// is room for members removed from the spec (which stay recorded) under
+// memberRemovalPolicy Warn.
+const MaxMembers = 120_000
+
+// MemberRecordLabel is on the ConfigMaps, in the manager's own namespace, that hold the
+// record of the members added to large segments (status.memberRecord.configMap).
+const MemberRecordLabel = "users.chatbot.com/member-record"
 
 // CredentialsInUseFinalizer is on a credentials Secret while a Segment may still need it
 // to reach ChatBot: deleting the Secret (or its namespace) waits until those Segments have
@@ -283,6 +288,24 @@ type CreateIntent struct {
 	Account string `json:"account,omitempty"`
 }
 
+// MemberRecord records the members added to a remote segment, as 8-byte digests of their
+// IDs (never the IDs): inline while small, else in a ConfigMap of the manager's own
+// namespace, which no tenant can write, so that status stays a few hundred bytes whatever
+// the member count.
+type MemberRecord struct {
+	// added counts the distinct members the operator has added.
+	Added int32 `json:"added"`
+	// digests is the record itself (the encoding of internal/ledger), while it is small.
+	// +optional
+	// +kubebuilder:validation:MaxLength=4096
+	Digests []byte `json:"digests,omitempty"`
+	// configMap names the ConfigMap, in the manager's namespace, that holds the record
+	// when it is too large for status.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	ConfigMap string `json:"configMap,omitempty"`
+}
+
 // SegmentStatus is the observed state of the remote segment.
 type SegmentStatus struct {
 	// id is the remote segment's ChatBot ID: the one this Segment manages
@@ -310,13 +333,18 @@ type SegmentStatus struct {
 	// +optional
 	CreatedAt *metav1.Time `json:"createdAt,omitempty"`
 
-	// addedMembers are the user IDs the operator has added to the remote segment, sorted.
-	// The API cannot list a segment's members, so this record is how the operator knows
-	// which desired members are still to be added. It is reset when the segment is
-	// (re)created.
+	// addedMembers is how an earlier version recorded the members it added, every ID in
+	// full. The operator reads it once into memberRecord and clears it.
 	// +optional
 	// +listType=set
 	AddedMembers []string `json:"addedMembers,omitempty"`
+
+	// memberRecord is the record of the members the operator has added to the remote
+	// segment. The API cannot list a segment's members, so this is how the operator knows
+	// which desired members are still to be added, and how many it can no longer remove.
+	// It is reset when the segment is (re)created.
+	// +optional
+	MemberRecord *MemberRecord `json:"memberRecord,omitempty"`
 
 	// notRemovableMembers counts the added members that are no longer in spec.members
 	// and that the API cannot remove.

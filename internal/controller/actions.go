@@ -12,6 +12,7 @@ import (
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/ledger"
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
@@ -56,13 +57,14 @@ func listErr(err error) error {
 
 // apply carries out a plan for the Segment's owned segment.
 func (r *SegmentReconciler) apply(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, st *statusWriter,
-	p remotePlan, desired []string) error {
+	p remotePlan, added *ledger.Ledger, desired []string) error {
 	created, reason := "", "Created"
 	switch {
 	case p.create:
 		if err := r.create(ctx, seg, acct, st, ""); err != nil {
 			return err
 		}
+		added = ledger.New()
 		created = fmt.Sprintf("Created remote segment %s named %q", seg.OwnedID(), seg.RemoteName())
 	case p.recreate:
 		old := seg.OwnedID()
@@ -73,17 +75,18 @@ func (r *SegmentReconciler) apply(ctx context.Context, seg *usersv1alpha1.Segmen
 		// segment that would look deleted outside the operator.
 		resetRemote(seg)
 		seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{}
-		why := fmt.Sprintf("Deleted remote segment %s to remove %s (memberRemovalPolicy Recreate)", old, plural(len(p.notRemovable), "member"))
+		why := fmt.Sprintf("Deleted remote segment %s to remove %s (memberRemovalPolicy Recreate)", old, plural(p.notRemovable, "member"))
 		if err := r.create(ctx, seg, acct, st, why); err != nil {
 			return err
 		}
+		added = ledger.New()
 		created, reason = fmt.Sprintf("%s and created %s", why, seg.OwnedID()), "RecreatedToRemoveMembers"
 	case p.renameTo != "":
 		if err := r.rename(ctx, seg, acct, p.renameFrom, p.renameTo); err != nil {
 			return err
 		}
 	}
-	n, err := r.addMembers(ctx, seg, acct, p.add)
+	n, err := r.addMembers(ctx, seg, acct, added, p.add)
 	switch {
 	case created != "": // one event for a create and its first members
 		r.event(seg, reason, "Create", "%s, with %s", created, plural(n, "member"))
@@ -93,7 +96,7 @@ func (r *SegmentReconciler) apply(ctx context.Context, seg *usersv1alpha1.Segmen
 	if err != nil {
 		return err
 	}
-	r.reportNotRemovable(seg, desired)
+	r.reportNotRemovable(seg, added.NotIn(desired))
 	return nil
 }
 
@@ -189,21 +192,31 @@ func (r *SegmentReconciler) rename(ctx context.Context, seg *usersv1alpha1.Segme
 }
 
 // addMembers adds users (sorted, so that identical sets of several Segments merge) to the
-// owned segment and returns how many were added. What was added is recorded even when a
-// later batch fails, so no member is sent twice and none is forgotten.
-func (r *SegmentReconciler) addMembers(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, users []string) (int, error) {
+// owned segment, records them in added, and returns how many were added. What was added is
+// recorded even when a later batch fails, so no member is sent twice and none is
+// forgotten; nothing is sent that the record could not keep.
+func (r *SegmentReconciler) addMembers(ctx context.Context, seg *usersv1alpha1.Segment, acct *remote.Account, added *ledger.Ledger,
+	users []string) (int, error) {
 	if len(users) == 0 {
 		return 0, nil
+	}
+	next := added.Clone()
+	next.Add(users...)
+	if err := tooLarge(next); err != nil {
+		return 0, err
 	}
 	id := seg.OwnedID()
 	n, err := acct.Members.Add(ctx, id, users)
 	if n > 0 {
-		seg.Status.AddedMembers = sets.List(sets.New(seg.Status.AddedMembers...).Insert(users[:n]...))
-		acct.Observations.MembersAdded(id, len(seg.Status.AddedMembers))
+		added.Add(users[:n]...)
+		acct.Observations.MembersAdded(id, added.Len())
 		if observed, ok := acct.Observations.Lookup(id); ok {
 			seg.Status.RemoteMembers = int32(observed.Users)
 		}
 		logf.FromContext(ctx).Info("added members", "count", n)
+		if saveErr := r.records.save(ctx, seg, added); saveErr != nil {
+			return n, saveErr
+		}
 	}
 	if err != nil {
 		if chatbot.IsNotFound(err) {
@@ -214,21 +227,21 @@ func (r *SegmentReconciler) addMembers(ctx context.Context, seg *usersv1alpha1.S
 	return n, nil
 }
 
-// reportNotRemovable says, visibly, which removals from the desired members the API
-// cannot carry out: it has no remove-member endpoint.
-func (r *SegmentReconciler) reportNotRemovable(seg *usersv1alpha1.Segment, desired []string) {
-	extra := difference(seg.Status.AddedMembers, desired)
+// reportNotRemovable says, visibly, how many removals from the desired members the API
+// cannot carry out: it has no remove-member endpoint. The record keeps digests, not IDs, so
+// it counts them exactly but cannot name them.
+func (r *SegmentReconciler) reportNotRemovable(seg *usersv1alpha1.Segment, extra int) {
 	before := seg.Status.NotRemovableMembers
-	seg.Status.NotRemovableMembers = int32(len(extra))
-	if len(extra) == 0 {
+	seg.Status.NotRemovableMembers = int32(extra)
+	if extra == 0 {
 		removeCondition(seg, usersv1alpha1.ConditionMembersNotRemovable)
 		return
 	}
 	msg := fmt.Sprintf("%s removed from spec.members or spec.membersFrom, but the ChatBot API cannot remove members: "+
-		"they stay in remote segment %s until it is deleted (for example %s)",
-		plural(len(extra), "member was", "members were"), seg.OwnedID(), sample(extra))
+		"they stay in remote segment %s until it is deleted (memberRemovalPolicy Recreate does that)",
+		plural(extra, "member was", "members were"), seg.OwnedID())
 	setCondition(seg, usersv1alpha1.ConditionMembersNotRemovable, true, usersv1alpha1.ReasonRemovedFromSpec, msg)
-	if int32(len(extra)) != before {
+	if int32(extra) != before {
 		r.warn(seg, usersv1alpha1.ConditionMembersNotRemovable, "RemoveMembers", "%s", msg)
 	}
 }
@@ -271,6 +284,13 @@ func resetRemote(seg *usersv1alpha1.Segment) {
 	seg.Status.CreatedAt = nil
 	seg.Status.AddedMembers = nil
 	seg.Status.NotRemovableMembers = 0
+	// The record is empty; a ConfigMap that held it is named still, for deletion with the
+	// Segment (it records the old segment, so it is not read for the new one).
+	if rec := seg.Status.MemberRecord; rec != nil && rec.ConfigMap != "" {
+		seg.Status.MemberRecord = &usersv1alpha1.MemberRecord{ConfigMap: rec.ConfigMap}
+	} else {
+		seg.Status.MemberRecord = nil
+	}
 }
 
 // difference returns the items of a not in b, sorted; nil if none.

@@ -11,6 +11,7 @@ import (
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/ledger"
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
@@ -33,23 +34,22 @@ func TestPlanFor(t *testing.T) {
 		{name: "members to add: only those not added", spec: usersv1alpha1.SegmentSpec{Name: "n", Members: []string{"a", "b", "c"}},
 			added: []string{"a"}, observed: observed("n"), want: remotePlan{add: []string{"b", "c"}}, summary: "add 2 members"},
 		{name: "removed members under Warn are reported", spec: usersv1alpha1.SegmentSpec{Name: "n", Members: []string{"a"}},
-			added: []string{"a", "z"}, observed: observed("n"), want: remotePlan{notRemovable: []string{"z"}},
+			added: []string{"a", "z"}, observed: observed("n"), want: remotePlan{notRemovable: 1},
 			summary: "report 1 member the API cannot remove"},
 		{name: "removed members under Recreate: recreate with every member",
 			spec:  usersv1alpha1.SegmentSpec{Name: "n", Members: []string{"a"}, MemberRemovalPolicy: usersv1alpha1.MemberRemovalPolicyRecreate},
 			added: []string{"a", "z"}, observed: observed("other"),
-			want:    remotePlan{recreate: true, add: []string{"a"}, notRemovable: []string{"z"}},
+			want:    remotePlan{recreate: true, add: []string{"a"}, notRemovable: 1},
 			summary: "delete the segment and create it anew to remove 1 member, add 1 member"},
 		{name: "an adopted segment (spec.id) is never recreated",
 			spec:  usersv1alpha1.SegmentSpec{ID: "x", Name: "n", MemberRemovalPolicy: usersv1alpha1.MemberRemovalPolicyRecreate},
-			added: []string{"z"}, observed: observed("n"), want: remotePlan{notRemovable: []string{"z"}},
+			added: []string{"z"}, observed: observed("n"), want: remotePlan{notRemovable: 1},
 			summary: "report 1 member the API cannot remove"},
 		{name: "metadata.name when spec.name is empty", observed: observed("seg"), want: remotePlan{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "seg"}, Spec: tc.spec,
-				Status: usersv1alpha1.SegmentStatus{AddedMembers: tc.added}}
-			got := planFor(seg, seg.Spec.Members, tc.observed)
+			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "seg"}, Spec: tc.spec}
+			got := planFor(seg, ledger.New(tc.added...), seg.Spec.Members, tc.observed)
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("planFor = %+v, want %+v", got, tc.want)
 			}

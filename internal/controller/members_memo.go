@@ -8,9 +8,10 @@ import (
 )
 
 // maxMemoIDs bounds the IDs sourceMemo keeps, all sources together (each key kept counts
-// one more, so that errors and empty keys are bounded too): some 8 MiB. A tenant naming
-// many large sources makes the manager read them again more often, but never keep more.
-const maxMemoIDs = 100_000
+// one more, so that errors and empty keys are bounded too): some 16 MiB, three Segments of
+// the most members. A tenant naming many large sources makes the manager read them again
+// more often, but never keep more.
+const maxMemoIDs = 300_000
 
 // sourceMemo keeps what the membersFrom keys of ConfigMaps were parsed into, by ConfigMap
 // and version, the least recently used ConfigMap going first once maxMemoIDs is reached.

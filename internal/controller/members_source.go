@@ -23,9 +23,9 @@ import (
 )
 
 // maxSourceBytes bounds what one membersFrom key may hold once decompressed: a gzip of a
-// few KiB could otherwise expand to gigabytes in the manager. 5,000 IDs of 64 characters
-// and their line ends take about 320 KiB.
-const maxSourceBytes = 1 << 20
+// few KiB could otherwise expand to gigabytes in the manager. 100,000 IDs of 24 characters
+// (ChatBot's) and their line ends take 2.5 MB.
+const maxSourceBytes = 4 << 20
 
 // sourceReadTimeout bounds one read of a membersFrom ConfigMap shared by many reconciles.
 const sourceReadTimeout = 30 * time.Second

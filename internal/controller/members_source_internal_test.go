@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -50,9 +51,10 @@ func TestParseSource(t *testing.T) {
 		{name: "an ID over 64 characters", data: map[string]string{"ids": strings.Repeat("x", 65)}, wantErr: "line 1"},
 		{name: "no such key", data: map[string]string{"other": "u1"}, wantErr: `ConfigMap "list", key "ids": no such key`},
 		{name: "binaryData not gzip", binary: map[string][]byte{"ids": []byte("u1\n")}, wantErr: "binaryData must be gzip-compressed text"},
-		{name: "a gzip bomb", binary: map[string][]byte{"ids": huge}, wantErr: "more than 1048576 bytes"},
-		{name: "data over the cap", data: map[string]string{"ids": "u1\n" + strings.Repeat(" ", maxSourceBytes)}, wantErr: "more than 1048576 bytes"},
-		{name: "more IDs than a Segment may have", data: map[string]string{"ids": strings.Repeat("u1\n", 5001)}, wantErr: "more than 5000 IDs"},
+		{name: "a gzip bomb", binary: map[string][]byte{"ids": huge}, wantErr: fmt.Sprintf("more than %d bytes", maxSourceBytes)},
+		{name: "data over the cap", data: map[string]string{"ids": "u1\n" + strings.Repeat(" ", maxSourceBytes)}, wantErr: fmt.Sprintf("more than %d bytes", maxSourceBytes)},
+		{name: "more IDs than a Segment may have", data: map[string]string{"ids": strings.Repeat("u1\n", usersv1alpha1.MaxMembers+1)},
+			wantErr: fmt.Sprintf("more than %d IDs", usersv1alpha1.MaxMembers)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "list"}, Data: tc.data, BinaryData: tc.binary}

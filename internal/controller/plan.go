@@ -3,11 +3,13 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/ledger"
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
@@ -25,27 +27,28 @@ type remotePlan struct {
 	renameFrom, renameTo string
 	// add are the desired members to add, sorted.
 	add []string
-	// notRemovable are the members the operator added that are no longer desired.
-	notRemovable []string
+	// notRemovable counts the members the operator added that are no longer desired.
+	notRemovable int
 }
 
 // planFor decides what to do about the Segment's remote segment, observed as it is now
-// (nil: there is none), for the desired members (sorted; see desiredMembers). Members
-// count as present only if the operator added them: the API cannot list a segment's
-// members. A segment adopted through spec.id is never recreated: its ID is fixed.
-func planFor(seg *usersv1alpha1.Segment, desired []string, observed *chatbot.Segment) remotePlan {
+// (nil: there is none), for the desired members (sorted, unique; see desiredMembers), given
+// the record of the members the operator added to it. Members count as present only if the
+// operator added them: the API cannot list a segment's members. A segment adopted through
+// spec.id is never recreated: its ID is fixed.
+func planFor(seg *usersv1alpha1.Segment, added *ledger.Ledger, desired []string, observed *chatbot.Segment) remotePlan {
+	if !slices.IsSorted(desired) {
+		desired = slices.Compact(slices.Sorted(slices.Values(desired)))
+	}
 	if observed == nil {
-		return remotePlan{create: true, add: difference(desired, nil)}
+		return remotePlan{create: true, add: desired}
 	}
-	p := remotePlan{
-		add:          difference(desired, seg.Status.AddedMembers),
-		notRemovable: difference(seg.Status.AddedMembers, desired),
-	}
+	p := remotePlan{add: added.Missing(desired), notRemovable: added.NotIn(desired)}
 	if observed.Name != seg.RemoteName() {
 		p.renameFrom, p.renameTo = observed.Name, seg.RemoteName()
 	}
-	if len(p.notRemovable) > 0 && seg.Spec.MemberRemovalPolicy == usersv1alpha1.MemberRemovalPolicyRecreate && seg.Spec.ID == "" {
-		return remotePlan{recreate: true, add: difference(desired, nil), notRemovable: p.notRemovable}
+	if p.notRemovable > 0 && seg.Spec.MemberRemovalPolicy == usersv1alpha1.MemberRemovalPolicyRecreate && seg.Spec.ID == "" {
+		return remotePlan{recreate: true, add: desired, notRemovable: p.notRemovable}
 	}
 	return p
 }
@@ -68,8 +71,12 @@ func (r *SegmentReconciler) observeOnly(ctx context.Context, seg *usersv1alpha1.
 	} else {
 		resetRemote(seg)
 	}
-	p := planFor(seg, desired, observed)
-	seg.Status.NotRemovableMembers = int32(len(p.notRemovable))
+	added, _, _, err := r.records.load(ctx, seg)
+	if err != nil {
+		return err
+	}
+	p := planFor(seg, added, desired, observed)
+	seg.Status.NotRemovableMembers = int32(p.notRemovable)
 	summary := summarize(p)
 	if summary == "" {
 		seg.Status.Plan = nil
@@ -80,7 +87,7 @@ func (r *SegmentReconciler) observeOnly(ctx context.Context, seg *usersv1alpha1.
 	seg.Status.Plan = &usersv1alpha1.SegmentPlan{
 		Create: p.create, Recreate: p.recreate, RenameFrom: p.renameFrom, RenameTo: p.renameTo,
 		MembersToAdd: int32(len(p.add)), MembersToAddSample: p.add[:min(len(p.add), planSample)],
-		MembersNotRemovable: int32(len(p.notRemovable)),
+		MembersNotRemovable: int32(p.notRemovable),
 	}
 	// Ready: the observation is current. Observe-only never acts on drift, so it is a
 	// settled state for GitOps tools, not work under way; the reason and status.plan say it.
@@ -131,15 +138,15 @@ func summarize(p remotePlan) string {
 	case p.create:
 		parts = append(parts, "create the segment")
 	case p.recreate:
-		parts = append(parts, fmt.Sprintf("delete the segment and create it anew to remove %s", plural(len(p.notRemovable), "member")))
+		parts = append(parts, fmt.Sprintf("delete the segment and create it anew to remove %s", plural(p.notRemovable, "member")))
 	case p.renameTo != "":
 		parts = append(parts, fmt.Sprintf("rename it from %q to %q", p.renameFrom, p.renameTo))
 	}
 	if len(p.add) > 0 {
 		parts = append(parts, "add "+plural(len(p.add), "member"))
 	}
-	if len(p.notRemovable) > 0 && !p.recreate {
-		parts = append(parts, "report "+plural(len(p.notRemovable), "member")+" the API cannot remove")
+	if p.notRemovable > 0 && !p.recreate {
+		parts = append(parts, "report "+plural(p.notRemovable, "member")+" the API cannot remove")
 	}
 	return strings.Join(parts, ", ")
 }

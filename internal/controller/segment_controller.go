@@ -85,6 +85,11 @@ type SegmentReconciler struct {
 	// createsNoEffect is the intent time of each Segment's last create of this process that
 	// certainly made nothing (a 4xx, or never sent), by UID.
 	createsNoEffect sync.Map
+	// MemberRecordNamespace is the manager's own namespace, where the records of the
+	// members added to large segments are kept (see memberRecords).
+	MemberRecordNamespace string
+	records               *memberRecords
+
 	// CreateTimeout bounds a create call from its intent to its answer, rate limiter wait
 	// included (default 30s): no create is sent later than that, whatever process made it.
 	CreateTimeout time.Duration
@@ -105,6 +110,7 @@ func (r *SegmentReconciler) createTimeout() time.Duration {
 // credentials are off (see SecretScope).
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// Member records in the manager's namespace: config/rbac/member_record_role.yaml.
 
 // Reconcile reads the Segment, handles its deletion and suspension, then manages the remote
 // segment (or, observe-only, plans), and writes the outcome to status once.
@@ -198,7 +204,22 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 			recordObserved(seg, s)
 		}
 	}
-	if err := r.apply(ctx, seg, acct, st, planFor(seg, desired, observed), desired); err != nil {
+	added, migrated, lost, err := r.records.load(ctx, seg)
+	if err != nil {
+		return err
+	}
+	if lost {
+		r.warn(seg, "MemberRecordLost", "AddMembers", "The record of the members added to remote segment %s is gone "+
+			"(its ConfigMap in the manager's namespace was deleted): the desired members are added again, and members "+
+			"removed from the spec before now are no longer counted", seg.OwnedID())
+	}
+	if migrated && observed != nil {
+		// An earlier version's status.addedMembers, kept compact from now on.
+		if err := r.records.save(ctx, seg, added); err != nil {
+			return err
+		}
+	}
+	if err := r.apply(ctx, seg, acct, st, planFor(seg, added, desired, observed), added, desired); err != nil {
 		return err
 	}
 	setOutcome(seg, outcome{ready: true, reason: usersv1alpha1.ReasonSynced,
@@ -239,6 +260,9 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 		r.warn(seg, "Orphaned", "Delete", "Left in ChatBot whatever the create of a segment named %q attempted at %s made "+
 			"(deletionPolicy %s, managementPolicy %s): look for a segment of that name created then", i.Name, intentTime(i),
 			seg.DeletionPolicyOrDefault(), seg.Spec.ManagementPolicy)
+	}
+	if err := r.records.drop(ctx, seg); err != nil {
+		return ctrl.Result{}, err
 	}
 	if err := r.patchMetadata(ctx, seg, func(s *usersv1alpha1.Segment) {
 		controllerutil.RemoveFinalizer(s, usersv1alpha1.SegmentFinalizer)

@@ -34,7 +34,10 @@ var _ = Describe("Segment controller", func() {
 		Expect(seg.Finalizers).To(ContainElement(usersv1alpha1.SegmentFinalizer))
 		Expect(seg.Status.ID).To(MatchRegexp(`^[0-9a-z]{24}$`))
 		Expect(seg.Status.Name).To(Equal("VIP customers"))
-		Expect(seg.Status.AddedMembers).To(Equal([]string{"u1", "u2", "u3"}))
+		Expect(seg.Status.AddedMembers).To(BeNil())
+		Expect(seg.Status.MemberRecord).NotTo(BeNil())
+		Expect(seg.Status.MemberRecord.Added).To(BeEquivalentTo(3))
+		Expect(seg.Status.MemberRecord.ConfigMap).To(BeEmpty(), "3 members are recorded in status")
 		Expect(seg.Status.ObservedGeneration).To(Equal(seg.Generation))
 		remote := remoteSegment(seg.Status.ID)
 		Expect(remote.Name).To(Equal("VIP customers"))
@@ -115,7 +118,7 @@ var _ = Describe("Segment controller", func() {
 				want = setB
 			}
 			Expect(remoteSegment(seg.Status.ID).Members).To(ConsistOf(want), "segment %d", i)
-			Expect(seg.Status.AddedMembers).To(ConsistOf(want))
+			Expect(seg.Status.MemberRecord.Added).To(BeEquivalentTo(len(want)))
 		}
 		// At most one call each; how many were shared depends on how busy the rate limit was.
 		Expect(sim.Counts().Requests[simulator.EndpointAdd] - adds).To(BeNumerically("<=", 12))

@@ -26,6 +26,7 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 	r.names = keymutex.NewHashed(1024) // buckets: unrelated names rarely wait for each other
 	r.namespaceShares = remote.NewShares(r.NamespaceShare)
 	r.sourceReader, r.sources = mgr.GetAPIReader(), newSourceMemo()
+	r.records = newMemberRecords(r.MemberRecordNamespace, mgr.GetAPIReader(), r.Client)
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexRemoteID, indexByRemoteID); err != nil {
 		return err
 	}

@@ -18,6 +18,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -87,6 +89,9 @@ var (
 )
 
 const sim2Token = "second-account-token"
+
+// managerNamespace is the manager's own, where it keeps large member records.
+const managerNamespace = "segment-operator-system"
 
 // flakyClient is the manager's client with one injectable failure: while failIDWrites is
 // set, every status write that records a remote ID fails, as if the manager died between
@@ -170,6 +175,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme.Scheme})
 	Expect(err).NotTo(HaveOccurred())
+	Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: managerNamespace}})).To(Succeed())
 	// As the install does: Segments are born with the finalizer.
 	Expect(localenv.InstallAdmission(ctx, k8sClient, filepath.Join("..", ".."))).To(Succeed())
 
@@ -256,7 +262,8 @@ var _ = BeforeSuite(func() {
 		NamespaceShare:          accountShare,
 		// A create another process made is resolved CreateTimeout (+5s of clock skew)
 		// after its intent; pendingSegment stands in for such a process.
-		CreateTimeout: time.Second,
+		CreateTimeout:         time.Second,
+		MemberRecordNamespace: managerNamespace,
 	}).SetupWithManager(ctx, mgr)).To(Succeed())
 
 	go func() {

@@ -42,6 +42,9 @@ func New(ids ...string) *Ledger {
 	return l
 }
 
+// Clone returns a copy of the Ledger.
+func (l *Ledger) Clone() *Ledger { return &Ledger{sums: slices.Clone(l.sums)} }
+
 // Len is how many distinct members the Ledger holds.
 func (l *Ledger) Len() int { return len(l.sums) }
 

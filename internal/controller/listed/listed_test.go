@@ -54,6 +54,21 @@ var _ = Describe("Credentials Secrets in listed namespaces, with namespaced RBAC
 			ConsistOf(usersv1alpha1.CredentialsInUseFinalizer))
 	})
 
+	It("holds no Secret where the RoleBinding of that name does not let the manager keep it", func() {
+		secret(odd, "creds")
+		seg := segment(odd, "unsafe", "creds")
+		cond := waitReason(seg, usersv1alpha1.ReasonCredentialsError, timeout)
+		Expect(cond.Message).To(ContainSubstring(`granted by a RoleBinding named "segment-operator-credentials"`))
+		Consistently(finalizers(&corev1.Secret{}, odd, "creds"), 2*time.Second, poll).Should(BeEmpty(),
+			"a Secret held without its RoleBinding would hang the namespace's deletion")
+		Expect(sim.Segments()).NotTo(ContainElement(HaveField("Name", "unsafe")))
+		update := get(odd, "unsafe")
+		update.Spec.DeletionPolicy = usersv1alpha1.DeletionPolicyOrphan
+		Expect(k8sClient.Update(ctx, update)).To(Succeed())
+		Expect(k8sClient.Delete(ctx, update)).To(Succeed())
+		Eventually(func() bool { return gone(&usersv1alpha1.Segment{}, odd, "unsafe") }, timeout, poll).Should(BeTrue())
+	})
+
 	It("refuses credentialsRef in a namespace not listed, without reading its Secret, though its admin granted access", func() {
 		secret(unlisted, "creds")
 		seg := segment(unlisted, "refused", "creds")

@@ -44,6 +44,9 @@ const (
 	// bound is listed and grants the manager access from the start; late is listed and
 	// grants it only later; unlisted is not listed (its admin binds the role all the same).
 	bound, late, unlisted = "team-bound", "team-late", "team-unlisted"
+	// odd is listed, and its admin binds another role under the RoleBinding's name: one that
+	// grants Secrets but not the RoleBinding itself.
+	odd = "team-odd"
 
 	timeout = 30 * time.Second
 	poll    = 50 * time.Millisecond
@@ -84,7 +87,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(localenv.InstallAdmission(ctx, k8sClient, root)).To(Succeed())
 
-	for _, ns := range []string{bound, late, unlisted} {
+	for _, ns := range []string{bound, late, unlisted, odd} {
 		Expect(k8sClient.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 	}
 	// The install's roles, as kustomize names them.
@@ -98,6 +101,13 @@ var _ = BeforeSuite(func() {
 	Expect(credentialsRole).To(Equal(credentialsRoleName), "the README's kubectl create rolebinding names it so")
 	grantSecrets(bound)
 	grantSecrets(unlisted)
+	Expect(k8sClient.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "secrets-only", Namespace: odd},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "patch"}}}})).To(Succeed())
+	Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: controller.CredentialsRoleBinding, Namespace: odd},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "secrets-only"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: managerUser}},
+	})).To(Succeed())
 
 	user, err := testEnv.AddUser(envtest.User{Name: managerUser}, nil)
 	Expect(err).NotTo(HaveOccurred())
@@ -120,9 +130,9 @@ var _ = AfterSuite(func() {
 	}
 })
 
-// startManager runs the manager as cmd/main.go does with --namespace-credentials=team-bound,team-late.
+// startManager runs the manager as cmd/main.go does with --namespace-credentials=team-bound,team-late,team-odd.
 func startManager(cfg *rest.Config, simURL string) {
-	scope, err := controller.ParseSecretScope(bound + "," + late)
+	scope, err := controller.ParseSecretScope(bound + "," + late + "," + odd)
 	Expect(err).NotTo(HaveOccurred())
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme.Scheme,
@@ -143,6 +153,7 @@ func startManager(cfg *rest.Config, simURL string) {
 		MaxConcurrentReconciles: 4,
 		NamespaceShare:          2,
 		CreateTimeout:           time.Second,
+		MemberRecordNamespace:   "default",
 	}).SetupWithManager(ctx, mgr)).To(Succeed())
 	go func() {
 		defer GinkgoRecover()

@@ -1,0 +1,216 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/lru"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/ledger"
+)
+
+// The record of the members the operator added to a remote segment (the API cannot list
+// them) is a ledger.Ledger: 8-byte digests, about 7 bytes a member. While it is small it is
+// kept in status.memberRecord.digests; beyond inlineRecordBytes, in a ConfigMap of the
+// manager's own namespace (which no tenant can write), named after the Segment's UID and
+// marked with the remote segment it records. So the Segment stays small whatever its
+// member count, and a record of another remote segment (before a Recreate) is never taken
+// for this one's.
+const (
+	// inlineRecordBytes is the largest record kept in status: about 400 members.
+	inlineRecordBytes = 3000
+	// maxRecordBytes is the largest record a ConfigMap holds (the API server takes up to
+	// 1 MiB of data): about 140,000 members.
+	maxRecordBytes = 1_000_000
+	// recordKey is the binaryData key of a record ConfigMap.
+	recordKey = "digests"
+	// recordSegmentAnnotation names the remote segment a record ConfigMap records.
+	recordSegmentAnnotation = "users.chatbot.com/remote-segment"
+	// recordsMemoized is how many records of ConfigMaps are kept in memory.
+	recordsMemoized = 512
+)
+
+// memberRecords reads and writes Segments' member records.
+type memberRecords struct {
+	// namespace is the manager's own, where large records are kept.
+	namespace string
+	reader    client.Reader // uncached: the cache holds no record ConfigMap
+	writer    client.Writer
+
+	mu sync.Mutex
+	// memo keeps the records last read or written, by Segment UID: this process is the
+	// only writer while it leads, and a write on a stale version is refused (Conflict).
+	memo *lru.Cache
+}
+
+type recordMemo struct {
+	resourceVersion string
+	remoteID        string
+	ledger          *ledger.Ledger
+}
+
+func newMemberRecords(namespace string, reader client.Reader, writer client.Writer) *memberRecords {
+	return &memberRecords{namespace: namespace, reader: reader, writer: writer, memo: lru.New(recordsMemoized)}
+}
+
+// recordName is the name of the ConfigMap that holds a Segment's large record.
+func recordName(uid types.UID) string { return "segment-members-" + string(uid) }
+
+// load returns the Segment's record, a copy the caller may change; migrated is true when
+// it came from an earlier version's status.addedMembers (then save it). lost is true when a
+// record ConfigMap status names is missing or records another segment: the members are
+// taken as not added (they are added again, which the API takes as a no-op).
+func (m *memberRecords) load(ctx context.Context, seg *usersv1alpha1.Segment) (l *ledger.Ledger, migrated, lost bool, err error) {
+	rec := seg.Status.MemberRecord
+	switch {
+	case rec == nil && len(seg.Status.AddedMembers) > 0:
+		return ledger.New(seg.Status.AddedMembers...), true, false, nil
+	case rec == nil || rec.Added == 0:
+		return ledger.New(), false, false, nil
+	case rec.Digests != nil:
+		l = ledger.New()
+		if err := l.UnmarshalBinary(rec.Digests); err != nil {
+			return nil, false, false, fmt.Errorf("status.memberRecord: %w", err)
+		}
+		return l, false, false, nil
+	}
+	memo, err := m.read(ctx, seg.UID, rec.ConfigMap)
+	if apierrors.IsNotFound(err) {
+		return ledger.New(), false, true, nil
+	}
+	if err != nil {
+		return nil, false, false, err
+	}
+	if memo.remoteID != seg.OwnedID() {
+		return ledger.New(), false, true, nil
+	}
+	return memo.ledger.Clone(), false, false, nil
+}
+
+// read returns the record ConfigMap's content, from memory if this process read or wrote
+// it last.
+func (m *memberRecords) read(ctx context.Context, uid types.UID, name string) (recordMemo, error) {
+	m.mu.Lock()
+	v, ok := m.memo.Get(uid)
+	m.mu.Unlock()
+	if ok {
+		return v.(recordMemo), nil
+	}
+	cm := &corev1.ConfigMap{}
+	if err := m.reader.Get(ctx, types.NamespacedName{Namespace: m.namespace, Name: name}, cm); err != nil {
+		return recordMemo{}, err
+	}
+	l := ledger.New()
+	if err := l.UnmarshalBinary(cm.BinaryData[recordKey]); err != nil {
+		return recordMemo{}, fmt.Errorf("ConfigMap %s/%s: %w", m.namespace, name, err)
+	}
+	memo := recordMemo{resourceVersion: cm.ResourceVersion, remoteID: cm.Annotations[recordSegmentAnnotation], ledger: l}
+	m.remember(uid, memo)
+	return memo, nil
+}
+
+func (m *memberRecords) remember(uid types.UID, memo recordMemo) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.memo.Add(uid, memo)
+}
+
+// tooLarge says why l cannot be recorded, or returns nil.
+func tooLarge(l *ledger.Ledger) error {
+	b, _ := l.MarshalBinary()
+	if len(b) <= maxRecordBytes {
+		return nil
+	}
+	return stall(usersv1alpha1.ReasonMemberRecordTooLarge, "The record of the members added to this segment would hold %d members, "+
+		"more than the operator can keep (about 140,000, counting members added and since removed): nothing more is added. "+
+		"memberRemovalPolicy Recreate makes the segment anew with only the desired members", l.Len())
+}
+
+// save records l as the Segment's record: in status while small, else in its ConfigMap,
+// written now (status is written later). Status then no longer holds addedMembers.
+func (m *memberRecords) save(ctx context.Context, seg *usersv1alpha1.Segment, l *ledger.Ledger) error {
+	b, _ := l.MarshalBinary()
+	rec := &usersv1alpha1.MemberRecord{Added: int32(l.Len())}
+	if old := seg.Status.MemberRecord; old != nil {
+		rec.ConfigMap = old.ConfigMap // a ConfigMap made once stays until the Segment goes
+	}
+	if len(b) <= inlineRecordBytes {
+		rec.Digests = b
+	} else {
+		if err := tooLarge(l); err != nil {
+			return err
+		}
+		if m.namespace == "" {
+			return stall(usersv1alpha1.ReasonMemberRecordTooLarge, "The record of the %d members added is too large for status, "+
+				"and the manager has no namespace to keep it in: run it with --member-record-namespace (the install sets "+
+				"$POD_NAMESPACE)", l.Len())
+		}
+		rec.ConfigMap = recordName(seg.UID)
+		if err := m.write(ctx, seg, rec.ConfigMap, b, l); err != nil {
+			return err
+		}
+	}
+	seg.Status.MemberRecord, seg.Status.AddedMembers = rec, nil
+	return nil
+}
+
+// write stores a record in the Segment's ConfigMap, conditional on the version last seen.
+func (m *memberRecords) write(ctx context.Context, seg *usersv1alpha1.Segment, name string, b []byte, l *ledger.Ledger) error {
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.namespace,
+			Labels: map[string]string{usersv1alpha1.MemberRecordLabel: "true"},
+			Annotations: map[string]string{recordSegmentAnnotation: seg.OwnedID(),
+				"users.chatbot.com/segment": seg.Namespace + "/" + seg.Name}},
+		BinaryData: map[string][]byte{recordKey: b},
+	}
+	m.mu.Lock()
+	v, known := m.memo.Get(seg.UID)
+	m.mu.Unlock()
+	var err error
+	if known {
+		cm.ResourceVersion = v.(recordMemo).resourceVersion
+		err = m.writer.Update(ctx, cm)
+	} else {
+		err = m.writer.Create(ctx, cm)
+		if apierrors.IsAlreadyExists(err) {
+			existing := &corev1.ConfigMap{}
+			if err = m.reader.Get(ctx, client.ObjectKeyFromObject(cm), existing); err == nil {
+				cm.ResourceVersion = existing.ResourceVersion
+				err = m.writer.Update(ctx, cm)
+			}
+		}
+	}
+	if err != nil {
+		m.forget(seg.UID) // read anew next time
+		return fmt.Errorf("write the member record ConfigMap %s/%s: %w", m.namespace, name, err)
+	}
+	m.remember(seg.UID, recordMemo{resourceVersion: cm.ResourceVersion, remoteID: seg.OwnedID(), ledger: l.Clone()})
+	return nil
+}
+
+func (m *memberRecords) forget(uid types.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.memo.Remove(uid)
+}
+
+// drop deletes the Segment's record ConfigMap, if it has one: the Segment is going.
+func (m *memberRecords) drop(ctx context.Context, seg *usersv1alpha1.Segment) error {
+	m.forget(seg.UID)
+	rec := seg.Status.MemberRecord
+	if rec == nil || rec.ConfigMap == "" {
+		return nil
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: rec.ConfigMap, Namespace: m.namespace}}
+	if err := client.IgnoreNotFound(m.writer.Delete(ctx, cm)); err != nil {
+		return fmt.Errorf("delete the member record ConfigMap %s/%s: %w", m.namespace, rec.ConfigMap, err)
+	}
+	return nil
+}

@@ -1,0 +1,130 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/ledger"
+)
+
+func ids(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%06d", prefix, i)
+	}
+	return out
+}
+
+// Where a record is kept, and what is read back, in each state a Segment's status can be in.
+func TestMemberRecords(t *testing.T) {
+	ctx := context.Background()
+	owned := func(uid, id string) *usersv1alpha1.Segment {
+		seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "team", UID: types.UID("uid-" + uid)}}
+		seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{ID: id}
+		return seg
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme.Scheme).Build()
+	m := newMemberRecords("operator", c, c)
+
+	t.Run("nothing recorded", func(t *testing.T) {
+		l, migrated, lost, err := m.load(ctx, owned("a", "r1"))
+		if err != nil || l.Len() != 0 || migrated || lost {
+			t.Fatalf("load = %d, %v, %v, %v", l.Len(), migrated, lost, err)
+		}
+	})
+	t.Run("an earlier version's addedMembers is migrated", func(t *testing.T) {
+		seg := owned("b", "r1")
+		seg.Status.AddedMembers = []string{"u1", "u2"}
+		l, migrated, _, err := m.load(ctx, seg)
+		if err != nil || !migrated || !l.Has("u1") || l.Len() != 2 {
+			t.Fatalf("load = %d, migrated %v, %v", l.Len(), migrated, err)
+		}
+		if err := m.save(ctx, seg, l); err != nil {
+			t.Fatal(err)
+		}
+		if seg.Status.AddedMembers != nil || seg.Status.MemberRecord.Added != 2 || seg.Status.MemberRecord.Digests == nil ||
+			seg.Status.MemberRecord.ConfigMap != "" {
+			t.Fatalf("saved as %+v, addedMembers %v", seg.Status.MemberRecord, seg.Status.AddedMembers)
+		}
+		back, migrated, _, err := m.load(ctx, seg)
+		if err != nil || migrated || back.Len() != 2 || !back.Has("u2") {
+			t.Fatalf("read back %d (migrated %v): %v", back.Len(), migrated, err)
+		}
+	})
+	t.Run("a large record goes to a ConfigMap, read back after a restart", func(t *testing.T) {
+		seg := owned("c", "r1")
+		l := ledger.New(ids("u", 10_000)...)
+		if err := m.save(ctx, seg, l); err != nil {
+			t.Fatal(err)
+		}
+		rec := seg.Status.MemberRecord
+		if rec.Digests != nil || rec.ConfigMap != recordName(seg.UID) || rec.Added != 10_000 {
+			t.Fatalf("saved as %+v", rec)
+		}
+		restarted := newMemberRecords("operator", c, c)
+		back, _, lost, err := restarted.load(ctx, seg)
+		if err != nil || lost || back.Len() != 10_000 || !back.Has("u009999") {
+			t.Fatalf("read back %d, lost %v: %v", back.Len(), lost, err)
+		}
+		back.Add("more")
+		if err := restarted.save(ctx, seg, back); err != nil {
+			t.Fatalf("rewrite: %v", err)
+		}
+		// m's memory is stale now: its next write is refused, and it reads anew.
+		if err := m.save(ctx, seg, ledger.New(ids("u", 10_001)...)); err == nil {
+			t.Fatal("a write over a version this process did not see went through")
+		}
+		if fresh, _, _, _ := m.load(ctx, seg); fresh.Len() != 10_001 {
+			t.Fatalf("after a refused write: %d", fresh.Len())
+		}
+
+		// After a Recreate, the ConfigMap records the old segment: it is not read for the new one.
+		seg.Status.Ownership.ID = "r2"
+		fresh, _, lost, err := newMemberRecords("operator", c, c).load(ctx, seg)
+		if err != nil || !lost || fresh.Len() != 0 {
+			t.Fatalf("old segment's record: %d, lost %v, %v", fresh.Len(), lost, err)
+		}
+		resetRemote(seg)
+		if seg.Status.MemberRecord == nil || seg.Status.MemberRecord.ConfigMap == "" || seg.Status.MemberRecord.Added != 0 {
+			t.Fatalf("reset kept %+v", seg.Status.MemberRecord)
+		}
+		if l, _, _, err := m.load(ctx, seg); err != nil || l.Len() != 0 {
+			t.Fatalf("reset record: %d, %v", l.Len(), err)
+		}
+
+		if err := m.drop(ctx, seg); err != nil {
+			t.Fatal(err)
+		}
+		var cms corev1.ConfigMapList
+		if err := c.List(ctx, &cms, client.InNamespace("operator")); err != nil || len(cms.Items) != 0 {
+			t.Fatalf("left %d ConfigMaps (%v)", len(cms.Items), err)
+		}
+	})
+	t.Run("too large: refused before anything is sent", func(t *testing.T) {
+		if err := tooLarge(ledger.New(ids("u", 100_000)...)); err != nil {
+			t.Fatalf("100,000 refused: %v", err)
+		}
+		err := tooLarge(ledger.New(ids("u", 200_000)...))
+		var st *stallError
+		if !errors.As(err, &st) || st.reason != usersv1alpha1.ReasonMemberRecordTooLarge {
+			t.Fatalf("200,000: %v", err)
+		}
+	})
+	t.Run("no namespace to keep a large record in", func(t *testing.T) {
+		err := newMemberRecords("", c, c).save(ctx, owned("d", "r1"), ledger.New(ids("u", 1000)...))
+		var st *stallError
+		if !errors.As(err, &st) {
+			t.Fatalf("save = %v", err)
+		}
+	})
+}
