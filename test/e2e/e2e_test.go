@@ -54,6 +54,9 @@ var _ = Describe("the operator as installed from this checkout", Ordered, func()
 		Expect(kubectl("get", "segments")).To(MatchRegexp(`(?m)^NAME\s+REMOTE NAME\s+ID\s+MEMBERS\s+READY\s+AGE$`))
 	})
 
+	// After the samples, which count every remote segment in the simulator.
+	It("accepts every file in examples/ in a server-side apply, and makes the basic ones Ready", applyEveryExample)
+
 	It("renders config/default, and the control plane accepts it in a server-side dry run", func() {
 		rendered := kubectl("kustomize", "config/default")
 		for _, kind := range []string{"CustomResourceDefinition", "Deployment", "ClusterRole", "ServiceAccount", "Service", "Namespace"} {
