@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"slices"
+
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -58,4 +60,15 @@ func currentCondition(seg *usersv1alpha1.Segment, condType string) *metav1.Condi
 		return nil
 	}
 	return cond
+}
+
+// Reasons are the values of the segments gauge's reason label, sorted; a check of the rules
+// in config/prometheus matches them against these.
+func Reasons() []string {
+	out := []string{reasonPending, reasonOther}
+	for r := range readyReasons {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
 }
