@@ -353,7 +353,7 @@ func (b *bench) churn() error {
 }
 
 // waitAllReady waits until the manager reports every Segment Ready for its current
-// generation (segment_operator_segments{ready="True"}).
+// generation (segment_operator_segments{ready="True"}, summed over reasons).
 func (b *bench) waitAllReady(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
@@ -381,11 +381,20 @@ func (b *bench) readySegments(ctx context.Context) (int, error) {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	// One series per reason: Synced, Observed, DriftDetected...
+	ready, found := 0.0, false
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), `segment_operator_segments{ready="True"} `); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), `segment_operator_segments{ready="True",`); ok {
+			_, v, _ = strings.Cut(v, "} ")
 			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return int(n), err
+			if err != nil {
+				return 0, err
+			}
+			ready, found = ready+n, true
 		}
 	}
-	return 0, fmt.Errorf("no segment_operator_segments metric yet")
+	if !found {
+		return 0, fmt.Errorf("no Ready segment_operator_segments series yet")
+	}
+	return int(ready), sc.Err()
 }

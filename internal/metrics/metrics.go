@@ -5,10 +5,10 @@ package metrics
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -17,21 +17,29 @@ import (
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
+// The metric names; the rules and dashboard in config/prometheus query them (see Names).
+const (
+	apiRequestsName    = "segment_operator_chatbot_api_requests_total"
+	apiLatencyName     = "segment_operator_chatbot_api_request_duration_seconds"
+	segmentsName       = "segment_operator_segments"
+	observationAgeName = "segment_operator_observation_age_seconds"
+)
+
 var (
 	apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "segment_operator_chatbot_api_requests_total",
+		Name: apiRequestsName,
 		Help: "ChatBot API calls by account, operation and HTTP status code (0: no response).",
 	}, []string{"account", "operation", "code"})
 
 	apiLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "segment_operator_chatbot_api_request_duration_seconds",
+		Name:    apiLatencyName,
 		Help:    "ChatBot API call latency by account and operation.",
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 	}, []string{"account", "operation"})
 
-	segmentsDesc = prometheus.NewDesc("segment_operator_segments",
-		"Segments by the status of their Ready condition for their current generation (True, False; Unknown if none yet).", []string{"ready"}, nil)
-	observationAgeDesc = prometheus.NewDesc("segment_operator_observation_age_seconds",
+	segmentsDesc = prometheus.NewDesc(segmentsName,
+		"Segments by the status and reason of their Ready condition for their current generation (Unknown if none yet).", []string{"ready", "reason"}, nil)
+	observationAgeDesc = prometheus.NewDesc(observationAgeName,
 		"Age of the shared listing of each ChatBot account.", []string{"account"}, nil)
 )
 
@@ -60,11 +68,18 @@ func ForgetAccount(account string) {
 }
 
 // stateCollector computes Segment counts and listing ages when scraped, from the manager's
-// cache and the accounts in use: nothing to keep up to date between scrapes.
+// cache and the accounts in use: nothing to keep up to date between scrapes but the
+// (ready, reason) pairs seen so far.
 type stateCollector struct {
 	reader   client.Reader
 	accounts *remote.Accounts
+
+	mu   sync.Mutex
+	seen map[segmentState]bool
 }
+
+// segmentState is the labels of a segments series.
+type segmentState struct{ ready, reason string }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- segmentsDesc
@@ -76,25 +91,42 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	var list usersv1alpha1.SegmentList
 	if err := c.reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err == nil {
-		counts := map[string]float64{"True": 0, "False": 0, "Unknown": 0}
+		counts := map[segmentState]float64{}
 		for i := range list.Items {
-			// A Ready condition about an older generation says nothing about the current
-			// spec: Unknown, as kstatus would have it.
-			status := "Unknown"
-			seg := &list.Items[i]
-			if ready := meta.FindStatusCondition(seg.Status.Conditions, usersv1alpha1.ConditionReady); ready != nil && ready.ObservedGeneration == seg.Generation {
-				status = string(ready.Status)
-			}
-			counts[status]++
+			ready, reason := segmentLabels(&list.Items[i])
+			counts[segmentState{ready, reason}]++
 		}
-		for status, n := range counts {
-			ch <- prometheus.MustNewConstMetric(segmentsDesc, prometheus.GaugeValue, n, status)
+		// The pairs some Segment has, and at 0 those it had since the manager started (so a
+		// graph of Stalled Segments falls to 0 rather than stops): not every reason times
+		// every status, which would be mostly zeros. The reasons being a fixed set, so are the pairs.
+		c.mu.Lock()
+		if c.seen == nil {
+			c.seen = map[segmentState]bool{}
 		}
+		for s := range counts {
+			c.seen[s] = true
+		}
+		for s := range c.seen {
+			ch <- prometheus.MustNewConstMetric(segmentsDesc, prometheus.GaugeValue, counts[s], s.ready, s.reason)
+		}
+		c.mu.Unlock()
 	}
 	for _, acct := range c.accounts.All() {
 		if fetched := acct.Observations.FetchedAt(); !fetched.IsZero() {
 			ch <- prometheus.MustNewConstMetric(observationAgeDesc, prometheus.GaugeValue, time.Since(fetched).Seconds(), acct.ID)
 		}
+	}
+}
+
+// Names are the metric names the operator exports as PromQL queries them (a histogram's
+// _bucket, _sum and _count series, not its own name); the rules and the dashboard in
+// config/prometheus may use only these, which a test checks.
+func Names() []string {
+	return []string{
+		apiRequestsName,
+		apiLatencyName + "_bucket", apiLatencyName + "_sum", apiLatencyName + "_count",
+		segmentsName,
+		observationAgeName,
 	}
 }
 

@@ -1,0 +1,74 @@
+package metrics
+
+import (
+	"slices"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+)
+
+// Reasons of the segments gauge that are not Ready reasons: the gauge keeps a small, fixed
+// set of label values whatever the conditions say.
+const (
+	// reasonPending: no Ready condition about the Segment's current generation yet (new, or
+	// its spec changed since the last reconcile).
+	reasonPending = "Pending"
+	// reasonOther: a Ready reason this package does not know, so as not to make a series of it.
+	reasonOther = "Other"
+)
+
+// readyReasons are the reasons the controller gives Ready, from api/v1alpha1 (a test checks
+// that every Reason constant there is here).
+var readyReasons = map[string]bool{
+	usersv1alpha1.ReasonSynced: true, usersv1alpha1.ReasonCreating: true,
+	usersv1alpha1.ReasonRemoteError: true, usersv1alpha1.ReasonRateLimited: true,
+	usersv1alpha1.ReasonUnauthorized: true, usersv1alpha1.ReasonRemoteRejected: true,
+	usersv1alpha1.ReasonEndpointNotFound: true, usersv1alpha1.ReasonCredentialsError: true,
+	usersv1alpha1.ReasonMembersSourceError: true, usersv1alpha1.ReasonDeleting: true,
+	usersv1alpha1.ReasonRemovedFromSpec: true, usersv1alpha1.ReasonRecreated: true,
+	usersv1alpha1.ReasonSuspended: true, usersv1alpha1.ReasonConflict: true,
+	usersv1alpha1.ReasonCreateUncertain: true, usersv1alpha1.ReasonAccountChanged: true,
+	usersv1alpha1.ReasonRemoteNotFound: true, usersv1alpha1.ReasonAdoptionAmbiguous: true,
+	usersv1alpha1.ReasonObserved: true, usersv1alpha1.ReasonDriftDetected: true,
+}
+
+// segmentLabels are the ready and reason labels a Segment is counted under: its Ready
+// condition's status and reason when that condition is about its current generation.
+// Otherwise it is Unknown, as kstatus would have it: with reason Suspended when it is
+// suspended (a suspended Segment has no Ready condition), else Pending.
+func segmentLabels(seg *usersv1alpha1.Segment) (ready, reason string) {
+	if cond := currentCondition(seg, usersv1alpha1.ConditionReady); cond != nil {
+		reason = cond.Reason
+		if !readyReasons[reason] {
+			reason = reasonOther
+		}
+		return string(cond.Status), reason
+	}
+	if cond := currentCondition(seg, usersv1alpha1.ConditionSuspended); cond != nil && cond.Status == metav1.ConditionTrue {
+		return string(metav1.ConditionUnknown), usersv1alpha1.ReasonSuspended
+	}
+	return string(metav1.ConditionUnknown), reasonPending
+}
+
+// currentCondition is the Segment's condition of the type when it is about the current
+// generation: one about an older generation says nothing about the current spec.
+func currentCondition(seg *usersv1alpha1.Segment, condType string) *metav1.Condition {
+	cond := meta.FindStatusCondition(seg.Status.Conditions, condType)
+	if cond == nil || cond.ObservedGeneration != seg.Generation {
+		return nil
+	}
+	return cond
+}
+
+// Reasons are the values of the segments gauge's reason label, sorted; a check of the rules
+// in config/prometheus matches them against these.
+func Reasons() []string {
+	out := []string{reasonPending, reasonOther}
+	for r := range readyReasons {
+		out = append(out, r)
+	}
+	slices.Sort(out)
+	return out
+}
