@@ -15,6 +15,10 @@ const (
 	// ConditionMembersNotRemovable is True when members were removed from spec.members that
 	// the API cannot remove from the remote segment.
 	ConditionMembersNotRemovable = "MembersNotRemovable"
+	// ConditionMembersMissing is True when the remote segment's member count (the only
+	// signal the API gives) is lower than the desired members the operator added: members
+	// were removed, or users deleted, outside the operator.
+	ConditionMembersMissing = "MembersMissing"
 	// ConditionSuspended is True while spec.suspend is set: no remote call is made.
 	ConditionSuspended = "Suspended"
 )
@@ -52,6 +56,9 @@ const (
 	ReasonDeleting = "Deleting"
 	// ReasonRemovedFromSpec: members left spec.members that the API cannot remove.
 	ReasonRemovedFromSpec = "RemovedFromSpec"
+	// ReasonRemovedOutside: members the operator added are missing from the remote segment
+	// (MembersMissing); the desired members are added again once per change of the count.
+	ReasonRemovedOutside = "RemovedOutside"
 	// ReasonRecreated: the remote segment was deleted outside the operator and made again.
 	ReasonRecreated = "Recreated"
 	// ReasonSuspended: spec.suspend is true.

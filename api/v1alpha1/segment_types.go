@@ -304,6 +304,27 @@ type MemberRecord struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	ConfigMap string `json:"configMap,omitempty"`
+	// readded is when the operator last added the desired members again, and at which
+	// member count, because the count showed members missing: it does so once per change
+	// of the count, never in a loop.
+	// +optional
+	Readded *MembersReadded `json:"readded,omitempty"`
+}
+
+// Readd returns the record's last re-add, if any (nil for a nil record).
+func (r *MemberRecord) Readd() *MembersReadded {
+	if r == nil {
+		return nil
+	}
+	return r.Readded
+}
+
+// MembersReadded records a re-add of the desired members after members went missing.
+type MembersReadded struct {
+	// users is the remote segment's member count that showed members missing.
+	Users int32 `json:"users"`
+	// at is when they were added again.
+	At metav1.Time `json:"at"`
 }
 
 // SegmentStatus is the observed state of the remote segment.
@@ -350,6 +371,11 @@ type SegmentStatus struct {
 	// and that the API cannot remove.
 	// +optional
 	NotRemovableMembers int32 `json:"notRemovableMembers,omitempty"`
+
+	// missingMembers is how many of the desired members the operator added are missing
+	// from the remote segment by its member count, at least (see MembersMissing).
+	// +optional
+	MissingMembers int32 `json:"missingMembers,omitempty"`
 
 	// plan lists what the operator would change, under managementPolicy ObserveOnly.
 	// +optional

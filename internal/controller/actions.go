@@ -227,6 +227,37 @@ func (r *SegmentReconciler) addMembers(ctx context.Context, seg *usersv1alpha1.S
 	return n, nil
 }
 
+// reportMissing reports members the count says are missing, and records a re-add of the
+// desired members made for it (apply made it when drift.readd).
+func (r *SegmentReconciler) reportMissing(seg *usersv1alpha1.Segment, observed *chatbot.Segment, drift memberDrift) {
+	rec := seg.Status.MemberRecord
+	switch {
+	case drift.readd && rec != nil:
+		rec.Readded = &usersv1alpha1.MembersReadded{Users: int32(observed.Users), At: metav1.Now()}
+	case drift.settled && rec != nil:
+		rec.Readded = nil
+	}
+	before := seg.Status.MissingMembers
+	seg.Status.MissingMembers = int32(drift.missing)
+	if drift.missing == 0 {
+		removeCondition(seg, usersv1alpha1.ConditionMembersMissing)
+		return
+	}
+	what := "they were added again"
+	if !drift.readd {
+		what = "they were added again when the count first showed it, and are not again until the count changes " +
+			"(ChatBot may not take back users it deleted)"
+	}
+	msg := fmt.Sprintf("Remote segment %s counts %d members, fewer than the %s the operator added: members were removed, "+
+		"or users deleted, outside the operator; %s. The count cannot tell which members, nor see a removal hidden by "+
+		"members added outside the operator", seg.OwnedID(), observed.Users,
+		plural(drift.missing+observed.Users, "desired member"), what)
+	setCondition(seg, usersv1alpha1.ConditionMembersMissing, true, usersv1alpha1.ReasonRemovedOutside, msg)
+	if drift.readd || int32(drift.missing) != before {
+		r.warn(seg, usersv1alpha1.ConditionMembersMissing, "AddMembers", "%s", msg)
+	}
+}
+
 // reportNotRemovable says, visibly, how many removals from the desired members the API
 // cannot carry out: it has no remove-member endpoint. The record keeps digests, not IDs, so
 // it counts them exactly but cannot name them.
@@ -284,6 +315,7 @@ func resetRemote(seg *usersv1alpha1.Segment) {
 	seg.Status.CreatedAt = nil
 	seg.Status.AddedMembers = nil
 	seg.Status.NotRemovableMembers = 0
+	seg.Status.MissingMembers = 0
 	// The record is empty; a ConfigMap that held it is named still, for deletion with the
 	// Segment (it records the old segment, so it is not read for the new one).
 	if rec := seg.Status.MemberRecord; rec != nil && rec.ConfigMap != "" {

@@ -119,4 +119,30 @@ var _ = Describe("Large segments", func() {
 		Expect(sim.Counts().Requests[simulator.EndpointAdd]-adds).To(Equal(int64(1)), "only the new member is sent")
 		Expect(fmt.Sprint(remoteSegment(id).Members)).To(ContainSubstring("fresh"))
 	})
+
+	It("reports members removed outside the operator, re-adds them once per change of the count, never in a loop", func() {
+		members := userIDs("m", 20)
+		seg := waitReady(create(ns, "drifting", usersv1alpha1.SegmentSpec{Members: members}))
+		id := seg.OwnedID()
+		missing := func() int32 { return get(seg).Status.MissingMembers }
+
+		By("three removed in ChatBot's UI: reported and added back, once")
+		adds := sim.Counts().Requests[simulator.EndpointAdd]
+		Expect(sim.RemoveMembers(id, members[:3]...)).To(BeTrue())
+		Eventually(func() []string { return remoteSegment(id).Members }, timeout, poll).Should(ConsistOf(members))
+		Expect(sim.Counts().Requests[simulator.EndpointAdd] - adds).To(Equal(int64(1)))
+		Eventually(eventReasons(ns, "drifting"), timeout, poll).Should(ContainElement(usersv1alpha1.ConditionMembersMissing))
+		Eventually(missing, timeout, poll).Should(BeZero())
+		Eventually(func() *usersv1alpha1.MembersReadded { return get(seg).Status.MemberRecord.Readded }, 3*driftInterval, poll).Should(BeNil(),
+			"a listing after the re-add shows them back")
+
+		By("two users deleted from ChatBot: they cannot come back; reported, re-added once, not again")
+		adds = sim.Counts().Requests[simulator.EndpointAdd]
+		sim.DeleteUsers(members[5:7]...)
+		Eventually(missing, timeout, poll).Should(BeEquivalentTo(2))
+		Expect(readyCondition(get(seg)).Status).To(Equal(metav1.ConditionTrue))
+		Consistently(func() int64 { return sim.Counts().Requests[simulator.EndpointAdd] - adds }, 4*driftInterval, poll).Should(
+			BeNumerically("<=", 1), "one re-add for the count, not one per drift interval")
+		Expect(missing()).To(BeEquivalentTo(2))
+	})
 })

@@ -140,6 +140,7 @@ func (m *memberRecords) save(ctx context.Context, seg *usersv1alpha1.Segment, l 
 	rec := &usersv1alpha1.MemberRecord{Added: int32(l.Len())}
 	if old := seg.Status.MemberRecord; old != nil {
 		rec.ConfigMap = old.ConfigMap // a ConfigMap made once stays until the Segment goes
+		rec.Readded = old.Readded
 	}
 	if len(b) <= inlineRecordBytes {
 		rec.Digests = b

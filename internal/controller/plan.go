@@ -53,6 +53,29 @@ func planFor(seg *usersv1alpha1.Segment, added *ledger.Ledger, desired []string,
 	return p
 }
 
+// memberDrift is what the remote segment's member count, the only signal the API gives of
+// its members, says of members removed outside the operator.
+type memberDrift struct {
+	// missing is how many of the desired members the operator added are gone, at least.
+	missing int
+	// readd: add the desired members again (the count changed since they last were).
+	readd bool
+	// settled: a listing begun after the last re-add shows none missing; forget that re-add.
+	settled bool
+}
+
+// decideDrift judges the count users, from a listing begun at listedAt (raised by the
+// operator's own adds since, so never lower than what it added), against known, the
+// desired members the operator added. It re-adds once per change of the count: if the API
+// does not take the members back (users deleted from ChatBot), the count stays, and so does
+// the report, without a loop.
+func decideDrift(known, users int, listedAt time.Time, readded *usersv1alpha1.MembersReadded) memberDrift {
+	if users >= known {
+		return memberDrift{settled: readded != nil && listedAt.After(readded.At.Time)}
+	}
+	return memberDrift{missing: known - users, readd: readded == nil || int(readded.Users) != users}
+}
+
 // observeOnly finds the remote segment without claiming it, and records in status.plan
 // what Manage would change, like a plan. It never calls a write endpoint and never adds the
 // finalizer. A Segment that owns a segment (it managed before) shows that one.

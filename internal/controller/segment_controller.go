@@ -219,9 +219,18 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 			return err
 		}
 	}
-	if err := r.apply(ctx, seg, acct, st, planFor(seg, added, desired, observed), added, desired); err != nil {
+	p := planFor(seg, added, desired, observed)
+	drift := memberDrift{}
+	if observed != nil && !p.recreate {
+		drift = decideDrift(len(desired)-len(p.add), observed.Users, acct.Observations.FetchedAt(), seg.Status.MemberRecord.Readd())
+		if drift.readd {
+			p.add = desired
+		}
+	}
+	if err := r.apply(ctx, seg, acct, st, p, added, desired); err != nil {
 		return err
 	}
+	r.reportMissing(seg, observed, drift)
 	setOutcome(seg, outcome{ready: true, reason: usersv1alpha1.ReasonSynced,
 		msg: fmt.Sprintf("Remote segment %s is named %q and has all %s", seg.OwnedID(), seg.RemoteName(),
 			plural(len(desired), "desired member"))})

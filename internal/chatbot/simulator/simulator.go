@@ -90,10 +90,13 @@ type Server struct {
 	mu       sync.Mutex
 	segments map[string]*segment
 	order    []string // IDs in creation order: the list endpoint's order
-	latency  time.Duration
-	faults   Faults
-	limiter  *limiter
-	counts   Counts
+	// deletedUsers are users deleted from the account (DeleteUsers): an add of one is
+	// accepted and changes nothing, as for a user ChatBot no longer has.
+	deletedUsers map[string]struct{}
+	latency      time.Duration
+	faults       Faults
+	limiter      *limiter
+	counts       Counts
 }
 
 // New returns a Server, loading Options.StateFile if it exists.
@@ -162,6 +165,38 @@ func (s *Server) Create(name string, members ...string) string {
 	}
 	s.persist()
 	return seg.id
+}
+
+// RemoveMembers removes members from a segment directly, as a person can in ChatBot's
+// UI (the API cannot); false if the segment does not exist.
+func (s *Server) RemoveMembers(id string, members ...string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seg, ok := s.segments[id]
+	if ok {
+		for _, m := range members {
+			delete(seg.members, m)
+		}
+		s.persist()
+	}
+	return ok
+}
+
+// DeleteUsers deletes users from the account: they leave every segment, and adding them
+// again changes nothing (an assumption: the vendor documents no such case).
+func (s *Server) DeleteUsers(users ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deletedUsers == nil {
+		s.deletedUsers = map[string]struct{}{}
+	}
+	for _, u := range users {
+		s.deletedUsers[u] = struct{}{}
+		for _, seg := range s.segments {
+			delete(seg.members, u)
+		}
+	}
+	s.persist()
 }
 
 // Rename renames a segment directly (out of band); false if it does not exist.

@@ -189,7 +189,9 @@ func (s *Server) add(_ *http.Request, body []byte) (int, any) {
 	for _, id := range *req.Segments {
 		seg := s.segments[id]
 		for _, u := range *req.Users {
-			seg.members[u] = struct{}{} // adding an existing member is a no-op
+			if _, deleted := s.deletedUsers[u]; !deleted {
+				seg.members[u] = struct{}{} // adding an existing member is a no-op
+			}
 		}
 	}
 	return http.StatusOK, s.success("")
