@@ -121,7 +121,7 @@ var _ = Describe("Large segments", func() {
 	})
 
 	It("reports members removed outside the operator, re-adds them once per change of the count, never in a loop", func() {
-		members := userIDs("m", 20)
+		members := userIDs("drift", 20) // a prefix of its own: DeleteUsers is for the whole account
 		seg := waitReady(create(ns, "drifting", usersv1alpha1.SegmentSpec{Members: members}))
 		id := seg.OwnedID()
 		missing := func() int32 { return get(seg).Status.MissingMembers }
