@@ -59,7 +59,7 @@ var _ = Describe("the operator as installed from this checkout", Ordered, func()
 
 	It("renders config/default, and the control plane accepts it in a server-side dry run", func() {
 		rendered := kubectl("kustomize", "config/default")
-		for _, kind := range []string{"CustomResourceDefinition", "Deployment", "ClusterRole", "ServiceAccount", "Service", "Namespace"} {
+		for _, kind := range []string{"CustomResourceDefinition", "Deployment", "PodDisruptionBudget", "ClusterRole", "ServiceAccount", "Service", "Namespace"} {
 			Expect(rendered).To(ContainSubstring("kind: " + kind))
 		}
 		// A dry run creates nothing, so the namespaced objects need their namespace for real.
