@@ -27,7 +27,7 @@ var readyReasons = map[string]bool{
 	usersv1alpha1.ReasonUnauthorized: true, usersv1alpha1.ReasonRemoteRejected: true,
 	usersv1alpha1.ReasonEndpointNotFound: true, usersv1alpha1.ReasonCredentialsError: true,
 	usersv1alpha1.ReasonMembersSourceError: true, usersv1alpha1.ReasonMemberRecordTooLarge: true, usersv1alpha1.ReasonDeleting: true,
-	usersv1alpha1.ReasonRemovedFromSpec: true, usersv1alpha1.ReasonRecreated: true,
+	usersv1alpha1.ReasonRemovedFromSpec: true, usersv1alpha1.ReasonRemovedOutside: true, usersv1alpha1.ReasonRecreated: true,
 	usersv1alpha1.ReasonSuspended: true, usersv1alpha1.ReasonConflict: true,
 	usersv1alpha1.ReasonCreateUncertain: true, usersv1alpha1.ReasonAccountChanged: true,
 	usersv1alpha1.ReasonRemoteNotFound: true, usersv1alpha1.ReasonAdoptionAmbiguous: true,
