@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -282,16 +280,11 @@ var _ = AfterSuite(func() {
 // envtestAssets returns the directory of kube-apiserver and etcd: $KUBEBUILDER_ASSETS as
 // `make test` sets it, or else what hack/envtest.sh builds (and caches) for this checkout.
 func envtestAssets() string {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir
-	}
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	Expect(err).NotTo(HaveOccurred())
-	cmd := exec.Command(filepath.Join(root, "hack", "envtest.sh"), filepath.Join(root, "bin"))
-	cmd.Stderr = GinkgoWriter
-	out, err := cmd.Output()
+	dir, err := localenv.Assets(root)
 	Expect(err).NotTo(HaveOccurred(), "hack/envtest.sh could not build the envtest control plane")
-	return strings.TrimSpace(string(out))
+	return dir
 }
 
 func setManagerToken(token string) {

@@ -9,9 +9,7 @@ import (
 	"context"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -187,16 +185,12 @@ func grantSecrets(ns string) {
 	})).To(Succeed())
 }
 
-// envtestAssets returns the directory of kube-apiserver and etcd, as the controller suite does.
+// envtestAssets returns the directory of kube-apiserver and etcd: $KUBEBUILDER_ASSETS as
+// `make test` sets it, or else what hack/envtest.sh builds (and caches) for this checkout.
 func envtestAssets(root string) string {
-	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
-		return dir
-	}
 	abs, err := filepath.Abs(root)
 	Expect(err).NotTo(HaveOccurred())
-	cmd := exec.Command(filepath.Join(abs, "hack", "envtest.sh"), filepath.Join(abs, "bin"))
-	cmd.Stderr = GinkgoWriter
-	out, err := cmd.Output()
+	dir, err := localenv.Assets(abs)
 	Expect(err).NotTo(HaveOccurred(), "hack/envtest.sh could not build the envtest control plane")
-	return strings.TrimSpace(string(out))
+	return dir
 }
