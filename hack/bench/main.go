@@ -9,7 +9,10 @@
 //   - steady: three drift intervals with nothing changed;
 //   - churn:  10% renamed and another 10% given one more member, until all are Ready;
 //   - shared: a cold start of N Segments whose members are 10 sets of 50, so that Segments
-//     with identical sets can share add-members calls.
+//     with identical sets can share add-members calls;
+//   - large segments: a cold start of 100 Segments of 10,000 members each, and of one of
+//     100,000, their members in ConfigMaps (spec.membersFrom), the record of added members
+//     kept in ConfigMaps of the manager's namespace.
 //
 // The 1,000-Segment runs use the limits the issue sets (20 calls/s, 50 ms latency); the
 // 10,000-Segment run measures the manager's cost, with a faster API so it finishes in minutes.
@@ -30,6 +33,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,19 +46,22 @@ import (
 
 // run is one configuration: a fresh control plane, simulator and manager.
 type run struct {
-	segments  int
-	rate      float64 // API calls per second the simulator allows
-	latency   time.Duration
-	drift     time.Duration
-	workers   int
-	churn     bool
-	steady    bool
-	apiQPS    float64 // the manager's client-side limit
-	kubeQPS   int
-	apiBurst  int
-	members   int
-	sets      int // member sets shared by the Segments; 0: every Segment its own
-	namespace string
+	segments int
+	rate     float64 // API calls per second the simulator allows
+	latency  time.Duration
+	drift    time.Duration
+	workers  int
+	churn    bool
+	steady   bool
+	apiQPS   float64 // the manager's client-side limit
+	kubeQPS  int
+	apiBurst int
+	members  int
+	sets     int // member sets shared by the Segments; 0: every Segment its own
+	// fromConfigMaps: each Segment's members are this many IDs of its own in ConfigMaps of
+	// up to 50,000 (spec.membersFrom) instead of members in spec.members.
+	fromConfigMaps int
+	namespace      string
 }
 
 type row struct {
@@ -71,6 +78,7 @@ func main() {
 	small := flag.Int("segments", 1000, "Segments in the rate-limited run")
 	large := flag.Int("large", 10000, "Segments in the manager-cost run (0 skips it)")
 	fair := flag.Int("fairness", 1000, "Segments of the busy account in the fairness run (0 skips it)")
+	big := flag.Bool("large-segments", true, "Run the large-segment scenarios (100 x 10,000 and 1 x 100,000 members)")
 	flag.Parse()
 
 	root, err := os.Getwd()
@@ -91,8 +99,12 @@ func main() {
 			apiQPS: 20, apiBurst: 1, kubeQPS: 200, members: 50, sets: 10, namespace: "bench"},
 		{segments: *large, rate: 400, latency: 5 * time.Millisecond, drift: 30 * time.Second, workers: 16,
 			apiQPS: 400, apiBurst: 20, kubeQPS: 1000, members: 50, steady: true, namespace: "bench"},
+		{segments: 100, rate: 100, latency: 5 * time.Millisecond, drift: 30 * time.Second, workers: 16,
+			apiQPS: 100, apiBurst: 10, kubeQPS: 500, fromConfigMaps: 10_000, steady: true, namespace: "bench"},
+		{segments: 1, rate: 100, latency: 5 * time.Millisecond, drift: 30 * time.Second, workers: 16,
+			apiQPS: 100, apiBurst: 10, kubeQPS: 500, fromConfigMaps: 100_000, steady: true, namespace: "bench"},
 	} {
-		if r.segments == 0 {
+		if r.segments == 0 || (r.fromConfigMaps > 0 && !*big) {
 			continue
 		}
 		out, err := r.run(ctx, root)
@@ -140,7 +152,8 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 		ManagerArgs: []string{"--max-concurrent-reconciles", strconv.Itoa(r.workers),
 			"--chatbot-api-qps", ftoa(r.apiQPS), "--chatbot-api-burst", strconv.Itoa(r.apiBurst),
 			"--kube-api-qps", strconv.Itoa(r.kubeQPS), "--kube-api-burst", strconv.Itoa(2 * r.kubeQPS),
-			"--metrics-bind-address", metricsAddr, "--metrics-secure=false", "--zap-log-level", "error"},
+			"--metrics-bind-address", metricsAddr, "--metrics-secure=false", "--zap-log-level", "error",
+			"--member-record-namespace", r.namespace},
 		AuditPolicy: auditPolicy,
 	})
 	if err != nil {
@@ -183,8 +196,11 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 		return rows, err
 	}
 	name := "cold start"
-	if r.sets > 0 {
+	switch {
+	case r.sets > 0:
 		name = fmt.Sprintf("cold start, %d member sets", r.sets)
+	case r.fromConfigMaps > 0:
+		name = fmt.Sprintf("cold start, %d members each from ConfigMaps", r.fromConfigMaps)
 	}
 	log("%s", name)
 	before := b.snapshot(ctx)
@@ -313,8 +329,11 @@ func (b *bench) ensureNamespace(ctx context.Context) error {
 }
 
 // createAll creates the Segments, 50 members each: every member set distinct, or r.sets
-// sets shared round-robin.
+// sets shared round-robin; or r.fromConfigMaps members each, from ConfigMaps.
 func (b *bench) createAll(ctx context.Context) error {
+	if b.r.fromConfigMaps > 0 {
+		return parallel(b.r.segments, 8, func(i int) error { return b.createFromConfigMaps(ctx, i) })
+	}
 	return parallel(b.r.segments, 32, func(i int) error {
 		set := i
 		if b.r.sets > 0 {
@@ -330,6 +349,32 @@ func (b *bench) createAll(ctx context.Context) error {
 		}
 		return b.c.Create(ctx, seg)
 	})
+}
+
+// createFromConfigMaps creates Segment i with r.fromConfigMaps members of its own, in
+// ConfigMaps of at most 50,000 IDs (one per line, 12 bytes a line).
+func (b *bench) createFromConfigMaps(ctx context.Context, i int) error {
+	const perConfigMap = 50_000
+	seg := &usersv1alpha1.Segment{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("seg-%06d", i), Namespace: b.r.namespace},
+		Spec:       usersv1alpha1.SegmentSpec{Name: fmt.Sprintf("Segment %d", i)},
+	}
+	for first := 0; first < b.r.fromConfigMaps; first += perConfigMap {
+		var ids strings.Builder
+		for m := first; m < min(first+perConfigMap, b.r.fromConfigMaps); m++ {
+			fmt.Fprintf(&ids, "s%04dm%06d\n", i, m)
+		}
+		cm := &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%d", seg.Name, first/perConfigMap), Namespace: b.r.namespace,
+				Labels: map[string]string{usersv1alpha1.MembersLabel: "true"}},
+			Data: map[string]string{"ids": ids.String()},
+		}
+		if err := b.c.Create(ctx, cm); err != nil {
+			return err
+		}
+		seg.Spec.MembersFrom = append(seg.Spec.MembersFrom, usersv1alpha1.MembersSource{ConfigMap: cm.Name, Key: "ids"})
+	}
+	return b.c.Create(ctx, seg)
 }
 
 // churn renames the first 10% and adds a member to the next 10%.
