@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -392,5 +393,52 @@ func TestLateAnswerShowsTheAccountAsItWas(t *testing.T) {
 	a := <-got
 	if a.code != 200 || strings.Contains(a.body, "made while the answer travels") {
 		t.Fatalf("late listing: %d %s", a.code, a.body)
+	}
+}
+
+// BenchmarkMillionMembers adds 1,000,000 members to one segment through the API, in calls
+// of 1,000, then lists the account: the large-segment bench relies on the simulator holding
+// such a segment in memory, and listing it by count, not by members. Run it with
+// `go test -run x -bench MillionMembers -benchtime 1x ./internal/chatbot/simulator/`.
+func BenchmarkMillionMembers(b *testing.B) {
+	for b.Loop() {
+		sim, err := simulator.New(simulator.Options{Token: token})
+		if err != nil {
+			b.Fatal(err)
+		}
+		id := sim.Create("million")
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for call := range 1000 {
+			var body strings.Builder
+			fmt.Fprintf(&body, `{"segments":[%q],"users":[`, id)
+			for u := range 1000 {
+				if u > 0 {
+					body.WriteByte(',')
+				}
+				fmt.Fprintf(&body, `"u%07d"`, call*1000+u)
+			}
+			body.WriteString("]}")
+			req := httptest.NewRequest(http.MethodPost, "/users/segments/members", strings.NewReader(body.String()))
+			req.Header.Set("authorization", "Bearer "+token)
+			req.Header.Set("content-type", "application/json")
+			rec := httptest.NewRecorder()
+			sim.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("call %d: %d %s", call, rec.Code, rec.Body)
+			}
+		}
+		req := httptest.NewRequest(http.MethodGet, "/users/segments", nil)
+		req.Header.Set("authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		sim.ServeHTTP(rec, req)
+		if !strings.Contains(rec.Body.String(), `"users":1000000`) {
+			b.Fatalf("listing: %.200s", rec.Body)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "MiB-held")
+		runtime.KeepAlive(sim)
 	}
 }
