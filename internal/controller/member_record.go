@@ -33,8 +33,10 @@ const (
 	recordKey = "digests"
 	// recordSegmentAnnotation names the remote segment a record ConfigMap records.
 	recordSegmentAnnotation = "users.chatbot.com/remote-segment"
-	// recordsMemoized is how many records of ConfigMaps are kept in memory.
-	recordsMemoized = 512
+	// memoDigests bounds the digests of records kept in memory, all Segments together:
+	// 16 MB, some 15 records of the largest size. Any Segment editor can make large
+	// Segments; past the bound, records are read again from their ConfigMaps.
+	memoDigests = 2_000_000
 )
 
 // memberRecords reads and writes Segments' member records.
@@ -45,9 +47,11 @@ type memberRecords struct {
 	writer    client.Writer
 
 	mu sync.Mutex
-	// memo keeps the records last read or written, by Segment UID: this process is the
-	// only writer while it leads, and a write on a stale version is refused (Conflict).
-	memo *lru.Cache
+	// memo keeps the records last read or written, by Segment UID, the least recently used
+	// going first past memoDigests: this process is the only writer while it leads, and a
+	// write on a stale version is refused (Conflict).
+	memo    *lru.Cache
+	digests int
 }
 
 type recordMemo struct {
@@ -57,7 +61,9 @@ type recordMemo struct {
 }
 
 func newMemberRecords(namespace string, reader client.Reader, writer client.Writer) *memberRecords {
-	return &memberRecords{namespace: namespace, reader: reader, writer: writer, memo: lru.New(recordsMemoized)}
+	m := &memberRecords{namespace: namespace, reader: reader, writer: writer}
+	m.memo = lru.NewWithEvictionFunc(0, func(_ lru.Key, v any) { m.digests -= v.(recordMemo).ledger.Len() })
+	return m
 }
 
 // recordName is the name of the ConfigMap that holds a Segment's large record.
@@ -119,7 +125,15 @@ func (m *memberRecords) read(ctx context.Context, uid types.UID, name string) (r
 func (m *memberRecords) remember(uid types.UID, memo recordMemo) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.memo.Remove(uid) // its digests leave the count through the eviction function
+	if memo.ledger.Len() > memoDigests {
+		return
+	}
 	m.memo.Add(uid, memo)
+	m.digests += memo.ledger.Len()
+	for m.digests > memoDigests {
+		m.memo.RemoveOldest()
+	}
 }
 
 // tooLarge says why l cannot be recorded, or returns nil.

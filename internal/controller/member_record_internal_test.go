@@ -128,3 +128,31 @@ func TestMemberRecords(t *testing.T) {
 		}
 	})
 }
+
+// The memo of records holds no more than memoDigests, whatever the number of large
+// Segments a tenant makes; a record is read again from its ConfigMap once evicted.
+func TestMemberRecordMemoIsBounded(t *testing.T) {
+	m := newMemberRecords("operator", nil, nil)
+	big := ledger.New(ids("u", 300_000)...)
+	for i := range 20 {
+		m.remember(types.UID(fmt.Sprint(i)), recordMemo{ledger: big})
+		if m.digests > memoDigests {
+			t.Fatalf("after %d records: %d digests kept", i+1, m.digests)
+		}
+	}
+	if m.memo.Len() != memoDigests/300_000 {
+		t.Errorf("%d records kept, want the %d most recent", m.memo.Len(), memoDigests/300_000)
+	}
+	m.remember("again", recordMemo{ledger: big})
+	m.remember("again", recordMemo{ledger: ledger.New("one")})
+	if _, ok := m.memo.Get(types.UID("0")); ok {
+		t.Error("the least recently used record kept")
+	}
+	m.forget("again")
+	for i := range 20 {
+		m.forget(types.UID(fmt.Sprint(i)))
+	}
+	if m.digests != 0 || m.memo.Len() != 0 {
+		t.Errorf("all forgotten, yet %d digests in %d records counted", m.digests, m.memo.Len())
+	}
+}
