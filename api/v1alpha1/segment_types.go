@@ -304,9 +304,9 @@ type MemberRecord struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	ConfigMap string `json:"configMap,omitempty"`
-	// readded is when the operator last added the desired members again, and at which
-	// member count, because the count showed members missing: it does so once per change
-	// of the count, never in a loop.
+	// readded is when the operator last added the desired members again because the
+	// member count showed some missing, and how many: it does so again only if more go
+	// missing, never in a loop.
 	// +optional
 	Readded *MembersReadded `json:"readded,omitempty"`
 }
@@ -321,8 +321,9 @@ func (r *MemberRecord) Readd() *MembersReadded {
 
 // MembersReadded records a re-add of the desired members after members went missing.
 type MembersReadded struct {
-	// users is the remote segment's member count that showed members missing.
-	Users int32 `json:"users"`
+	// missing is how many of the desired members the operator added the count showed
+	// missing.
+	Missing int32 `json:"missing"`
 	// at is when they were added again.
 	At metav1.Time `json:"at"`
 }

@@ -202,7 +202,7 @@ func (r *SegmentReconciler) addMembers(ctx context.Context, seg *usersv1alpha1.S
 	}
 	next := added.Clone()
 	next.Add(users...)
-	if err := tooLarge(next); err != nil {
+	if err := r.records.unrecordable(next); err != nil {
 		return 0, err
 	}
 	id := seg.OwnedID()
@@ -214,7 +214,12 @@ func (r *SegmentReconciler) addMembers(ctx context.Context, seg *usersv1alpha1.S
 			seg.Status.RemoteMembers = int32(observed.Users)
 		}
 		logf.FromContext(ctx).Info("added members", "count", n)
-		if saveErr := r.records.save(ctx, seg, added); saveErr != nil {
+		// Recorded even when the reconcile is being cancelled (a shutdown, a lost lease): the
+		// members are in ChatBot, and would be sent again.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		saveErr := r.records.save(sctx, seg, added)
+		cancel()
+		if saveErr != nil {
 			return n, saveErr
 		}
 	}
@@ -230,10 +235,13 @@ func (r *SegmentReconciler) addMembers(ctx context.Context, seg *usersv1alpha1.S
 // reportMissing reports members the count says are missing, and records a re-add of the
 // desired members made for it (apply made it when drift.readd).
 func (r *SegmentReconciler) reportMissing(seg *usersv1alpha1.Segment, observed *chatbot.Segment, drift memberDrift) {
+	if drift.unknown {
+		return // the count says what we added: the last report stands until a listing says otherwise
+	}
 	rec := seg.Status.MemberRecord
 	switch {
 	case drift.readd && rec != nil:
-		rec.Readded = &usersv1alpha1.MembersReadded{Users: int32(observed.Users), At: metav1.Now()}
+		rec.Readded = &usersv1alpha1.MembersReadded{Missing: int32(drift.missing), At: metav1.Now()}
 	case drift.settled && rec != nil:
 		rec.Readded = nil
 	}
@@ -245,7 +253,7 @@ func (r *SegmentReconciler) reportMissing(seg *usersv1alpha1.Segment, observed *
 	}
 	what := "they were added again"
 	if !drift.readd {
-		what = "they were added again when the count first showed it, and are not again until the count changes " +
+		what = "they were added again when the count first showed it, and are not again unless more go missing " +
 			"(ChatBot may not take back users it deleted)"
 	}
 	msg := fmt.Sprintf("Remote segment %s counts %d members, fewer than the %s the operator added: members were removed, "+

@@ -256,31 +256,31 @@ func TestNewIntentSurvivesTheAPIServer(t *testing.T) {
 }
 
 // The member count is the only signal of members removed outside the operator: a re-add
-// once per change of it, never a loop.
+// only when more go missing, never a loop, and nothing judged from a count our adds raised.
 func TestDecideDrift(t *testing.T) {
-	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	readdAt := func(users int32) *usersv1alpha1.MembersReadded {
-		return &usersv1alpha1.MembersReadded{Users: users, At: metav1.NewTime(at)}
+	readd := func(missing int32) *usersv1alpha1.MembersReadded {
+		return &usersv1alpha1.MembersReadded{Missing: missing, At: metav1.Now()}
 	}
-	before, after := at.Add(-time.Minute), at.Add(time.Minute)
 	for _, tc := range []struct {
 		name         string
 		known, users int
-		listedAt     time.Time
+		counted      bool
 		readded      *usersv1alpha1.MembersReadded
 		want         memberDrift
 	}{
-		{"all there", 100, 100, after, nil, memberDrift{}},
-		{"members added outside hide nothing we can see", 100, 130, after, nil, memberDrift{}},
-		{"ten gone: re-add", 100, 90, after, nil, memberDrift{missing: 10, readd: true}},
-		{"ten gone again at the count we re-added at: report only", 100, 90, after, readdAt(90), memberDrift{missing: 10}},
-		{"the count changed since: re-add once more", 100, 85, after, readdAt(90), memberDrift{missing: 15, readd: true}},
-		{"right after the re-add the view counts what we added: nothing to do yet", 100, 100, before, readdAt(90), memberDrift{}},
-		{"a listing after the re-add shows them back: forget the re-add", 100, 100, after, readdAt(90), memberDrift{settled: true}},
-		{"nothing added yet", 0, 0, after, nil, memberDrift{}},
+		{"all there", 100, 100, true, nil, memberDrift{}},
+		{"members added outside hide nothing we can see", 100, 130, true, nil, memberDrift{}},
+		{"ten gone: re-add", 100, 90, true, nil, memberDrift{missing: 10, readd: true}},
+		{"the same ten still gone: report only", 100, 90, true, readd(10), memberDrift{missing: 10}},
+		{"members added since, the same ten gone: report only", 150, 140, true, readd(10), memberDrift{missing: 10}},
+		{"more gone: re-add once more", 100, 85, true, readd(10), memberDrift{missing: 15, readd: true}},
+		{"fewer gone than at the re-add: report only", 100, 95, true, readd(10), memberDrift{missing: 5}},
+		{"a count our adds raised: judge nothing", 100, 100, false, readd(10), memberDrift{unknown: true}},
+		{"the API counts them all again: forget the re-add", 100, 100, true, readd(10), memberDrift{settled: true}},
+		{"nothing added yet", 0, 0, true, nil, memberDrift{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := decideDrift(tc.known, tc.users, tc.listedAt, tc.readded); got != tc.want {
+			if got := decideDrift(tc.known, tc.users, tc.counted, tc.readded); got != tc.want {
 				t.Errorf("decideDrift = %+v, want %+v", got, tc.want)
 			}
 		})

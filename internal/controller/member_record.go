@@ -70,11 +70,22 @@ func newMemberRecords(namespace string, reader client.Reader, writer client.Writ
 func recordName(uid types.UID) string { return "segment-members-" + string(uid) }
 
 // load returns the Segment's record, a copy the caller may change; migrated is true when
-// it came from an earlier version's status.addedMembers (then save it). lost is true when a
+// it is not in status yet (an earlier version's status.addedMembers, or a ConfigMap whose
+// status write was lost): then save it. lost is true when a
 // record ConfigMap status names is missing or records another segment: the members are
 // taken as not added (they are added again, which the API takes as a no-op).
 func (m *memberRecords) load(ctx context.Context, seg *usersv1alpha1.Segment) (l *ledger.Ledger, migrated, lost bool, err error) {
 	rec := seg.Status.MemberRecord
+	if rec == nil || rec.Added == 0 {
+		// A record this process wrote to the Segment's ConfigMap whose status write was lost
+		// (a conflict with an edit made during a long fill): it is the truth; save it again.
+		m.mu.Lock()
+		v, ok := m.memo.Get(seg.UID)
+		m.mu.Unlock()
+		if memo, _ := v.(recordMemo); ok && seg.OwnedID() != "" && memo.remoteID == seg.OwnedID() {
+			return memo.ledger.Clone(), true, false, nil
+		}
+	}
 	switch {
 	case rec == nil && len(seg.Status.AddedMembers) > 0:
 		return ledger.New(seg.Status.AddedMembers...), true, false, nil
@@ -131,12 +142,24 @@ func (m *memberRecords) remember(uid types.UID, memo recordMemo) {
 	}
 	m.memo.Add(uid, memo)
 	m.digests += memo.ledger.Len()
-	for m.digests > memoDigests {
+	for m.digests > memoDigests && m.memo.Len() > 0 {
 		m.memo.RemoveOldest()
 	}
 }
 
-// tooLarge says why l cannot be recorded, or returns nil.
+// unrecordable says why l cannot be recorded, or returns nil: checked before members are
+// sent, so that none is sent that could not be recorded (and would be sent again).
+func (m *memberRecords) unrecordable(l *ledger.Ledger) error {
+	b, _ := l.MarshalBinary()
+	if len(b) > inlineRecordBytes && m.namespace == "" {
+		return stall(usersv1alpha1.ReasonMemberRecordTooLarge, "The record of the %d members to add is too large for status, "+
+			"and the manager has no namespace to keep it in: run it with --member-record-namespace (the install sets "+
+			"$POD_NAMESPACE)", l.Len())
+	}
+	return tooLarge(l)
+}
+
+// tooLarge says why l cannot be recorded at all, or returns nil.
 func tooLarge(l *ledger.Ledger) error {
 	b, _ := l.MarshalBinary()
 	if len(b) <= maxRecordBytes {
@@ -216,16 +239,20 @@ func (m *memberRecords) forget(uid types.UID) {
 	m.memo.Remove(uid)
 }
 
-// drop deletes the Segment's record ConfigMap, if it has one: the Segment is going.
+// drop deletes the Segment's record ConfigMap, if status names one or this process wrote
+// one (its status write may have been lost): the Segment is going. Only the name made from
+// the Segment's UID is deleted, whatever status says.
 func (m *memberRecords) drop(ctx context.Context, seg *usersv1alpha1.Segment) error {
+	m.mu.Lock()
+	_, written := m.memo.Get(seg.UID)
+	m.mu.Unlock()
 	m.forget(seg.UID)
-	rec := seg.Status.MemberRecord
-	if rec == nil || rec.ConfigMap == "" {
+	if rec := seg.Status.MemberRecord; !written && (rec == nil || rec.ConfigMap == "") {
 		return nil
 	}
-	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: rec.ConfigMap, Namespace: m.namespace}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: recordName(seg.UID), Namespace: m.namespace}}
 	if err := client.IgnoreNotFound(m.writer.Delete(ctx, cm)); err != nil {
-		return fmt.Errorf("delete the member record ConfigMap %s/%s: %w", m.namespace, rec.ConfigMap, err)
+		return fmt.Errorf("delete the member record ConfigMap %s/%s: %w", m.namespace, cm.Name, err)
 	}
 	return nil
 }

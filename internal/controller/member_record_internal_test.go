@@ -71,6 +71,11 @@ func TestMemberRecords(t *testing.T) {
 		if rec.Digests != nil || rec.ConfigMap != recordName(seg.UID) || rec.Added != 10_000 {
 			t.Fatalf("saved as %+v", rec)
 		}
+		lostStatus := seg.DeepCopy()
+		lostStatus.Status.MemberRecord = nil // the status write after the fill lost to an edit
+		if again, migrated, _, err := m.load(ctx, lostStatus); err != nil || !migrated || again.Len() != 10_000 {
+			t.Fatalf("with its status write lost: %d members, migrated %v, %v", again.Len(), migrated, err)
+		}
 		restarted := newMemberRecords("operator", c, c)
 		back, _, lost, err := restarted.load(ctx, seg)
 		if err != nil || lost || back.Len() != 10_000 || !back.Has("u009999") {

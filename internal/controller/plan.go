@@ -56,24 +56,31 @@ func planFor(seg *usersv1alpha1.Segment, added *ledger.Ledger, desired []string,
 // memberDrift is what the remote segment's member count, the only signal the API gives of
 // its members, says of members removed outside the operator.
 type memberDrift struct {
+	// unknown: the count is not the API's (our adds raised it since the listing): judge
+	// nothing, change nothing.
+	unknown bool
 	// missing is how many of the desired members the operator added are gone, at least.
 	missing int
-	// readd: add the desired members again (the count changed since they last were).
+	// readd: add the desired members again (more are missing than at the last re-add).
 	readd bool
-	// settled: a listing begun after the last re-add shows none missing; forget that re-add.
+	// settled: the API counts them all again; forget the last re-add.
 	settled bool
 }
 
-// decideDrift judges the count users, from a listing begun at listedAt (raised by the
-// operator's own adds since, so never lower than what it added), against known, the
-// desired members the operator added. It re-adds once per change of the count: if the API
-// does not take the members back (users deleted from ChatBot), the count stays, and so does
-// the report, without a loop.
-func decideDrift(known, users int, listedAt time.Time, readded *usersv1alpha1.MembersReadded) memberDrift {
-	if users >= known {
-		return memberDrift{settled: readded != nil && listedAt.After(readded.At.Time)}
+// decideDrift judges users, the API's count of the segment's members (counted: not raised
+// by the operator's own adds since the listing), against known, the desired members the
+// operator added. It re-adds only when more are missing than at the last re-add: if the API
+// does not take members back (users deleted from ChatBot), the shortfall stays, and so does
+// the report, without a loop; members added meanwhile change nothing.
+func decideDrift(known, users int, counted bool, readded *usersv1alpha1.MembersReadded) memberDrift {
+	switch {
+	case !counted:
+		return memberDrift{unknown: true}
+	case users >= known:
+		return memberDrift{settled: readded != nil}
 	}
-	return memberDrift{missing: known - users, readd: readded == nil || int(readded.Users) != users}
+	missing := known - users
+	return memberDrift{missing: missing, readd: readded == nil || missing > int(readded.Missing)}
 }
 
 // observeOnly finds the remote segment without claiming it, and records in status.plan

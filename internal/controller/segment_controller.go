@@ -220,9 +220,9 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 		}
 	}
 	p := planFor(seg, added, desired, observed)
-	drift := memberDrift{}
+	drift := memberDrift{unknown: true}
 	if observed != nil && !p.recreate {
-		drift = decideDrift(len(desired)-len(p.add), observed.Users, acct.Observations.FetchedAt(), seg.Status.MemberRecord.Readd())
+		drift = decideDrift(len(desired)-len(p.add), observed.Users, acct.Observations.Counted(observed.ID), seg.Status.MemberRecord.Readd())
 		if drift.readd {
 			p.add = desired
 		}

@@ -40,6 +40,9 @@ type Observations struct {
 	tooLargeAt  time.Time
 	tooLargeErr error
 	journal     []write // local writes not yet known to be in a listing
+	// raised are the segments whose users count our own adds raised above the listing's
+	// (MembersAdded): their count says what we added, not what the API counts.
+	raised map[string]struct{}
 }
 
 // write is one of our own changes, replayed onto listings that began before it.
@@ -162,6 +165,7 @@ func (o *Observations) list(ctx context.Context) error {
 
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	o.raised = nil // the listing's counts are the API's; the writes replayed below raise theirs again
 	kept := o.journal[:0]
 	for _, w := range o.journal {
 		if w.seq > startSeq { // made after the listing began: it may not be in it
@@ -209,10 +213,23 @@ func (o *Observations) Deleted(id string) {
 // distinct members, and some of ours may have been members already, so the count becomes
 // at least the number we know of; the next listing gives the exact figure.
 func (o *Observations) MembersAdded(id string, atLeast int) {
-	o.record(func(m map[string]chatbot.Segment) {
+	o.record(func(m map[string]chatbot.Segment) { // called with o.mu held
 		if seg, ok := m[id]; ok && seg.Users < atLeast {
 			seg.Users = atLeast
 			m[id] = seg
+			if o.raised == nil {
+				o.raised = map[string]struct{}{}
+			}
+			o.raised[id] = struct{}{}
 		}
 	})
+}
+
+// Counted reports whether the view's users count of segment id is the API's own, from the
+// listing: not one our adds raised since (see MembersAdded), which says only what we added.
+func (o *Observations) Counted(id string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, raised := o.raised[id]
+	return !raised
 }
