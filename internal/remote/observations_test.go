@@ -445,3 +445,31 @@ func TestAForgottenAccountReportsNoCall(t *testing.T) {
 		t.Fatalf("the forgotten account's series came back with %d calls", n)
 	}
 }
+
+// A users count our adds raised says only what we added; the next listing's is the API's.
+func TestCountedUntilOurAddsRaiseIt(t *testing.T) {
+	sim, c := remote.SimulatedClient(t)
+	ctx := context.Background()
+	id := sim.Create("s", "u1", "u2")
+	obs := remote.NewObservations(&gatedLister{client: c}, nil)
+	if _, err := obs.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !obs.Counted(id) {
+		t.Fatal("a listed count is not the API's")
+	}
+	obs.MembersAdded(id, 2) // no higher than the listing's: the count stays the API's
+	if !obs.Counted(id) {
+		t.Fatal("a count our adds did not change is no longer the API's")
+	}
+	obs.MembersAdded(id, 5)
+	if seg, _ := obs.Lookup(id); obs.Counted(id) || seg.Users != 5 {
+		t.Fatalf("raised to %d, counted %v", seg.Users, obs.Counted(id))
+	}
+	if _, err := obs.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if seg, _ := obs.Lookup(id); !obs.Counted(id) || seg.Users != 2 {
+		t.Fatalf("after a listing: %d, counted %v", seg.Users, obs.Counted(id))
+	}
+}
