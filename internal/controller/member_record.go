@@ -79,10 +79,7 @@ func (m *memberRecords) load(ctx context.Context, seg *usersv1alpha1.Segment) (l
 	if rec == nil || rec.Added == 0 {
 		// A record this process wrote to the Segment's ConfigMap whose status write was lost
 		// (a conflict with an edit made during a long fill): it is the truth; save it again.
-		m.mu.Lock()
-		v, ok := m.memo.Get(seg.UID)
-		m.mu.Unlock()
-		if memo, _ := v.(recordMemo); ok && seg.OwnedID() != "" && memo.remoteID == seg.OwnedID() {
+		if memo, ok := m.recall(seg.UID); ok && seg.OwnedID() != "" && memo.remoteID == seg.OwnedID() {
 			return memo.ledger.Clone(), true, false, nil
 		}
 	}
@@ -114,11 +111,8 @@ func (m *memberRecords) load(ctx context.Context, seg *usersv1alpha1.Segment) (l
 // read returns the record ConfigMap's content, from memory if this process read or wrote
 // it last.
 func (m *memberRecords) read(ctx context.Context, uid types.UID, name string) (recordMemo, error) {
-	m.mu.Lock()
-	v, ok := m.memo.Get(uid)
-	m.mu.Unlock()
-	if ok {
-		return v.(recordMemo), nil
+	if memo, ok := m.recall(uid); ok {
+		return memo, nil
 	}
 	cm := &corev1.ConfigMap{}
 	if err := m.reader.Get(ctx, types.NamespacedName{Namespace: m.namespace, Name: name}, cm); err != nil {
@@ -131,6 +125,17 @@ func (m *memberRecords) read(ctx context.Context, uid types.UID, name string) (r
 	memo := recordMemo{resourceVersion: cm.ResourceVersion, remoteID: cm.Annotations[recordSegmentAnnotation], ledger: l}
 	m.remember(uid, memo)
 	return memo, nil
+}
+
+// recall returns the record this process last read or wrote for the Segment, if it keeps one.
+func (m *memberRecords) recall(uid types.UID) (recordMemo, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.memo.Get(uid)
+	if !ok {
+		return recordMemo{}, false
+	}
+	return v.(recordMemo), true
 }
 
 func (m *memberRecords) remember(uid types.UID, memo recordMemo) {
@@ -151,23 +156,24 @@ func (m *memberRecords) remember(uid types.UID, memo recordMemo) {
 // sent, so that none is sent that could not be recorded (and would be sent again).
 func (m *memberRecords) unrecordable(l *ledger.Ledger) error {
 	b, _ := l.MarshalBinary()
-	if len(b) > inlineRecordBytes && m.namespace == "" {
-		return stall(usersv1alpha1.ReasonMemberRecordTooLarge, "The record of the %d members to add is too large for status, "+
-			"and the manager has no namespace to keep it in: run it with --member-record-namespace (the install sets "+
-			"$POD_NAMESPACE)", l.Len())
-	}
-	return tooLarge(l)
+	return m.recordLimit(l.Len(), len(b))
 }
 
-// tooLarge says why l cannot be recorded at all, or returns nil.
-func tooLarge(l *ledger.Ledger) error {
-	b, _ := l.MarshalBinary()
-	if len(b) <= maxRecordBytes {
-		return nil
+// recordLimit says why a record of members digests, size bytes encoded, cannot be kept, or
+// returns nil: too large for a ConfigMap, or too large for status with no namespace to keep
+// a ConfigMap in.
+func (m *memberRecords) recordLimit(members, size int) error {
+	switch {
+	case size > maxRecordBytes:
+		return stall(usersv1alpha1.ReasonMemberRecordTooLarge, "The record of the members added to this segment would hold %d members, "+
+			"more than the operator can keep (about 140,000, counting members added and since removed): nothing more is added. "+
+			"memberRemovalPolicy Recreate makes the segment anew with only the desired members", members)
+	case size > inlineRecordBytes && m.namespace == "":
+		return stall(usersv1alpha1.ReasonMemberRecordTooLarge, "The record of %d members is too large for status, "+
+			"and the manager has no namespace to keep it in: run it with --member-record-namespace (the install sets "+
+			"$POD_NAMESPACE)", members)
 	}
-	return stall(usersv1alpha1.ReasonMemberRecordTooLarge, "The record of the members added to this segment would hold %d members, "+
-		"more than the operator can keep (about 140,000, counting members added and since removed): nothing more is added. "+
-		"memberRemovalPolicy Recreate makes the segment anew with only the desired members", l.Len())
+	return nil
 }
 
 // save records l as the Segment's record: in status while small, else in its ConfigMap,
@@ -179,17 +185,12 @@ func (m *memberRecords) save(ctx context.Context, seg *usersv1alpha1.Segment, l 
 		rec.ConfigMap = old.ConfigMap // a ConfigMap made once stays until the Segment goes
 		rec.Readded = old.Readded
 	}
+	if err := m.recordLimit(l.Len(), len(b)); err != nil {
+		return err
+	}
 	if len(b) <= inlineRecordBytes {
 		rec.Digests = b
 	} else {
-		if err := tooLarge(l); err != nil {
-			return err
-		}
-		if m.namespace == "" {
-			return stall(usersv1alpha1.ReasonMemberRecordTooLarge, "The record of the %d members added is too large for status, "+
-				"and the manager has no namespace to keep it in: run it with --member-record-namespace (the install sets "+
-				"$POD_NAMESPACE)", l.Len())
-		}
 		rec.ConfigMap = recordName(seg.UID)
 		if err := m.write(ctx, seg, rec.ConfigMap, b, l); err != nil {
 			return err
@@ -208,12 +209,10 @@ func (m *memberRecords) write(ctx context.Context, seg *usersv1alpha1.Segment, n
 				"users.chatbot.com/segment": seg.Namespace + "/" + seg.Name}},
 		BinaryData: map[string][]byte{recordKey: b},
 	}
-	m.mu.Lock()
-	v, known := m.memo.Get(seg.UID)
-	m.mu.Unlock()
+	memo, known := m.recall(seg.UID)
 	var err error
 	if known {
-		cm.ResourceVersion = v.(recordMemo).resourceVersion
+		cm.ResourceVersion = memo.resourceVersion
 		err = m.writer.Update(ctx, cm)
 	} else {
 		err = m.writer.Create(ctx, cm)
@@ -243,9 +242,7 @@ func (m *memberRecords) forget(uid types.UID) {
 // one (its status write may have been lost): the Segment is going. Only the name made from
 // the Segment's UID is deleted, whatever status says.
 func (m *memberRecords) drop(ctx context.Context, seg *usersv1alpha1.Segment) error {
-	m.mu.Lock()
-	_, written := m.memo.Get(seg.UID)
-	m.mu.Unlock()
+	_, written := m.recall(seg.UID)
 	m.forget(seg.UID)
 	if rec := seg.Status.MemberRecord; !written && (rec == nil || rec.ConfigMap == "") {
 		return nil

@@ -116,10 +116,10 @@ func TestMemberRecords(t *testing.T) {
 		}
 	})
 	t.Run("too large: refused before anything is sent", func(t *testing.T) {
-		if err := tooLarge(ledger.New(ids("u", 100_000)...)); err != nil {
+		if err := m.unrecordable(ledger.New(ids("u", 100_000)...)); err != nil {
 			t.Fatalf("100,000 refused: %v", err)
 		}
-		err := tooLarge(ledger.New(ids("u", 200_000)...))
+		err := m.unrecordable(ledger.New(ids("u", 200_000)...))
 		var st *stallError
 		if !errors.As(err, &st) || st.reason != usersv1alpha1.ReasonMemberRecordTooLarge {
 			t.Fatalf("200,000: %v", err)
