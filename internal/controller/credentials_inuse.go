@@ -76,18 +76,23 @@ func (r *SegmentReconciler) holdSecret(ctx context.Context, secret *corev1.Secre
 	return patchSecretFinalizers(ctx, r.Client, secret, addSecretFinalizer)
 }
 
-// patchSecretFinalizers adds or removes the credentials-in-use finalizer, conditional on
-// the Secret's resourceVersion (a merge patch replaces the whole finalizers list). Only
+// patchSecretFinalizers adds or removes the credentials-in-use finalizer on a Secret. Only
 // metadata is sent: the cached Secret holds two keys of its data, the patch none.
-func patchSecretFinalizers(ctx context.Context, c client.Client, secret *corev1.Secret, change secretFinalizerChange) error {
-	patched := &corev1.Secret{ObjectMeta: *secret.ObjectMeta.DeepCopy()}
-	base := patched.DeepCopy()
+func patchSecretFinalizers(ctx context.Context, c client.Writer, secret *corev1.Secret, change secretFinalizerChange) error {
+	return patchInUseFinalizer(ctx, c, &corev1.Secret{ObjectMeta: *secret.ObjectMeta.DeepCopy()}, change)
+}
+
+// patchInUseFinalizer adds or removes the credentials-in-use finalizer on obj, an object
+// holding only the metadata read, conditional on its resourceVersion (a merge patch replaces
+// the whole finalizers list). One already gone is fine.
+func patchInUseFinalizer(ctx context.Context, c client.Writer, obj client.Object, change secretFinalizerChange) error {
+	base := obj.DeepCopyObject().(client.Object)
 	if change == addSecretFinalizer {
-		controllerutil.AddFinalizer(patched, usersv1alpha1.CredentialsInUseFinalizer)
+		controllerutil.AddFinalizer(obj, usersv1alpha1.CredentialsInUseFinalizer)
 	} else {
-		controllerutil.RemoveFinalizer(patched, usersv1alpha1.CredentialsInUseFinalizer)
+		controllerutil.RemoveFinalizer(obj, usersv1alpha1.CredentialsInUseFinalizer)
 	}
-	return client.IgnoreNotFound(c.Patch(ctx, patched, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})))
+	return client.IgnoreNotFound(c.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})))
 }
 
 // credentialsReconciler takes the credentials-in-use finalizer off Secrets no Segment needs

@@ -294,16 +294,8 @@ func (s *namespacedSecrets) binding(ctx context.Context, ns string) (*rbacv1.Rol
 	return rb, nil
 }
 
-// patchBinding adds or removes the finalizer, conditional on the RoleBinding's version;
-// only metadata is sent (the API server lets a finalizer change through its RBAC escalation
-// check).
+// patchBinding adds or removes the finalizer on the RoleBinding; only metadata is sent (the
+// API server lets a finalizer change through its RBAC escalation check).
 func (s *namespacedSecrets) patchBinding(ctx context.Context, rb *rbacv1.RoleBinding, change secretFinalizerChange) error {
-	patched := &rbacv1.RoleBinding{ObjectMeta: *rb.ObjectMeta.DeepCopy()}
-	base := patched.DeepCopy()
-	if change == addSecretFinalizer {
-		controllerutil.AddFinalizer(patched, usersv1alpha1.CredentialsInUseFinalizer)
-	} else {
-		controllerutil.RemoveFinalizer(patched, usersv1alpha1.CredentialsInUseFinalizer)
-	}
-	return client.IgnoreNotFound(s.writer.Patch(ctx, patched, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})))
+	return patchInUseFinalizer(ctx, s.writer, &rbacv1.RoleBinding{ObjectMeta: *rb.ObjectMeta.DeepCopy()}, change)
 }
