@@ -16,6 +16,8 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 KUSTOMIZE_VERSION ?= v5.8.1
+KUBEBUILDER ?= $(LOCALBIN)/kubebuilder
+KUBEBUILDER_VERSION ?= v4.16.0
 
 # Test flags: the whole suite, with the race detector, uncached.
 GO_TEST_FLAGS ?= -race -count=1
@@ -88,6 +90,26 @@ build-installer: manifests generate kustomize ## Write dist/install.yaml: CRD, R
 	$(KUSTOMIZE) build config/admission > dist/admission-policy.yaml
 	@echo "wrote dist/install.yaml for $(IMG), and dist/admission-policy.yaml (optional, Kubernetes 1.36 or later)"
 
+# The chart is generated from dist/install.yaml by kubebuilder's Helm plugin (which runs
+# build-installer). The templates of install.yaml's objects are regenerated on every run;
+# values.yaml, values.schema.json, NOTES.txt, _helpers.tpl, the templates under prometheus/
+# and network-policy/ are ours, and kept. The optional bundles (config/prometheus,
+# config/network-policy) are copied into files/, which those templates read. The manager's
+# volumes are made a template, so that credentials.secretName names the token Secret.
+# test/chart renders the chart with helm's own packages and checks it against config/.
+CHART_DIR := charts/chart
+MANAGER_TEMPLATE := $(CHART_DIR)/templates/manager/manager.yaml
+
+.PHONY: chart
+chart: manifests generate kustomize kubebuilder ## Regenerate the Helm chart in charts/chart from config/ (through dist/install.yaml).
+	$(KUBEBUILDER) edit --plugins=helm/v2-alpha --manifests=dist/install.yaml --output-dir=charts
+	mkdir -p $(CHART_DIR)/files/prometheus $(CHART_DIR)/files/network-policy
+	cp config/prometheus/monitor.yaml config/prometheus/rules.yaml config/prometheus/dashboard.json $(CHART_DIR)/files/prometheus/
+	cp config/network-policy/policy.yaml $(CHART_DIR)/files/network-policy/
+	@grep -qF '{{- toYaml .Values.manager.extraVolumes | nindent 8 }}' $(MANAGER_TEMPLATE) || \
+	  { echo "$(MANAGER_TEMPLATE): the plugin no longer writes the volumes as this Makefile expects" >&2; exit 1; }
+	sed -i 's/{{- toYaml .Values.manager.extraVolumes | nindent 8 }}/{{- tpl (toYaml .Values.manager.extraVolumes) $$ | nindent 8 }}/' $(MANAGER_TEMPLATE)
+
 ##@ Release
 
 # The repository release images are pushed to, and the image a release's install.yaml names:
@@ -156,6 +178,11 @@ kustomize: $(KUSTOMIZE) ## Install kustomize into bin/.
 $(KUSTOMIZE): $(LOCALBIN)
 	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
 
+.PHONY: kubebuilder
+kubebuilder: $(KUBEBUILDER) ## Install kubebuilder (for its Helm plugin) into bin/.
+$(KUBEBUILDER): $(LOCALBIN)
+	$(call go-install-tool,$(KUBEBUILDER),sigs.k8s.io/kubebuilder/v4,$(KUBEBUILDER_VERSION))
+
 $(LOCALBIN):
 	mkdir -p $(LOCALBIN)
 
@@ -182,3 +209,50 @@ mv $(1) $(1)-$(3); \
 }; \
 ln -sf $(notdir $(1))-$(3) $(1)
 endef
+
+##@ Helm Deployment
+
+## Helm binary to use for deploying the chart
+HELM ?= helm
+## Namespace to deploy the Helm release
+HELM_NAMESPACE ?= segment-operator-system
+## Name of the Helm release
+HELM_RELEASE ?= segment-operator
+## Path to the Helm chart directory
+HELM_CHART_DIR ?= charts/chart
+## Additional arguments to pass to helm commands
+HELM_EXTRA_ARGS ?=
+
+.PHONY: install-helm
+install-helm: ## Install the latest version of Helm.
+	@command -v $(HELM) >/dev/null 2>&1 || { \
+		echo "Installing Helm..." && \
+		curl -fsSL https://raw.githubusercontent.com/helm/helm/main/scripts/get-helm-4 | bash; \
+	}
+
+.PHONY: helm-deploy
+helm-deploy: install-helm ## Deploy manager to the K8s cluster via Helm. Specify an image with IMG.
+	IMG="$(IMG)"; $(HELM) upgrade --install $(HELM_RELEASE) $(HELM_CHART_DIR) \
+		--namespace $(HELM_NAMESPACE) \
+		--create-namespace \
+		--set manager.image.repository=$${IMG%:*} \
+		--set manager.image.tag=$${IMG##*:} \
+		--wait \
+		--timeout 5m \
+		$(HELM_EXTRA_ARGS)
+
+.PHONY: helm-uninstall
+helm-uninstall: ## Uninstall the Helm release from the K8s cluster.
+	$(HELM) uninstall $(HELM_RELEASE) --namespace $(HELM_NAMESPACE)
+
+.PHONY: helm-status
+helm-status: ## Show Helm release status.
+	$(HELM) status $(HELM_RELEASE) --namespace $(HELM_NAMESPACE)
+
+.PHONY: helm-history
+helm-history: ## Show Helm release history.
+	$(HELM) history $(HELM_RELEASE) --namespace $(HELM_NAMESPACE)
+
+.PHONY: helm-rollback
+helm-rollback: ## Rollback to previous Helm release.
+	$(HELM) rollback $(HELM_RELEASE) --namespace $(HELM_NAMESPACE)

@@ -22,7 +22,8 @@ etcd_version=$(awk '$1=="require" && $2=="go.etcd.io/etcd/server/v3" {print $3}'
 
 out="$bindir/k8s/${k8s_version#v}-$(go env GOOS)-$(go env GOARCH)"
 stamp="$out/.built-from"
-want="kube-apiserver $k8s_version, kubectl $k8s_version, etcd $etcd_version"
+# "version-stamped": binaries built before the version ldflags below said v0.0.0-master.
+want="kube-apiserver $k8s_version, kubectl $k8s_version, version-stamped, etcd $etcd_version"
 
 if [[ -x "$out/kube-apiserver" && -x "$out/etcd" && -x "$out/kubectl" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   echo "$out"
@@ -32,11 +33,31 @@ fi
 mkdir -p "$out"
 log() { echo "envtest: $*" >&2; }
 
+# The version Kubernetes' own build stamps (hack/lib/version.sh): without it the server says
+# v0.0.0-master+$Format:%H$, which `kubectl version` and other version checks cannot parse.
+# The build is from a pinned module, not a git tree: no commit is stamped, and the date is
+# left at its default (the epoch) so that the binary is reproducible.
+version_ldflags=()
+if [[ $k8s_version =~ ^v([0-9]+)\.([0-9]+)\. ]]; then
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    version_ldflags+=(
+      "-X $pkg.gitVersion=$k8s_version"
+      "-X $pkg.gitMajor=${BASH_REMATCH[1]}"
+      "-X $pkg.gitMinor=${BASH_REMATCH[2]}"
+      "-X $pkg.gitCommit="
+      "-X $pkg.gitTreeState=clean"
+    )
+  done
+else
+  log "cannot read a version vX.Y.Z from $k8s_version"; exit 1
+fi
+
 build() { # build <module dir> <package> <output>
   local dir=$1 pkg=$2 dst=$3
   log "building $pkg (cached afterwards; a cold build takes minutes)"
   # -mod=readonly: go.sum is the pin; a missing or changed hash is an error, never an update.
-  (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath -ldflags='-s -w' -o "$dst.tmp" "$pkg")
+  (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -trimpath \
+    -ldflags="-s -w ${version_ldflags[*]}" -o "$dst.tmp" "$pkg")
   mv "$dst.tmp" "$dst"
 }
 

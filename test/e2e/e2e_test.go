@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -73,6 +75,21 @@ var _ = Describe("the operator as installed from this checkout", Ordered, func()
 		out, err = env.Kubectl(context.Background(), nil, "apply", "--dry-run=server", "-k", "config/admission")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(out).To(ContainSubstring("mutatingadmissionpolicy.admissionregistration.k8s.io/segment-operator-finalizer"))
+	})
+
+	It("runs a control plane that reports its real version, which kubectl can parse", func() {
+		gomod, err := os.ReadFile(filepath.Join("..", "..", "hack", "envtest", "kube-apiserver", "go.mod"))
+		Expect(err).NotTo(HaveOccurred())
+		want := regexp.MustCompile(`(?m)^require k8s.io/kubernetes (v[0-9.]+)$`).FindSubmatch(gomod)
+		Expect(want).NotTo(BeNil(), "no k8s.io/kubernetes version in hack/envtest/kube-apiserver/go.mod")
+
+		var version struct {
+			ClientVersion struct{ GitVersion string } `json:"clientVersion"`
+			ServerVersion struct{ GitVersion string } `json:"serverVersion"`
+		}
+		Expect(json.Unmarshal([]byte(kubectl("version", "-o", "json")), &version)).To(Succeed())
+		Expect(version.ServerVersion.GitVersion).To(Equal(string(want[1])))
+		Expect(version.ClientVersion.GitVersion).To(Equal(string(want[1])))
 	})
 
 	It("explains the resource with kubectl explain", func() {

@@ -1,0 +1,399 @@
+// Package chart checks the Helm chart in charts/chart, rendered with helm's own packages as
+// `helm template` renders it, against the kustomize build of config/: with its default
+// values the chart installs exactly what dist/install.yaml installs, and each value the
+// chart offers changes what it says and nothing else.
+//
+// The chart is generated (`make chart`: kubebuilder's Helm plugin, then hack/chart); this
+// test is what keeps it in step with config/. When it fails after a change under config/,
+// run `make chart` and commit what it writes.
+package chart
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	"helm.sh/helm/v4/pkg/release"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+)
+
+const (
+	chartDir = "../../charts/chart"
+	// The release name and namespace that reproduce config/default's names: its namePrefix
+	// is "segment-operator-" and its namespace segment-operator-system.
+	releaseName = "segment-operator"
+	namespace   = "segment-operator-system"
+)
+
+// object is one manifest, decoded the same way from either source.
+type object = map[string]any
+
+// objects are manifests by "Kind namespace/name".
+type objects map[string]object
+
+func (o objects) keys() []string { return slices.Sorted(maps.Keys(o)) }
+
+func decode(t *testing.T, manifests []byte) objects {
+	t.Helper()
+	out := objects{}
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(manifests)))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("reading manifests: %v", err)
+		}
+		var obj object
+		if err := yaml.Unmarshal(doc, &obj); err != nil {
+			t.Fatalf("decoding %q: %v", doc, err)
+		}
+		if len(obj) == 0 {
+			continue
+		}
+		meta, _ := obj["metadata"].(map[string]any)
+		ns, _ := meta["namespace"].(string)
+		key := fmt.Sprintf("%s %s/%s", obj["kind"], ns, meta["name"])
+		if _, dup := out[key]; dup {
+			t.Fatalf("%s appears twice", key)
+		}
+		out[key] = obj
+	}
+}
+
+// render renders the chart as `helm template segment-operator charts/chart -n
+// segment-operator-system` does, with vals over the chart's values.yaml.
+func render(t *testing.T, vals map[string]any) objects {
+	t.Helper()
+	out, err := renderErr(vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decode(t, []byte(out))
+}
+
+func renderErr(vals map[string]any) (string, error) {
+	chrt, err := loader.Load(chartDir)
+	if err != nil {
+		return "", fmt.Errorf("loading the chart: %w", err)
+	}
+	install := action.NewInstall(action.NewConfiguration())
+	install.DryRunStrategy = action.DryRunClient
+	install.ReleaseName = releaseName
+	install.Namespace = namespace
+	install.Replace = true
+	install.IncludeCRDs = true
+	rel, err := install.Run(chrt, vals)
+	if err != nil {
+		return "", fmt.Errorf("rendering the chart: %w", err)
+	}
+	acc, err := release.NewAccessor(rel)
+	if err != nil {
+		return "", err
+	}
+	if hooks := acc.Hooks(); len(hooks) > 0 {
+		return "", fmt.Errorf("the chart has %d hooks; this test does not check them", len(hooks))
+	}
+	return acc.Manifest(), nil
+}
+
+// build is `kustomize build dir`, with the kustomize the Makefile installs (the same API
+// version), in memory.
+func build(t *testing.T, dir string) objects {
+	t.Helper()
+	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize build %s: %v", dir, err)
+	}
+	y, err := res.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return decode(t, y)
+}
+
+// Labels that say who installed an object, which differ by installer and by nothing else:
+// kustomize says app.kubernetes.io/managed-by: kustomize, Helm says Helm and adds the
+// chart and release.
+var installerLabels = []string{"app.kubernetes.io/managed-by", "app.kubernetes.io/instance", "helm.sh/chart"}
+
+// withoutInstallerLabels returns a copy of v with installerLabels taken out of every
+// "labels" map (metadata's and a pod template's), never out of a selector.
+func withoutInstallerLabels(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			if m, ok := e.(map[string]any); ok && k == "labels" {
+				m = maps.Clone(m)
+				for _, l := range installerLabels {
+					delete(m, l)
+				}
+				if len(m) == 0 {
+					continue
+				}
+				out[k] = m
+				continue
+			}
+			out[k] = withoutInstallerLabels(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = withoutInstallerLabels(e)
+		}
+		return out
+	default:
+		return v
+	}
+}
+
+func TestWithoutInstallerLabels(t *testing.T) {
+	in := map[string]any{
+		"metadata": map[string]any{"labels": map[string]any{
+			"app.kubernetes.io/managed-by": "Helm", "helm.sh/chart": "x-1", "app.kubernetes.io/instance": "r",
+			"app.kubernetes.io/name": "segment-operator",
+		}},
+		"spec": map[string]any{
+			"selector": map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/instance": "r"}},
+			"template": map[string]any{"metadata": map[string]any{"labels": map[string]any{"helm.sh/chart": "x-1"}}},
+			"list":     []any{map[string]any{"labels": map[string]any{"app.kubernetes.io/managed-by": "kustomize", "a": "b"}}},
+		},
+	}
+	want := map[string]any{
+		"metadata": map[string]any{"labels": map[string]any{"app.kubernetes.io/name": "segment-operator"}},
+		"spec": map[string]any{
+			"selector": map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/instance": "r"}},
+			"template": map[string]any{"metadata": map[string]any{}},
+			"list":     []any{map[string]any{"labels": map[string]any{"a": "b"}}},
+		},
+	}
+	if d := cmp.Diff(want, withoutInstallerLabels(in)); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+}
+
+// sameObjects fails t unless got and want hold the same objects, installer labels aside.
+func sameObjects(t *testing.T, got, want objects) {
+	t.Helper()
+	if d := cmp.Diff(want.keys(), got.keys()); d != "" {
+		t.Fatalf("the chart renders other objects than config/ builds (-config +chart):\n%s", d)
+	}
+	for _, k := range want.keys() {
+		if d := cmp.Diff(withoutInstallerLabels(want[k]), withoutInstallerLabels(got[k])); d != "" {
+			t.Errorf("%s differs (-config +chart):\n%s", k, d)
+		}
+	}
+}
+
+const crdKey = "CustomResourceDefinition /segments.users.chatbot.com"
+
+// The chart with its default values installs what `make build-installer` writes into
+// dist/install.yaml (config/default, image ghcr.io/segment-operator/segment-operator:latest),
+// but that it keeps the CRD on `helm uninstall`, as `make undeploy` does.
+func TestDefaultValuesInstallWhatInstallYAMLInstalls(t *testing.T) {
+	got := render(t, nil)
+	crd := got[crdKey]
+	if crd == nil {
+		t.Fatalf("no CRD in %v", got.keys())
+	}
+	ann := crd["metadata"].(map[string]any)["annotations"].(map[string]any)
+	if ann["helm.sh/resource-policy"] != "keep" {
+		t.Errorf("the CRD is not kept on uninstall: annotations %v", ann)
+	}
+	delete(ann, "helm.sh/resource-policy")
+	want := build(t, "../../config/default")
+	// Helm does not install the release's namespace: `helm install --create-namespace` does.
+	if _, ok := want["Namespace /"+namespace]; !ok {
+		t.Fatalf("config/default has no Namespace %s: %v", namespace, want.keys())
+	}
+	delete(want, "Namespace /"+namespace)
+	sameObjects(t, got, want)
+
+	// Every object Helm installs is labelled as the chart's, so that `helm uninstall`
+	// and a label selector find them all.
+	for _, k := range got.keys() {
+		labels, _ := got[k]["metadata"].(map[string]any)["labels"].(map[string]any)
+		if k != crdKey && (labels["app.kubernetes.io/instance"] != releaseName || labels["app.kubernetes.io/managed-by"] != "Helm") {
+			t.Errorf("%s has labels %v", k, labels)
+		}
+	}
+}
+
+const deploymentKey = "Deployment " + namespace + "/segment-operator-controller-manager"
+
+// container returns the Deployment's manager container.
+func container(t *testing.T, o objects) map[string]any {
+	t.Helper()
+	d := o[deploymentKey]
+	if d == nil {
+		t.Fatalf("no %s in %v", deploymentKey, o.keys())
+	}
+	return d["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+}
+
+func podSpec(o objects) map[string]any {
+	return o[deploymentKey]["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+}
+
+func args(t *testing.T, o objects) []string {
+	var out []string
+	for _, a := range container(t, o)["args"].([]any) {
+		out = append(out, a.(string))
+	}
+	return out
+}
+
+// Each value the chart documents changes what it says it changes.
+func TestValues(t *testing.T) {
+	defaults := render(t, nil)
+	tests := []struct {
+		name  string
+		vals  string
+		check func(t *testing.T, got objects)
+	}{{
+		name: "image",
+		vals: "manager: {image: {repository: registry.example/segment-operator, tag: v1.2.3}}",
+		check: func(t *testing.T, got objects) {
+			if img := container(t, got)["image"]; img != "registry.example/segment-operator:v1.2.3" {
+				t.Errorf("image %v", img)
+			}
+		},
+	}, {
+		name: "image by digest",
+		vals: "manager: {image: {repository: 'registry.example/segment-operator@sha256:" + strings.Repeat("a", 64) + "'}}",
+		check: func(t *testing.T, got objects) {
+			if img := container(t, got)["image"]; img != "registry.example/segment-operator@sha256:"+strings.Repeat("a", 64) {
+				t.Errorf("image %v", img)
+			}
+		},
+	}, {
+		name: "replicas",
+		vals: "manager: {replicas: 3}",
+		check: func(t *testing.T, got objects) {
+			if r := got[deploymentKey]["spec"].(map[string]any)["replicas"]; r != float64(3) {
+				t.Errorf("replicas %v", r)
+			}
+		},
+	}, {
+		name: "resources",
+		vals: "manager: {resources: {limits: {memory: 1Gi}, requests: {cpu: 100m, memory: 512Mi}}}",
+		check: func(t *testing.T, got objects) {
+			// Helm merges maps: the default CPU limit stays.
+			want := map[string]any{"limits": map[string]any{"cpu": "500m", "memory": "1Gi"}, "requests": map[string]any{"cpu": "100m", "memory": "512Mi"}}
+			if d := cmp.Diff(want, container(t, got)["resources"]); d != "" {
+				t.Errorf("resources (-want +got):\n%s", d)
+			}
+		},
+	}, {
+		name: "flags",
+		vals: "manager: {args: [--leader-elect, --namespace-credentials=team-a, --chatbot-api-token-file=/var/run/secrets/chatbot/token]}",
+		check: func(t *testing.T, got objects) {
+			a := args(t, got)
+			if !slices.Contains(a, "--namespace-credentials=team-a") || slices.Contains(a, "--chatbot-api-url=https://api.chatbot.com") {
+				t.Errorf("args %v", a)
+			}
+		},
+	}, {
+		name: "default-credentials Secret",
+		vals: "credentials: {secretName: chatbot-token-prod}",
+		check: func(t *testing.T, got objects) {
+			want := map[string]any{"name": "chatbot-api-token", "secret": map[string]any{"secretName": "chatbot-token-prod", "optional": true}}
+			if d := cmp.Diff([]any{want}, podSpec(got)["volumes"]); d != "" {
+				t.Errorf("volumes (-want +got):\n%s", d)
+			}
+		},
+	}, {
+		name: "metrics off",
+		vals: "metrics: {enabled: false}",
+		check: func(t *testing.T, got objects) {
+			if _, ok := got["Service "+namespace+"/segment-operator-controller-manager-metrics-service"]; ok {
+				t.Error("the metrics Service is rendered")
+			}
+			if !slices.Contains(args(t, got), "--metrics-bind-address=0") {
+				t.Errorf("args %v", args(t, got))
+			}
+		},
+	}, {
+		name: "no CRD",
+		vals: "crd: {enabled: false}",
+		check: func(t *testing.T, got objects) {
+			if _, ok := got[crdKey]; ok || len(got) != len(defaults)-1 {
+				t.Errorf("objects %v", got.keys())
+			}
+		},
+	}, {
+		name: "ServiceMonitor, rules and dashboard: config/prometheus",
+		vals: "prometheus: {enabled: true}",
+		check: func(t *testing.T, got objects) {
+			sameObjects(t, added(defaults, got), build(t, "../../config/prometheus"))
+		},
+	}, {
+		name: "NetworkPolicy: config/network-policy",
+		vals: "networkPolicy: {enabled: true}",
+		check: func(t *testing.T, got objects) {
+			sameObjects(t, added(defaults, got), build(t, "../../config/network-policy"))
+		},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.check(t, render(t, values(t, tc.vals)))
+		})
+	}
+}
+
+func values(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var vals map[string]any
+	if err := yaml.Unmarshal([]byte(s), &vals); err != nil {
+		t.Fatal(err)
+	}
+	return vals
+}
+
+// values.schema.json refuses what the chart would ignore or get wrong, before anything is
+// installed: helm install fails with the message.
+func TestValuesRefused(t *testing.T) {
+	tests := []struct{ name, vals, want string }{
+		{"a typo", "manager: {replica: 3}", "replica"},
+		{"kubebuilder's namespaced RBAC, which would stop the manager", "rbac: {namespaced: true}", "namespaced"},
+		{"kubebuilder's cert-manager, which this chart does not wire", "certManager: {enabled: true}", "certManager"},
+		{"no image", "manager: {image: {repository: ''}}", "repository"},
+		{"a Secret name that is not one", "credentials: {secretName: 'Not A Name'}", "secretName"},
+		{"a flag that is not a string", "manager: {args: [--leader-elect, 3]}", "args"},
+		{"a port out of range", "metrics: {port: 70000}", "port"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := renderErr(values(t, tc.vals))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// added returns the objects of got that are not in base.
+func added(base, got objects) objects {
+	out := objects{}
+	for k, o := range got {
+		if _, ok := base[k]; !ok {
+			out[k] = o
+		}
+	}
+	return out
+}
