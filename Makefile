@@ -121,15 +121,16 @@ RELEASE_REPO ?= ghcr.io/segment-operator/segment-operator
 RELEASE_IMG ?= $(RELEASE_REPO):$(VERSION)
 
 .PHONY: release
-release: ## Write dist/ for a release, from a clean checkout: install.yaml for $(RELEASE_IMG) and admission-policy.yaml; VERSION=vX.Y.Z is required.
+release: ## Write dist/ for a release, from a clean checkout: install.yaml and the chart package for $(RELEASE_IMG), admission-policy.yaml; VERSION=vX.Y.Z is required.
 	@[ "$(origin VERSION)" != file ] || { echo "make release needs the version: make release VERSION=v1.2.3" >&2; exit 1; }
 	@[[ "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$ ]] || { echo "VERSION=$(VERSION) is not a semantic version vX.Y.Z[-pre]" >&2; exit 1; }
 	@[ -z "$$(git status --porcelain)" ] || { echo "make release needs a clean checkout (git status); commit or stash first" >&2; exit 1; }
 	rm -rf dist
 	$(MAKE) --no-print-directory build-installer IMG=$(RELEASE_IMG)
 	@[ -z "$$(git status --porcelain)" ] || { git status --short >&2; echo "make manifests generate changed the checkout: commit what they generate, then release" >&2; exit 1; }
+	go run ./hack/chart -chart $(CHART_DIR) -version $(VERSION) -image $(RELEASE_IMG) -out dist
 	@echo
-	@echo "dist/ holds release $(VERSION); its install.yaml runs $(RELEASE_IMG)."
+	@echo "dist/ holds release $(VERSION); its install.yaml and chart run $(RELEASE_IMG)."
 	@echo "The image is built by ko (.ko.yaml: distroless base, linux/amd64 and linux/arm64), no Docker:"
 	@echo "  VERSION=$(VERSION) KO_DOCKER_REPO=$(RELEASE_REPO) ko build --bare --tags $(VERSION) --sbom spdx ./cmd"
 	@echo "On a tag v*, .github/workflows/release.yaml builds and pushes it, signs it with cosign and attaches dist/ to the GitHub release."
