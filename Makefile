@@ -18,6 +18,8 @@ KUSTOMIZE ?= $(LOCALBIN)/kustomize
 KUSTOMIZE_VERSION ?= v5.8.1
 KUBEBUILDER ?= $(LOCALBIN)/kubebuilder
 KUBEBUILDER_VERSION ?= v4.16.0
+CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
+CRD_REF_DOCS_VERSION ?= v0.3.0
 
 # Test flags: the whole suite, with the race detector, uncached.
 GO_TEST_FLAGS ?= -race -count=1
@@ -37,8 +39,10 @@ help: ## Display this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate the CRD and RBAC manifests under config/.
+manifests: controller-gen crd-ref-docs ## Generate the CRD and RBAC manifests under config/, and the API reference docs/api-reference.md.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	$(CRD_REF_DOCS) --source-path=./api --config=hack/crd-ref-docs/config.yaml --templates-dir=hack/crd-ref-docs/templates \
+	  --renderer=markdown --output-path=docs/api-reference.md --log-level=WARN
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods for the API types.
@@ -183,6 +187,11 @@ $(KUSTOMIZE): $(LOCALBIN)
 kubebuilder: $(KUBEBUILDER) ## Install kubebuilder (for its Helm plugin) into bin/.
 $(KUBEBUILDER): $(LOCALBIN)
 	$(call go-install-tool,$(KUBEBUILDER),sigs.k8s.io/kubebuilder/v4,$(KUBEBUILDER_VERSION))
+
+.PHONY: crd-ref-docs
+crd-ref-docs: $(CRD_REF_DOCS) ## Install crd-ref-docs (the API reference in docs/) into bin/.
+$(CRD_REF_DOCS): $(LOCALBIN)
+	$(call go-install-tool,$(CRD_REF_DOCS),github.com/elastic/crd-ref-docs,$(CRD_REF_DOCS_VERSION))
 
 $(LOCALBIN):
 	mkdir -p $(LOCALBIN)

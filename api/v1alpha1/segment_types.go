@@ -129,12 +129,14 @@ type MembersSource struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +required
 	ConfigMap string `json:"configMap"`
 
 	// key is the key of the ConfigMap's data or binaryData holding the IDs.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +required
 	Key string `json:"key"`
 }
 
@@ -280,8 +282,10 @@ type SegmentOwnership struct {
 // CreateIntent is a create call the operator made or was about to make.
 type CreateIntent struct {
 	// at is when the create was attempted, by the operator's clock.
+	// +required
 	At metav1.MicroTime `json:"at"`
 	// name is the name the segment was created with.
+	// +required
 	Name string `json:"name"`
 	// account is the ChatBot account it was sent to (see the metrics' account label).
 	// +optional
@@ -294,6 +298,7 @@ type CreateIntent struct {
 // the member count.
 type MemberRecord struct {
 	// added counts the distinct members the operator has added.
+	// +required
 	Added int32 `json:"added"`
 	// digests is the record itself (the encoding of internal/ledger), while it is small.
 	// +optional
@@ -323,8 +328,10 @@ func (r *MemberRecord) Readd() *MembersReadded {
 type MembersReadded struct {
 	// missing is how many of the desired members the operator added the count showed
 	// missing.
+	// +required
 	Missing int32 `json:"missing"`
 	// at is when they were added again.
+	// +required
 	At metav1.Time `json:"at"`
 }
 
