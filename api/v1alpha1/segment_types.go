@@ -235,9 +235,10 @@ type SegmentPlan struct {
 	// deleted and created anew to remove members the API cannot remove.
 	// +optional
 	Recreate bool `json:"recreate,omitempty"`
-	// renameFrom and renameTo are set when the remote segment would be renamed.
+	// renameFrom is the remote segment's name when it would be renamed (to renameTo).
 	// +optional
 	RenameFrom string `json:"renameFrom,omitempty"`
+	// renameTo is the name the remote segment would be renamed to (from renameFrom).
 	// +optional
 	RenameTo string `json:"renameTo,omitempty"`
 	// membersToAdd counts the desired members the operator has not added itself. The API
