@@ -104,6 +104,9 @@ func renderErr(vals map[string]any) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if !strings.Contains(acc.Notes(), "create secret generic") {
+		return "", fmt.Errorf("the notes say nothing of the credentials:\n%s", acc.Notes())
+	}
 	if hooks := acc.Hooks(); len(hooks) > 0 {
 		return "", fmt.Errorf("the chart has %d hooks; this test does not check them", len(hooks))
 	}
