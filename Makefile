@@ -149,6 +149,8 @@ release: ## Write dist/ for a release, from a clean checkout: install.yaml and t
 image-push: ko ## Build the manager image with ko and push it to $(RELEASE_REPO) as $(VERSION), printing it by digest; VERSION=vX.Y.Z is required.
 	@[ "$(origin VERSION)" != file ] || { echo "make image-push needs the version: make image-push VERSION=v1.2.3" >&2; exit 1; }
 	@[[ "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$ ]] || { echo "VERSION=$(VERSION) is not a semantic version vX.Y.Z[-pre]" >&2; exit 1; }
+	@grep -Eq '^defaultBaseImage: [^ ]+@sha256:[0-9a-f]{64}$$' .ko.yaml || [ "$(ALLOW_UNPINNED_BASE)" = true ] || \
+	  { echo "make image-push: .ko.yaml's defaultBaseImage is not pinned by digest (TODO(release) there); pin it, or ALLOW_UNPINNED_BASE=true" >&2; exit 1; }
 	VERSION=$(VERSION) KO_DOCKER_REPO=$(RELEASE_REPO) $(KO) build ./cmd $(KO_BUILD_FLAGS)
 
 ##@ Deployment

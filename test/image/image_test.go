@@ -157,8 +157,10 @@ func deadline(t *testing.T) (context.Context, context.CancelFunc) {
 }
 
 // runMake runs a target of the Makefile as a user would, not as a sub-make of `make test`.
+// It runs at the lowest CPU priority: under `make test` the envtest suites run beside it,
+// and their waits should not starve behind a build for two platforms.
 func runMake(ctx context.Context, args ...string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, "make", append([]string{"-s", "-C", root}, args...)...)
+	cmd := exec.CommandContext(ctx, "nice", append([]string{"-n", "19", "make", "-s", "-C", root}, args...)...)
 	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		k, _, _ := strings.Cut(kv, "=")
 		return k == "MAKEFLAGS" || k == "MFLAGS" || k == "MAKELEVEL"
