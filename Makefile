@@ -24,7 +24,7 @@ KO ?= $(LOCALBIN)/ko
 KO_VERSION ?= v0.19.1
 
 # Test flags: the whole suite, with the race detector, uncached; 30 minutes, as test/image's
-# first run builds the manager for two platforms with ko (about 9 minutes on 2 cores).
+# first run builds the manager for two platforms with ko (ko itself and the two builds: about 13 minutes on 2 cores).
 GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 
 SHELL = /usr/bin/env bash -o pipefail
@@ -101,21 +101,15 @@ build-installer: manifests generate kustomize ## Write dist/install.yaml: CRD, R
 # build-installer). The templates of install.yaml's objects are regenerated on every run;
 # values.yaml, values.schema.json, NOTES.txt, _helpers.tpl, the templates under prometheus/
 # and network-policy/ are ours, and kept. The optional bundles (config/prometheus,
-# config/network-policy) are copied into files/, which those templates read. The manager's
-# volumes are made a template, so that credentials.secretName names the token Secret.
+# config/network-policy) are copied into files/, which those templates read, and a few
+# generated templates are amended (`hack/chart finish` says which and why).
 # test/chart renders the chart with helm's own packages and checks it against config/.
 CHART_DIR := charts/chart
-MANAGER_TEMPLATE := $(CHART_DIR)/templates/manager/manager.yaml
 
 .PHONY: chart
 chart: manifests generate kustomize kubebuilder ## Regenerate the Helm chart in charts/chart from config/ (through dist/install.yaml).
 	$(KUBEBUILDER) edit --plugins=helm/v2-alpha --manifests=dist/install.yaml --output-dir=charts
-	mkdir -p $(CHART_DIR)/files/prometheus $(CHART_DIR)/files/network-policy
-	cp config/prometheus/monitor.yaml config/prometheus/rules.yaml config/prometheus/dashboard.json $(CHART_DIR)/files/prometheus/
-	cp config/network-policy/policy.yaml $(CHART_DIR)/files/network-policy/
-	@grep -qF '{{- toYaml .Values.manager.extraVolumes | nindent 8 }}' $(MANAGER_TEMPLATE) || \
-	  { echo "$(MANAGER_TEMPLATE): the plugin no longer writes the volumes as this Makefile expects" >&2; exit 1; }
-	sed -i 's/{{- toYaml .Values.manager.extraVolumes | nindent 8 }}/{{- tpl (toYaml .Values.manager.extraVolumes) $$ | nindent 8 }}/' $(MANAGER_TEMPLATE)
+	go run ./hack/chart finish -chart $(CHART_DIR)
 
 ##@ Release
 
@@ -135,7 +129,7 @@ release: ## Write dist/ for a release, from a clean checkout: install.yaml and t
 	rm -rf dist
 	$(MAKE) --no-print-directory build-installer IMG=$(RELEASE_IMG)
 	@[ -z "$$(git status --porcelain)" ] || { git status --short >&2; echo "make manifests generate changed the checkout: commit what they generate, then release" >&2; exit 1; }
-	go run ./hack/chart -chart $(CHART_DIR) -version $(VERSION) -image $(RELEASE_IMG) -out dist
+	go run ./hack/chart package -chart $(CHART_DIR) -version $(VERSION) -image $(RELEASE_IMG) -out dist
 	@echo
 	@echo "dist/ holds release $(VERSION); its install.yaml and chart run $(RELEASE_IMG)."
 	@echo "The image is built by ko (.ko.yaml: distroless base, linux/amd64 and linux/arm64), no Docker;"

@@ -1,16 +1,23 @@
-// Command chart packages charts/chart for a release, with helm's own packages: the chart's
-// version and appVersion set to the release's, its image to the one the release pushed.
+// Command chart finishes the chart kubebuilder's Helm plugin generates, and packages it for
+// a release, with helm's own packages.
 //
-//	go run ./hack/chart -version v1.2.3 -image ghcr.io/segment-operator/segment-operator@sha256:... -out dist
+//	go run ./hack/chart finish -chart charts/chart
 //
-// writes dist/segment-operator-1.2.3.tgz, which `helm push` publishes and `helm install`
-// takes. `make release` runs it.
+// runs after the plugin (`make chart`): it copies the optional bundles of config/ into the
+// chart's files/ and amends the generated templates the plugin cannot be told about.
+//
+//	go run ./hack/chart package -version v1.2.3 -image ghcr.io/segment-operator/segment-operator@sha256:... -out dist
+//
+// writes dist/segment-operator-1.2.3.tgz, the chart's version and appVersion set to the
+// release's, its image to the one the release pushed; `helm push` publishes it and
+// `helm install` takes it. `make release` runs it.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -19,17 +26,118 @@ import (
 )
 
 func main() {
-	dir := flag.String("chart", "charts/chart", "the chart's directory")
-	version := flag.String("version", "", "the release's version, vX.Y.Z[-pre]")
-	image := flag.String("image", "", "the manager image the chart installs: repository:tag or repository@sha256:digest")
-	out := flag.String("out", "dist", "the directory the package is written into")
-	flag.Parse()
-	path, err := pkg(*dir, *version, *image, *out)
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: chart finish|package [flags]")
+		os.Exit(2)
+	}
+	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
+	dir := fs.String("chart", "charts/chart", "the chart's directory")
+	var run func() (string, error)
+	switch os.Args[1] {
+	case "finish":
+		config := fs.String("config", "config", "the kustomize tree the chart is generated from")
+		run = func() (string, error) { return "", finish(*dir, *config) }
+	case "package":
+		version := fs.String("version", "", "the release's version, vX.Y.Z[-pre]")
+		image := fs.String("image", "", "the manager image the chart installs: repository:tag or repository@sha256:digest")
+		out := fs.String("out", "dist", "the directory the package is written into")
+		run = func() (string, error) { return pkg(*dir, *version, *image, *out) }
+	default:
+		fmt.Fprintf(os.Stderr, "chart: no command %q: finish or package\n", os.Args[1])
+		os.Exit(2)
+	}
+	_ = fs.Parse(os.Args[2:])
+	out, err := run()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "chart:", err)
 		os.Exit(1)
 	}
-	fmt.Println(path)
+	if out != "" {
+		fmt.Println(out)
+	}
+}
+
+// The optional bundles of config/ (not in dist/install.yaml) the chart's own templates read
+// from files/, by their path under config/.
+var bundled = []string{
+	"prometheus/monitor.yaml", "prometheus/rules.yaml", "prometheus/dashboard.json",
+	"network-policy/policy.yaml",
+}
+
+// amendment is a change to a template the plugin generated, made after each generation.
+type amendment struct {
+	file string
+	// old is replaced by new; or, with old empty, the template is rendered only when the
+	// condition new holds.
+	old, new string
+	why      string
+}
+
+var amendments = []amendment{{
+	file: "templates/manager/manager.yaml",
+	old:  "{{- toYaml .Values.manager.extraVolumes | nindent 8 }}",
+	new:  "{{- tpl (toYaml .Values.manager.extraVolumes) $ | nindent 8 }}",
+	why:  "credentials.secretName names the token Secret's volume",
+}, {
+	file: "templates/manager/manager.yaml",
+	old:  "- {{ tpl . $ }}",
+	new:  "- {{ tpl . $ | quote }}",
+	why:  "a flag is a string, whatever YAML would make of it ('*', 10, true, '# ...')",
+}, {
+	file: "templates/rbac/credentials-rolebinding.yaml",
+	new:  `eq .Values.credentials.namespaces "*"`,
+	why:  "access to every namespace's Secrets only where Segments may name one in every namespace",
+}, {
+	file: "templates/extras/controller-manager.yaml",
+	new:  "gt (int .Values.manager.replicas) 1",
+	why:  "a PodDisruptionBudget of minAvailable 1 over one replica would block every node drain",
+}}
+
+// finish copies the bundles into the chart and makes the amendments.
+func finish(dir, config string) error {
+	for _, f := range bundled {
+		b, err := os.ReadFile(filepath.Join(config, f))
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, "files", f)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			return err
+		}
+	}
+	for _, a := range amendments {
+		path := filepath.Join(dir, a.file)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		out, err := a.apply(string(b))
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply returns the generated template amended, or an error if the plugin no longer
+// generates it as the amendment expects.
+func (a amendment) apply(template string) (string, error) {
+	if a.old == "" {
+		if strings.HasPrefix(template, "{{- if "+a.new+" }}") {
+			return "", fmt.Errorf("already amended (%s): run the plugin first", a.why)
+		}
+		return "{{- if " + a.new + " }}\n" + strings.TrimSuffix(template, "\n") + "\n{{- end }}\n", nil
+	}
+	if n := strings.Count(template, a.old); n != 1 {
+		return "", fmt.Errorf("the plugin writes %q %d times, not once: update hack/chart (%s)", a.old, n, a.why)
+	}
+	return strings.Replace(template, a.old, a.new, 1), nil
 }
 
 // pkg writes the chart in dir, made release version's for image, into out; it returns the

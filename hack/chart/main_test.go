@@ -86,3 +86,28 @@ func TestReleaseValuesByTag(t *testing.T) {
 		t.Error("values.yaml whose image lines changed is taken")
 	}
 }
+
+func TestAmendment(t *testing.T) {
+	tests := []struct {
+		name     string
+		a        amendment
+		template string
+		want     string
+		err      bool
+	}{
+		{name: "replace", a: amendment{old: "- {{ tpl . $ }}", new: "- {{ tpl . $ | quote }}"},
+			template: "args:\n- {{ tpl . $ }}\n", want: "args:\n- {{ tpl . $ | quote }}\n"},
+		{name: "not generated", a: amendment{old: "- {{ tpl . $ }}", new: "x"}, template: "args: []\n", err: true},
+		{name: "generated twice", a: amendment{old: "a", new: "b"}, template: "a a", err: true},
+		{name: "wrap", a: amendment{new: "gt 2 1"}, template: "kind: X\n", want: "{{- if gt 2 1 }}\nkind: X\n{{- end }}\n"},
+		{name: "wrapped already", a: amendment{new: "gt 2 1"}, template: "{{- if gt 2 1 }}\nkind: X\n{{- end }}\n", err: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.a.apply(tc.template)
+			if (err != nil) != tc.err || got != tc.want {
+				t.Errorf("apply = %q, %v; want %q, error %v", got, err, tc.want, tc.err)
+			}
+		})
+	}
+}

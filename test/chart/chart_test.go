@@ -321,6 +321,68 @@ func TestValues(t *testing.T) {
 			}
 		},
 	}, {
+		name: "flags are strings, whatever YAML would make of them",
+		vals: "manager: {args: [--leader-elect, --namespace-credentials, '*', '10', 'true', '--x=a #b']}",
+		check: func(t *testing.T, got objects) {
+			a := args(t, got)
+			if want := []string{"--leader-elect", "--namespace-credentials", "*", "10", "true", "--x=a #b"}; !slices.Equal(a[len(a)-len(want):], want) {
+				t.Errorf("args %q", a)
+			}
+		},
+	}, {
+		name: "no Segment may name a Secret: no access to Secrets",
+		vals: "credentials: {namespaces: none}",
+		check: func(t *testing.T, got objects) {
+			if _, ok := got["ClusterRoleBinding /segment-operator-credentials-rolebinding"]; ok || len(got) != len(defaults)-1 {
+				t.Errorf("objects %v", got.keys())
+			}
+			if !slices.Contains(args(t, got), "--namespace-credentials=none") {
+				t.Errorf("args %v", args(t, got))
+			}
+		},
+	}, {
+		name: "listed namespaces: no cluster-wide access to Secrets",
+		vals: "credentials: {namespaces: 'team-a,team-b'}",
+		check: func(t *testing.T, got objects) {
+			if _, ok := got["ClusterRoleBinding /segment-operator-credentials-rolebinding"]; ok {
+				t.Errorf("objects %v", got.keys())
+			}
+			if _, ok := got["ClusterRole /segment-operator-credentials-namespaced-role"]; !ok {
+				t.Errorf("no role for the namespaces' RoleBindings in %v", got.keys())
+			}
+			if !slices.Contains(args(t, got), "--namespace-credentials=team-a,team-b") {
+				t.Errorf("args %v", args(t, got))
+			}
+		},
+	}, {
+		name: "one replica: no PodDisruptionBudget, which would block every drain",
+		vals: "manager: {replicas: 1}",
+		check: func(t *testing.T, got objects) {
+			if _, ok := got["PodDisruptionBudget "+namespace+"/segment-operator-controller-manager"]; ok || len(got) != len(defaults)-1 {
+				t.Errorf("objects %v", got.keys())
+			}
+		},
+	}, {
+		name: "a parent chart's global values",
+		vals: "global: {imageRegistry: registry.example}",
+		check: func(t *testing.T, got objects) {
+			if len(got) != len(defaults) {
+				t.Errorf("objects %v", got.keys())
+			}
+		},
+	}, {
+		name: "metrics over plain HTTP",
+		vals: "metrics: {secure: false}",
+		check: func(t *testing.T, got objects) {
+			if !slices.Contains(args(t, got), "--metrics-secure=false") {
+				t.Errorf("args %v", args(t, got))
+			}
+			svc := got["Service "+namespace+"/segment-operator-controller-manager-metrics-service"]
+			if port := svc["spec"].(map[string]any)["ports"].([]any)[0].(map[string]any); port["name"] != "http" {
+				t.Errorf("Service port %v", port)
+			}
+		},
+	}, {
 		name: "metrics off",
 		vals: "metrics: {enabled: false}",
 		check: func(t *testing.T, got objects) {
@@ -344,6 +406,17 @@ func TestValues(t *testing.T) {
 		vals: "prometheus: {enabled: true}",
 		check: func(t *testing.T, got objects) {
 			sameObjects(t, added(defaults, got), build(t, "../../config/prometheus"))
+		},
+	}, {
+		name: "labels for a Prometheus that selects by label",
+		vals: "prometheus: {enabled: true, labels: {release: kube-prometheus-stack}}",
+		check: func(t *testing.T, got objects) {
+			for _, k := range []string{"ServiceMonitor " + namespace + "/segment-operator-controller-manager-metrics-monitor", "PrometheusRule " + namespace + "/segment-operator-alerts"} {
+				labels, _ := got[k]["metadata"].(map[string]any)["labels"].(map[string]any)
+				if labels["release"] != "kube-prometheus-stack" || labels["app.kubernetes.io/name"] != "segment-operator" {
+					t.Errorf("%s labels %v", k, labels)
+				}
+			}
 		},
 	}, {
 		name: "NetworkPolicy: config/network-policy",
@@ -379,6 +452,11 @@ func TestValuesRefused(t *testing.T) {
 		{"a Secret name that is not one", "credentials: {secretName: 'Not A Name'}", "secretName"},
 		{"a flag that is not a string", "manager: {args: [--leader-elect, 3]}", "args"},
 		{"a port out of range", "metrics: {port: 70000}", "port"},
+		{"nameOverride, which the bundles' selectors would not follow", "nameOverride: other", "nameOverride"},
+		{"credentials namespaces that are not a list of names", "credentials: {namespaces: 'team a'}", "namespaces"},
+		{"a ServiceMonitor with no HTTPS to scrape", "{prometheus: {enabled: true}, metrics: {secure: false}}", "metrics.secure"},
+		{"a ServiceMonitor with no metrics at all", "{prometheus: {enabled: true}, metrics: {enabled: false}}", "metrics.enabled"},
+		{"a NetworkPolicy for another metrics port", "{networkPolicy: {enabled: true}, metrics: {port: 9443}}", "metrics.port"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -79,6 +79,7 @@ namespace, named with its prefix instead of "segment-operator-", with its labels
 Takes a dict with:
   - .file: the path under the chart (e.g., "files/prometheus/rules.yaml")
   - .context: Template context (root context with .Values, .Release, etc.)
+  - .labels: more labels (optional)
 */}}
 {{- define "segment-operator.fromConfig" -}}
 {{- $ctx := .context }}
@@ -89,6 +90,6 @@ Takes a dict with:
 {{- $suffix := trimPrefix "segment-operator-" $obj.metadata.name }}
 {{- $_ := set $obj.metadata "name" (include "segment-operator.resourceName" (dict "suffix" $suffix "context" $ctx)) }}
 {{- $_ := set $obj.metadata "namespace" $ctx.Release.Namespace }}
-{{- $_ := set $obj.metadata "labels" (merge (include "segment-operator.labels" $ctx | fromYaml) ($obj.metadata.labels | default dict)) }}
+{{- $_ := set $obj.metadata "labels" (merge (include "segment-operator.labels" $ctx | fromYaml) (.labels | default dict) ($obj.metadata.labels | default dict)) }}
 {{- toYaml $obj }}
 {{- end }}
