@@ -120,6 +120,23 @@ var _ = Describe("Large segments", func() {
 		Expect(fmt.Sprint(remoteSegment(id).Members)).To(ContainSubstring("fresh"))
 	})
 
+	It("deletes the record of a Segment deleted without its finalizer", func() {
+		seg := waitReady(create(ns, "unfinalized", usersv1alpha1.SegmentSpec{Members: userIDs("unfinalized", 1000)}))
+		Expect(seg.Status.MemberRecord.ConfigMap).NotTo(BeEmpty(), "1,000 members are recorded in a ConfigMap")
+		record := client.ObjectKey{Namespace: managerNamespace, Name: seg.Status.MemberRecord.ConfigMap}
+		Expect(k8sClient.Get(ctx, record, &corev1.ConfigMap{})).To(Succeed())
+
+		By("the finalizer removed by hand, the Segment deleted: the finalizer does not drop the record")
+		update(seg, func(s *usersv1alpha1.Segment) { s.Finalizers = nil })
+		Expect(k8sClient.Delete(ctx, seg)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(seg), seg)) },
+			timeout, poll).Should(BeTrue())
+
+		By("the sweep does (every second in this suite)")
+		Eventually(func() bool { return apierrors.IsNotFound(k8sClient.Get(ctx, record, &corev1.ConfigMap{})) },
+			timeout, poll).Should(BeTrue())
+	})
+
 	It("reports members removed outside the operator, re-adds them once per change of the count, never in a loop", func() {
 		members := userIDs("drift", 20) // a prefix of its own: DeleteUsers is for the whole account
 		seg := waitReady(create(ns, "drifting", usersv1alpha1.SegmentSpec{Members: members}))

@@ -26,6 +26,10 @@ import (
 const (
 	// inlineRecordBytes is the largest record kept in status: about 400 members.
 	inlineRecordBytes = 3000
+	// unlostMembers is the most members whose record is surely kept in status (at 10 bytes
+	// a digest, more than a digest ever takes): a fill of no more never looks for a
+	// ConfigMap that status does not name.
+	unlostMembers = inlineRecordBytes / 10
 	// maxRecordBytes is the largest record a ConfigMap holds (the API server takes up to
 	// 1 MiB of data): about 140,000 members.
 	maxRecordBytes = 1_000_000
@@ -73,8 +77,9 @@ func recordName(uid types.UID) string { return "segment-members-" + string(uid) 
 // it is not in status yet (an earlier version's status.addedMembers, or a ConfigMap whose
 // status write was lost): then save it. lost is true when a
 // record ConfigMap status names is missing or records another segment: the members are
-// taken as not added (they are added again, which the API takes as a no-op).
-func (m *memberRecords) load(ctx context.Context, seg *usersv1alpha1.Segment) (l *ledger.Ledger, migrated, lost bool, err error) {
+// taken as not added (they are added again, which the API takes as a no-op). desired are
+// the members the Segment wants: see unnamed.
+func (m *memberRecords) load(ctx context.Context, seg *usersv1alpha1.Segment, desired []string) (l *ledger.Ledger, migrated, lost bool, err error) {
 	rec := seg.Status.MemberRecord
 	if rec == nil || rec.Added == 0 {
 		// A record this process wrote to the Segment's ConfigMap whose status write was lost
@@ -83,17 +88,22 @@ func (m *memberRecords) load(ctx context.Context, seg *usersv1alpha1.Segment) (l
 			return memo.ledger.Clone(), true, false, nil
 		}
 	}
-	switch {
-	case rec == nil && len(seg.Status.AddedMembers) > 0:
-		return ledger.New(seg.Status.AddedMembers...), true, false, nil
-	case rec == nil || rec.Added == 0:
-		return ledger.New(), false, false, nil
-	case rec.Digests != nil:
-		l = ledger.New()
-		if err := l.UnmarshalBinary(rec.Digests); err != nil {
-			return nil, false, false, fmt.Errorf("status.memberRecord: %w", err)
+	if rec == nil || rec.ConfigMap == "" {
+		switch {
+		case rec == nil && len(seg.Status.AddedMembers) > 0:
+			l, migrated = ledger.New(seg.Status.AddedMembers...), true
+		case rec == nil || rec.Added == 0:
+			l = ledger.New()
+		default:
+			l = ledger.New()
+			if err := l.UnmarshalBinary(rec.Digests); err != nil {
+				return nil, false, false, fmt.Errorf("status.memberRecord: %w", err)
+			}
 		}
-		return l, false, false, nil
+		if found, ok, err := m.unnamed(ctx, seg, l, desired); err != nil || ok {
+			return found, ok, false, err
+		}
+		return l, migrated, false, nil
 	}
 	memo, err := m.read(ctx, seg.UID, rec.ConfigMap)
 	if apierrors.IsNotFound(err) {
@@ -106,6 +116,29 @@ func (m *memberRecords) load(ctx context.Context, seg *usersv1alpha1.Segment) (l
 		return ledger.New(), false, true, nil
 	}
 	return memo.ledger.Clone(), false, false, nil
+}
+
+// unnamed returns the record in the Segment's ConfigMap when status does not name it:
+// written before a crash, or by a process whose status write was then lost, and not in
+// this process' memory. Without it, the members it records would be sent again, and the
+// ConfigMap outlive the Segment. It is looked for only when the fill would send members
+// that inline, the record in status, does not have, and so many that a ConfigMap could be
+// needed: never at steady state, never for a small Segment.
+func (m *memberRecords) unnamed(ctx context.Context, seg *usersv1alpha1.Segment, inline *ledger.Ledger, desired []string) (*ledger.Ledger, bool, error) {
+	if m.namespace == "" || seg.OwnedID() == "" || len(desired) <= unlostMembers || len(inline.Missing(desired)) == 0 {
+		return nil, false, nil
+	}
+	memo, err := m.read(ctx, seg.UID, recordName(seg.UID))
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, err
+	case memo.remoteID != seg.OwnedID():
+		return nil, false, nil
+	}
+	l := memo.ledger.Clone()
+	return l, true, nil
 }
 
 // read returns the record ConfigMap's content, from memory if this process read or wrote
@@ -238,13 +271,13 @@ func (m *memberRecords) forget(uid types.UID) {
 	m.memo.Remove(uid)
 }
 
-// drop deletes the Segment's record ConfigMap, if status names one or this process wrote
-// one (its status write may have been lost): the Segment is going. Only the name made from
-// the Segment's UID is deleted, whatever status says.
+// drop deletes the Segment's record ConfigMap: the Segment is going. Only the name made
+// from the Segment's UID is deleted, whatever status says; and whether status names one or
+// not, since a ConfigMap whose status write was lost before a restart is named nowhere
+// (one delete call per Segment deleted, answered NotFound for most).
 func (m *memberRecords) drop(ctx context.Context, seg *usersv1alpha1.Segment) error {
-	_, written := m.recall(seg.UID)
 	m.forget(seg.UID)
-	if rec := seg.Status.MemberRecord; !written && (rec == nil || rec.ConfigMap == "") {
+	if m.namespace == "" {
 		return nil
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: recordName(seg.UID), Namespace: m.namespace}}

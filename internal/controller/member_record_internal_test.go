@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -37,7 +38,7 @@ func TestMemberRecords(t *testing.T) {
 	m := newMemberRecords("operator", c, c)
 
 	t.Run("nothing recorded", func(t *testing.T) {
-		l, migrated, lost, err := m.load(ctx, owned("a", "r1"))
+		l, migrated, lost, err := m.load(ctx, owned("a", "r1"), nil)
 		if err != nil || l.Len() != 0 || migrated || lost {
 			t.Fatalf("load = %d, %v, %v, %v", l.Len(), migrated, lost, err)
 		}
@@ -45,7 +46,7 @@ func TestMemberRecords(t *testing.T) {
 	t.Run("an earlier version's addedMembers is migrated", func(t *testing.T) {
 		seg := owned("b", "r1")
 		seg.Status.AddedMembers = []string{"u1", "u2"}
-		l, migrated, _, err := m.load(ctx, seg)
+		l, migrated, _, err := m.load(ctx, seg, nil)
 		if err != nil || !migrated || !l.Has("u1") || l.Len() != 2 {
 			t.Fatalf("load = %d, migrated %v, %v", l.Len(), migrated, err)
 		}
@@ -56,7 +57,7 @@ func TestMemberRecords(t *testing.T) {
 			seg.Status.MemberRecord.ConfigMap != "" {
 			t.Fatalf("saved as %+v, addedMembers %v", seg.Status.MemberRecord, seg.Status.AddedMembers)
 		}
-		back, migrated, _, err := m.load(ctx, seg)
+		back, migrated, _, err := m.load(ctx, seg, nil)
 		if err != nil || migrated || back.Len() != 2 || !back.Has("u2") {
 			t.Fatalf("read back %d (migrated %v): %v", back.Len(), migrated, err)
 		}
@@ -73,11 +74,11 @@ func TestMemberRecords(t *testing.T) {
 		}
 		lostStatus := seg.DeepCopy()
 		lostStatus.Status.MemberRecord = nil // the status write after the fill lost to an edit
-		if again, migrated, _, err := m.load(ctx, lostStatus); err != nil || !migrated || again.Len() != 10_000 {
+		if again, migrated, _, err := m.load(ctx, lostStatus, nil); err != nil || !migrated || again.Len() != 10_000 {
 			t.Fatalf("with its status write lost: %d members, migrated %v, %v", again.Len(), migrated, err)
 		}
 		restarted := newMemberRecords("operator", c, c)
-		back, _, lost, err := restarted.load(ctx, seg)
+		back, _, lost, err := restarted.load(ctx, seg, nil)
 		if err != nil || lost || back.Len() != 10_000 || !back.Has("u009999") {
 			t.Fatalf("read back %d, lost %v: %v", back.Len(), lost, err)
 		}
@@ -89,13 +90,13 @@ func TestMemberRecords(t *testing.T) {
 		if err := m.save(ctx, seg, ledger.New(ids("u", 10_001)...)); err == nil {
 			t.Fatal("a write over a version this process did not see went through")
 		}
-		if fresh, _, _, _ := m.load(ctx, seg); fresh.Len() != 10_001 {
+		if fresh, _, _, _ := m.load(ctx, seg, nil); fresh.Len() != 10_001 {
 			t.Fatalf("after a refused write: %d", fresh.Len())
 		}
 
 		// After a Recreate, the ConfigMap records the old segment: it is not read for the new one.
 		seg.Status.Ownership.ID = "r2"
-		fresh, _, lost, err := newMemberRecords("operator", c, c).load(ctx, seg)
+		fresh, _, lost, err := newMemberRecords("operator", c, c).load(ctx, seg, nil)
 		if err != nil || !lost || fresh.Len() != 0 {
 			t.Fatalf("old segment's record: %d, lost %v, %v", fresh.Len(), lost, err)
 		}
@@ -103,7 +104,7 @@ func TestMemberRecords(t *testing.T) {
 		if seg.Status.MemberRecord == nil || seg.Status.MemberRecord.ConfigMap == "" || seg.Status.MemberRecord.Added != 0 {
 			t.Fatalf("reset kept %+v", seg.Status.MemberRecord)
 		}
-		if l, _, _, err := m.load(ctx, seg); err != nil || l.Len() != 0 {
+		if l, _, _, err := m.load(ctx, seg, nil); err != nil || l.Len() != 0 {
 			t.Fatalf("reset record: %d, %v", l.Len(), err)
 		}
 
@@ -113,6 +114,44 @@ func TestMemberRecords(t *testing.T) {
 		var cms corev1.ConfigMapList
 		if err := c.List(ctx, &cms, client.InNamespace("operator")); err != nil || len(cms.Items) != 0 {
 			t.Fatalf("left %d ConfigMaps (%v)", len(cms.Items), err)
+		}
+	})
+	t.Run("a ConfigMap that status does not name, after a restart: found, and dropped", func(t *testing.T) {
+		seg := owned("e", "r1")
+		if err := m.save(ctx, seg, ledger.New(ids("u", 10_000)...)); err != nil {
+			t.Fatal(err)
+		}
+		lostStatus := seg.DeepCopy()
+		lostStatus.Status.MemberRecord = nil // the status write lost, then the manager restarted
+
+		reads := &countingReader{Reader: c}
+		restarted := newMemberRecords("operator", reads, c)
+		// At steady state, and for a small Segment, nothing is looked for.
+		if l, _, _, err := restarted.load(ctx, seg, ids("u", 10_000)); err != nil || l.Len() != 10_000 {
+			t.Fatalf("named: %d, %v", l.Len(), err)
+		}
+		reads.gets = 0
+		restarted = newMemberRecords("operator", reads, c)
+		if l, migrated, _, err := restarted.load(ctx, lostStatus, ids("v", unlostMembers)); err != nil || l.Len() != 0 || migrated || reads.gets != 0 {
+			t.Fatalf("small fill: %d members, migrated %v, %d reads, %v", l.Len(), migrated, reads.gets, err)
+		}
+		restarted = newMemberRecords("operator", reads, c)
+		l, migrated, lost, err := restarted.load(ctx, lostStatus, ids("u", 10_001))
+		if err != nil || !migrated || lost || l.Len() != 10_000 || reads.gets != 1 {
+			t.Fatalf("large fill: %d members, migrated %v, lost %v, %d reads, %v", l.Len(), migrated, lost, reads.gets, err)
+		}
+		// Another segment's (before a Recreate) is not taken.
+		other := lostStatus.DeepCopy()
+		other.Status.Ownership.ID = "r2"
+		if l, migrated, _, err := newMemberRecords("operator", c, c).load(ctx, other, ids("u", 10_001)); err != nil || l.Len() != 0 || migrated {
+			t.Fatalf("another segment's: %d, migrated %v, %v", l.Len(), migrated, err)
+		}
+
+		if err := newMemberRecords("operator", c, c).drop(ctx, lostStatus); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Get(ctx, types.NamespacedName{Namespace: "operator", Name: recordName(seg.UID)}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("the ConfigMap outlived its Segment: %v", err)
 		}
 	})
 	t.Run("too large: refused before anything is sent", func(t *testing.T) {
@@ -132,6 +171,17 @@ func TestMemberRecords(t *testing.T) {
 			t.Fatalf("save = %v", err)
 		}
 	})
+}
+
+// countingReader counts the Gets that reach the API server.
+type countingReader struct {
+	client.Reader
+	gets int
+}
+
+func (r *countingReader) Get(ctx context.Context, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+	r.gets++
+	return r.Reader.Get(ctx, key, obj, opts...)
 }
 
 // The memo of records holds no more than memoDigests, whatever the number of large

@@ -101,7 +101,7 @@ func (r *SegmentReconciler) observeOnly(ctx context.Context, seg *usersv1alpha1.
 	} else {
 		resetRemote(seg)
 	}
-	added, _, _, err := r.records.load(ctx, seg)
+	added, _, _, err := r.records.load(ctx, seg, desired)
 	if err != nil {
 		return err
 	}

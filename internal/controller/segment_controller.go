@@ -89,6 +89,9 @@ type SegmentReconciler struct {
 	// members added to large segments are kept (see memberRecords).
 	MemberRecordNamespace string
 	records               *memberRecords
+	// RecordSweepInterval and RecordSweepMinAge set the sweep of records whose Segment is
+	// gone (recordSweeper): every hour, records older than 10 minutes, when zero.
+	RecordSweepInterval, RecordSweepMinAge time.Duration
 
 	// CreateTimeout bounds a create call from its intent to its answer, rate limiter wait
 	// included (default 30s): no create is sent later than that, whatever process made it.
@@ -204,7 +207,7 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 			recordObserved(seg, s)
 		}
 	}
-	added, migrated, lost, err := r.records.load(ctx, seg)
+	added, migrated, lost, err := r.records.load(ctx, seg, desired)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -27,6 +28,13 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 	r.namespaceShares = remote.NewShares(r.NamespaceShare)
 	r.sourceReader, r.sources = mgr.GetAPIReader(), newSourceMemo()
 	r.records = newMemberRecords(r.MemberRecordNamespace, mgr.GetAPIReader(), r.Client)
+	if r.MemberRecordNamespace != "" {
+		sweeper := &recordSweeper{namespace: r.MemberRecordNamespace, cache: r.Client, api: mgr.GetAPIReader(), writer: r.Client,
+			interval: cmp.Or(r.RecordSweepInterval, recordSweepInterval), minAge: cmp.Or(r.RecordSweepMinAge, recordSweepMinAge)}
+		if err := mgr.Add(sweeper); err != nil {
+			return err
+		}
+	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexRemoteID, indexByRemoteID); err != nil {
 		return err
 	}

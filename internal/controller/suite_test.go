@@ -262,6 +262,9 @@ var _ = BeforeSuite(func() {
 		// after its intent; pendingSegment stands in for such a process.
 		CreateTimeout:         time.Second,
 		MemberRecordNamespace: managerNamespace,
+		// Records of Segments gone are swept every second, from 5 seconds of age.
+		RecordSweepInterval: time.Second,
+		RecordSweepMinAge:   5 * time.Second,
 	}).SetupWithManager(ctx, mgr)).To(Succeed())
 
 	go func() {
