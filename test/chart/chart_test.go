@@ -330,30 +330,13 @@ func TestValues(t *testing.T) {
 			}
 		},
 	}, {
-		name: "no Segment may name a Secret: no access to Secrets",
-		vals: "credentials: {namespaces: none}",
-		check: func(t *testing.T, got objects) {
-			if _, ok := got["ClusterRoleBinding /segment-operator-credentials-rolebinding"]; ok || len(got) != len(defaults)-1 {
-				t.Errorf("objects %v", got.keys())
-			}
-			if !slices.Contains(args(t, got), "--namespace-credentials=none") {
-				t.Errorf("args %v", args(t, got))
-			}
-		},
+		name:  "no Segment may name a Secret: no access to Secrets",
+		vals:  "credentials: {namespaces: none}",
+		check: noClusterWideSecrets("none"),
 	}, {
-		name: "listed namespaces: no cluster-wide access to Secrets",
-		vals: "credentials: {namespaces: 'team-a,team-b'}",
-		check: func(t *testing.T, got objects) {
-			if _, ok := got["ClusterRoleBinding /segment-operator-credentials-rolebinding"]; ok {
-				t.Errorf("objects %v", got.keys())
-			}
-			if _, ok := got["ClusterRole /segment-operator-credentials-namespaced-role"]; !ok {
-				t.Errorf("no role for the namespaces' RoleBindings in %v", got.keys())
-			}
-			if !slices.Contains(args(t, got), "--namespace-credentials=team-a,team-b") {
-				t.Errorf("args %v", args(t, got))
-			}
-		},
+		name:  "listed namespaces: no cluster-wide access to Secrets",
+		vals:  "credentials: {namespaces: 'team-a,team-b'}",
+		check: noClusterWideSecrets("team-a,team-b"),
 	}, {
 		name: "one replica: no PodDisruptionBudget, which would block every drain",
 		vals: "manager: {replicas: 1}",
@@ -465,6 +448,27 @@ func TestValuesRefused(t *testing.T) {
 				t.Errorf("got %v, want an error naming %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// noClusterWideSecrets checks a render for credentials.namespaces: the flag says them, and
+// of the defaults only the binding to every Secret is gone (the role listed namespaces bind
+// stays).
+func noClusterWideSecrets(namespaces string) func(*testing.T, objects) {
+	return func(t *testing.T, got objects) {
+		t.Helper()
+		defaults := render(t, nil)
+		const binding = "ClusterRoleBinding /segment-operator-credentials-rolebinding"
+		if _, ok := defaults[binding]; !ok {
+			t.Fatalf("no %s by default: %v", binding, defaults.keys())
+		}
+		delete(defaults, binding)
+		if d := cmp.Diff(defaults.keys(), got.keys()); d != "" {
+			t.Errorf("objects (-want +got):\n%s", d)
+		}
+		if !slices.Contains(args(t, got), "--namespace-credentials="+namespaces) {
+			t.Errorf("args %v", args(t, got))
+		}
 	}
 }
 
