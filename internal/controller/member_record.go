@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/ledger"
@@ -41,6 +42,9 @@ const (
 	// 16 MB, some 15 records of the largest size. Any Segment editor can make large
 	// Segments; past the bound, records are read again from their ConfigMaps.
 	memoDigests = 2_000_000
+	// absentRecords bounds the Segments remembered to have no unnamed record (see unnamed):
+	// a few MB; one forgotten costs one read.
+	absentRecords = 100_000
 )
 
 // memberRecords reads and writes Segments' member records.
@@ -56,6 +60,8 @@ type memberRecords struct {
 	// write on a stale version is refused (Conflict).
 	memo    *lru.Cache
 	digests int
+	// absent holds the UIDs of Segments whose unnamed record was looked for and not found.
+	absent *lru.Cache
 }
 
 type recordMemo struct {
@@ -67,6 +73,7 @@ type recordMemo struct {
 func newMemberRecords(namespace string, reader client.Reader, writer client.Writer) *memberRecords {
 	m := &memberRecords{namespace: namespace, reader: reader, writer: writer}
 	m.memo = lru.NewWithEvictionFunc(0, func(_ lru.Key, v any) { m.digests -= v.(recordMemo).ledger.Len() })
+	m.absent = lru.New(absentRecords)
 	return m
 }
 
@@ -88,20 +95,28 @@ func (m *memberRecords) load(ctx context.Context, seg *usersv1alpha1.Segment, de
 			return memo.ledger.Clone(), true, false, nil
 		}
 	}
-	if rec == nil || rec.ConfigMap == "" {
-		switch {
-		case rec == nil && len(seg.Status.AddedMembers) > 0:
-			l, migrated = ledger.New(seg.Status.AddedMembers...), true
-		case rec == nil || rec.Added == 0:
-			l = ledger.New()
-		default:
-			l = ledger.New()
-			if err := l.UnmarshalBinary(rec.Digests); err != nil {
-				return nil, false, false, fmt.Errorf("status.memberRecord: %w", err)
-			}
+	// The record is in status, but when status holds none or the digests themselves and
+	// names a ConfigMap: that one records an earlier remote segment (a Recreate keeps its
+	// name), and the record in status is this one's.
+	inStatus := true
+	switch {
+	case rec == nil && len(seg.Status.AddedMembers) > 0:
+		l, migrated = ledger.New(seg.Status.AddedMembers...), true
+	case rec == nil || rec.Added == 0:
+		l = ledger.New()
+	case rec.Digests != nil:
+		l = ledger.New()
+		if err := l.UnmarshalBinary(rec.Digests); err != nil {
+			return nil, false, false, fmt.Errorf("status.memberRecord: %w", err)
 		}
-		if found, ok, err := m.unnamed(ctx, seg, l, desired); err != nil || ok {
-			return found, ok, false, err
+	default:
+		inStatus = false
+	}
+	if inStatus {
+		if rec == nil || rec.ConfigMap == "" {
+			if found, ok, err := m.unnamed(ctx, seg, l, desired); err != nil || ok {
+				return found, ok, false, err
+			}
 		}
 		return l, migrated, false, nil
 	}
@@ -124,13 +139,22 @@ func (m *memberRecords) load(ctx context.Context, seg *usersv1alpha1.Segment, de
 // ConfigMap outlive the Segment. It is looked for only when the fill would send members
 // that inline, the record in status, does not have, and so many that a ConfigMap could be
 // needed: never at steady state, never for a small Segment.
+//
+// One not found is remembered for the life of the process (in absent): a record this
+// process writes it remembers, so an unnamed one can only predate it. A record found is
+// merged with the one in status: both only grow, and either may hold members the other
+// lacks (status's, added after a restart that did not look).
 func (m *memberRecords) unnamed(ctx context.Context, seg *usersv1alpha1.Segment, inline *ledger.Ledger, desired []string) (*ledger.Ledger, bool, error) {
-	if m.namespace == "" || seg.OwnedID() == "" || len(desired) <= unlostMembers || len(inline.Missing(desired)) == 0 {
+	if m.namespace == "" || seg.OwnedID() == "" || len(desired) <= unlostMembers || m.knownAbsent(seg.UID) ||
+		len(inline.Missing(desired)) == 0 {
 		return nil, false, nil
 	}
 	memo, err := m.read(ctx, seg.UID, recordName(seg.UID))
 	switch {
 	case apierrors.IsNotFound(err):
+		m.mu.Lock()
+		m.absent.Add(seg.UID, nil)
+		m.mu.Unlock()
 		return nil, false, nil
 	case err != nil:
 		return nil, false, err
@@ -138,7 +162,17 @@ func (m *memberRecords) unnamed(ctx context.Context, seg *usersv1alpha1.Segment,
 		return nil, false, nil
 	}
 	l := memo.ledger.Clone()
+	l.Merge(inline)
 	return l, true, nil
+}
+
+// knownAbsent says whether this process found no record ConfigMap for the Segment, and wrote
+// none since.
+func (m *memberRecords) knownAbsent(uid types.UID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.absent.Get(uid)
+	return ok
 }
 
 // read returns the record ConfigMap's content, from memory if this process read or wrote
@@ -174,6 +208,7 @@ func (m *memberRecords) recall(uid types.UID) (recordMemo, bool) {
 func (m *memberRecords) remember(uid types.UID, memo recordMemo) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.absent.Remove(uid)
 	m.memo.Remove(uid) // its digests leave the count through the eviction function
 	if memo.ledger.Len() > memoDigests {
 		return
@@ -269,20 +304,32 @@ func (m *memberRecords) forget(uid types.UID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.memo.Remove(uid)
+	m.absent.Remove(uid)
 }
 
-// drop deletes the Segment's record ConfigMap: the Segment is going. Only the name made
-// from the Segment's UID is deleted, whatever status says; and whether status names one or
-// not, since a ConfigMap whose status write was lost before a restart is named nowhere
-// (one delete call per Segment deleted, answered NotFound for most).
+// drop deletes the Segment's record ConfigMap, named from its UID whatever status says: the
+// Segment is going. When status names one or this process wrote one, an error keeps the
+// Segment's finalizer. A Segment that owned a remote segment may also have one that status
+// does not name (its status write lost before a restart): that delete is tried, but may
+// fail (the sweep deletes what it leaves), so that a manager with no right to delete there
+// never holds up a deletion. A Segment that owned no remote segment has no record.
 func (m *memberRecords) drop(ctx context.Context, seg *usersv1alpha1.Segment) error {
+	_, written := m.recall(seg.UID)
 	m.forget(seg.UID)
-	if m.namespace == "" {
+	named := written || (seg.Status.MemberRecord != nil && seg.Status.MemberRecord.ConfigMap != "")
+	if m.namespace == "" || (!named && seg.OwnedID() == "") {
 		return nil
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: recordName(seg.UID), Namespace: m.namespace}}
-	if err := client.IgnoreNotFound(m.writer.Delete(ctx, cm)); err != nil {
+	err := client.IgnoreNotFound(m.writer.Delete(ctx, cm))
+	switch {
+	case err == nil:
+		return nil
+	case named:
 		return fmt.Errorf("delete the member record ConfigMap %s/%s: %w", m.namespace, cm.Name, err)
+	default:
+		logf.FromContext(ctx).Info("could not delete a member record ConfigMap that status does not name; the sweep will",
+			"configMap", m.namespace+"/"+cm.Name, "error", err.Error())
+		return nil
 	}
-	return nil
 }

@@ -154,6 +154,56 @@ func TestMemberRecords(t *testing.T) {
 			t.Fatalf("the ConfigMap outlived its Segment: %v", err)
 		}
 	})
+	t.Run("after a Recreate, a small record in status beside the old segment's ConfigMap name", func(t *testing.T) {
+		seg := owned("f", "r1")
+		if err := m.save(ctx, seg, ledger.New(ids("u", 10_000)...)); err != nil {
+			t.Fatal(err)
+		}
+		seg.Status.Ownership.ID = "r2"
+		resetRemote(seg) // keeps the ConfigMap's name, Added 0
+		if l, _, lost, err := newMemberRecords("operator", c, c).load(ctx, seg, ids("u", 300)); err != nil || l.Len() != 0 || lost {
+			t.Fatalf("just reset: %d, lost %v, %v", l.Len(), lost, err)
+		}
+		if err := m.save(ctx, seg, ledger.New(ids("u", 300)...)); err != nil {
+			t.Fatal(err)
+		}
+		if rec := seg.Status.MemberRecord; rec.Digests == nil || rec.ConfigMap == "" {
+			t.Fatalf("saved as %+v", rec)
+		}
+		l, _, lost, err := newMemberRecords("operator", c, c).load(ctx, seg, ids("u", 300))
+		if err != nil || lost || l.Len() != 300 {
+			t.Fatalf("the record in status: %d, lost %v, %v", l.Len(), lost, err)
+		}
+	})
+	t.Run("the unnamed record is looked for once, and merged with the one in status", func(t *testing.T) {
+		seg := owned("g", "r1")
+		inStatus := ledger.New(ids("u", 350)...)
+		if err := m.save(ctx, seg, inStatus); err != nil { // inline
+			t.Fatal(err)
+		}
+		reads := &countingReader{Reader: c}
+		fresh := newMemberRecords("operator", reads, c)
+		if _, _, _, err := fresh.load(ctx, seg, ids("u", 350)); err != nil || reads.gets != 0 {
+			t.Fatalf("steady state: %d reads, %v", reads.gets, err)
+		}
+		for range 3 {
+			if l, migrated, _, err := fresh.load(ctx, seg, ids("u", 400)); err != nil || migrated || l.Len() != 350 {
+				t.Fatalf("no ConfigMap: %d, migrated %v, %v", l.Len(), migrated, err)
+			}
+		}
+		if reads.gets != 1 {
+			t.Fatalf("%d reads for a ConfigMap that is not there, want 1", reads.gets)
+		}
+
+		big := seg.DeepCopy()
+		if err := m.save(ctx, big, ledger.New(append(ids("v", 1000), "u000000")...)); err != nil { // a ConfigMap
+			t.Fatal(err)
+		}
+		l, migrated, _, err := newMemberRecords("operator", c, c).load(ctx, seg, ids("v", 1001))
+		if err != nil || !migrated || l.Len() != 1000+350 || !l.Has("u000349") || !l.Has("v000999") {
+			t.Fatalf("merged: %d, migrated %v, %v", l.Len(), migrated, err)
+		}
+	})
 	t.Run("too large: refused before anything is sent", func(t *testing.T) {
 		if err := m.unrecordable(ledger.New(ids("u", 100_000)...)); err != nil {
 			t.Fatalf("100,000 refused: %v", err)

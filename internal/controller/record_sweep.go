@@ -29,16 +29,17 @@ const (
 	recordSweepMinAge = 10 * time.Minute
 )
 
-// orphanRecords returns the record ConfigMaps of cms (by name) whose Segment, by the UID in
-// their name, is not among segments, and that are older than minAge at now.
-func orphanRecords(cms []metav1.PartialObjectMetadata, segments sets.Set[types.UID], now time.Time, minAge time.Duration) []metav1.PartialObjectMetadata {
+// orphanRecords returns the record ConfigMaps of cms whose Segment, by the UID in their
+// name, is not among segments, that no Segment's status names (referenced: a Segment
+// restored with its status has a new UID), and that are older than minAge at now.
+func orphanRecords(cms []metav1.PartialObjectMetadata, segments sets.Set[types.UID], referenced sets.Set[string], now time.Time, minAge time.Duration) []metav1.PartialObjectMetadata {
 	var out []metav1.PartialObjectMetadata
 	for _, cm := range cms {
 		uid, ok := strings.CutPrefix(cm.Name, recordName(""))
 		if !ok || uid == "" || cm.Labels[usersv1alpha1.MemberRecordLabel] != "true" || cm.DeletionTimestamp != nil {
 			continue
 		}
-		if segments.Has(types.UID(uid)) || now.Sub(cm.CreationTimestamp.Time) < minAge {
+		if segments.Has(types.UID(uid)) || referenced.Has(cm.Name) || now.Sub(cm.CreationTimestamp.Time) < minAge {
 			continue
 		}
 		out = append(out, cm)
@@ -96,15 +97,18 @@ func (s *recordSweeper) sweep(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	var segs usersv1alpha1.SegmentList
-	if err := s.cache.List(ctx, &segs); err != nil {
+	if err := s.cache.List(ctx, &segs, client.UnsafeDisableDeepCopy); err != nil { // read only
 		return 0, err
 	}
-	uids := sets.New[types.UID]()
+	uids, referenced := sets.New[types.UID](), sets.New[string]()
 	for i := range segs.Items {
 		uids.Insert(segs.Items[i].UID)
+		if rec := segs.Items[i].Status.MemberRecord; rec != nil && rec.ConfigMap != "" {
+			referenced.Insert(rec.ConfigMap)
+		}
 	}
 	deleted := 0
-	for _, cm := range orphanRecords(records, uids, time.Now(), s.minAge) {
+	for _, cm := range orphanRecords(records, uids, referenced, time.Now(), s.minAge) {
 		// Only the version listed: a record written since is not deleted.
 		obj := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: cm.Name, Namespace: cm.Namespace}}
 		err := s.writer.Delete(ctx, obj, client.Preconditions{UID: &cm.UID, ResourceVersion: &cm.ResourceVersion})

@@ -67,6 +67,9 @@ func (l *Ledger) Add(ids ...string) {
 	l.sums = merge(l.sums, slices.Compact(added))
 }
 
+// Merge puts the members of o in the Ledger.
+func (l *Ledger) Merge(o *Ledger) { l.sums = merge(l.sums, o.sums) }
+
 // merge returns the sorted union of two sorted, unique slices.
 func merge(a, b []uint64) []uint64 {
 	out := make([]uint64, 0, len(a)+len(b))

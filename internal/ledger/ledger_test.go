@@ -113,3 +113,34 @@ func BenchmarkMissing100k(b *testing.B) {
 		}
 	}
 }
+
+func TestMerge(t *testing.T) {
+	tests := []struct {
+		name     string
+		a, b     []string
+		wantLen  int
+		wantHave []string
+	}{
+		{"disjoint", []string{"u1", "u2"}, []string{"u3"}, 3, []string{"u1", "u2", "u3"}},
+		{"overlapping", []string{"u1", "u2"}, []string{"u2", "u3"}, 3, []string{"u1", "u3"}},
+		{"into empty", nil, []string{"u1"}, 1, []string{"u1"}},
+		{"nothing to merge", []string{"u1"}, nil, 1, []string{"u1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l, o := ledger.New(tc.a...), ledger.New(tc.b...)
+			l.Merge(o)
+			if l.Len() != tc.wantLen {
+				t.Errorf("Len = %d, want %d", l.Len(), tc.wantLen)
+			}
+			for _, id := range tc.wantHave {
+				if !l.Has(id) {
+					t.Errorf("missing %s", id)
+				}
+			}
+			if o.Len() != ledger.New(tc.b...).Len() {
+				t.Errorf("the merged ledger changed")
+			}
+		})
+	}
+}
