@@ -95,9 +95,9 @@ func (m *memberRecords) load(ctx context.Context, seg *usersv1alpha1.Segment, de
 			return memo.ledger.Clone(), true, false, nil
 		}
 	}
-	// The record is in status, but when status holds none or the digests themselves and
-	// names a ConfigMap: that one records an earlier remote segment (a Recreate keeps its
-	// name), and the record in status is this one's.
+	// The record is in status when status holds none, or the digests themselves, even if it
+	// names a ConfigMap: that one then records an earlier remote segment (a Recreate keeps
+	// the name), and the record in status is the current one's.
 	inStatus := true
 	switch {
 	case rec == nil && len(seg.Status.AddedMembers) > 0:
