@@ -278,11 +278,13 @@ install-helm: ## Install the latest version of Helm.
 
 .PHONY: helm-deploy
 helm-deploy: install-helm ## Deploy manager to the K8s cluster via Helm. Specify an image with IMG.
-	IMG="$(IMG)"; $(HELM) upgrade --install $(HELM_RELEASE) $(HELM_CHART_DIR) \
+	IMG="$(IMG)"; repo=$$IMG; tag=; \
+	if [[ $$IMG != *@* && $${IMG##*/} == *:* ]]; then repo=$${IMG%:*}; tag=$${IMG##*:}; fi; \
+	$(HELM) upgrade --install $(HELM_RELEASE) $(HELM_CHART_DIR) \
 		--namespace $(HELM_NAMESPACE) \
 		--create-namespace \
-		--set manager.image.repository=$${IMG%:*} \
-		--set manager.image.tag=$${IMG##*:} \
+		--set manager.image.repository=$$repo \
+		--set-string manager.image.tag=$$tag \
 		--wait \
 		--timeout 5m \
 		$(HELM_EXTRA_ARGS)

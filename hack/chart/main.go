@@ -84,6 +84,11 @@ var amendments = []amendment{{
 	new:  "- {{ tpl . $ | quote }}",
 	why:  "a flag is a string, whatever YAML would make of it ('*', 10, true, '# ...')",
 }, {
+	file: "templates/manager/manager.yaml",
+	old:  "{{- range .Values.manager.args }}",
+	new:  "{{- range concat .Values.manager.args (.Values.manager.extraArgs | default list) }}",
+	why:  "manager.extraArgs adds flags without repeating the list manager.args holds",
+}, {
 	file: "templates/rbac/credentials-rolebinding.yaml",
 	new:  `eq .Values.credentials.namespaces "*"`,
 	why:  "access to every namespace's Secrets only where Segments may name one in every namespace",

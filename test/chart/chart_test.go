@@ -321,6 +321,15 @@ func TestValues(t *testing.T) {
 			}
 		},
 	}, {
+		name: "a flag added, the defaults kept",
+		vals: "manager: {extraArgs: [--drift-interval=10m]}",
+		check: func(t *testing.T, got objects) {
+			a, def := args(t, got), args(t, defaults)
+			if want := append(slices.Clone(def), "--drift-interval=10m"); !slices.Equal(a, want) {
+				t.Errorf("args %q, want %q", a, want)
+			}
+		},
+	}, {
 		name: "flags are strings, whatever YAML would make of them",
 		vals: "manager: {args: [--leader-elect, --namespace-credentials, '*', '10', 'true', '--x=a #b']}",
 		check: func(t *testing.T, got objects) {
