@@ -7,7 +7,6 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/sets"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
@@ -331,15 +330,6 @@ func resetRemote(seg *usersv1alpha1.Segment) {
 	} else {
 		seg.Status.MemberRecord = nil
 	}
-}
-
-// difference returns the items of a not in b, sorted; nil if none.
-func difference(a, b []string) []string {
-	d := sets.New(a...).Difference(sets.New(b...))
-	if d.Len() == 0 {
-		return nil
-	}
-	return sets.List(d)
 }
 
 // plural says "1 member" or "2 members"; with a second form, that form for other counts

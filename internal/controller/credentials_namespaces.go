@@ -262,21 +262,15 @@ func (s *namespacedSecrets) settleBinding(ctx context.Context, ns string, inUse 
 // the credentials-in-use finalizer. Metadata only, a page at a time, up to the first: a
 // tenant may have many Secrets with large annotations.
 func (s *namespacedSecrets) anyHeld(ctx context.Context, ns string) (bool, error) {
-	page := &metav1.PartialObjectMetadataList{}
-	page.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("SecretList"))
-	for cont := ""; ; {
-		if err := s.apiReader.List(ctx, page, client.InNamespace(ns), client.Limit(50), client.Continue(cont)); err != nil {
-			return false, fmt.Errorf("list Secrets of namespace %q: %w", ns, err)
-		}
-		for i := range page.Items {
-			if controllerutil.ContainsFinalizer(&page.Items[i], usersv1alpha1.CredentialsInUseFinalizer) {
-				return true, nil
-			}
-		}
-		if cont = page.Continue; cont == "" {
-			return false, nil
-		}
+	held := false
+	err := eachMetadata(ctx, s.apiReader, "SecretList", 50, func(m *metav1.PartialObjectMetadata) bool {
+		held = controllerutil.ContainsFinalizer(m, usersv1alpha1.CredentialsInUseFinalizer)
+		return !held
+	}, client.InNamespace(ns))
+	if err != nil {
+		return false, fmt.Errorf("list Secrets of namespace %q: %w", ns, err)
 	}
+	return held, nil
 }
 
 func (s *namespacedSecrets) binding(ctx context.Context, ns string) (*rbacv1.RoleBinding, error) {

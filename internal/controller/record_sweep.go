@@ -81,17 +81,12 @@ func (s *recordSweeper) Start(ctx context.Context) error {
 // Segment is gone.
 func (s *recordSweeper) sweep(ctx context.Context) (int, error) {
 	var records []metav1.PartialObjectMetadata
-	for cont := ""; ; {
-		page := &metav1.PartialObjectMetadataList{}
-		page.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMapList"))
-		if err := s.api.List(ctx, page, client.InNamespace(s.namespace), client.Limit(500), client.Continue(cont),
-			client.MatchingLabels{usersv1alpha1.MemberRecordLabel: "true"}); err != nil {
-			return 0, err
-		}
-		records = append(records, page.Items...)
-		if cont = page.Continue; cont == "" {
-			break
-		}
+	err := eachMetadata(ctx, s.api, "ConfigMapList", 500, func(m *metav1.PartialObjectMetadata) bool {
+		records = append(records, *m)
+		return true
+	}, client.InNamespace(s.namespace), client.MatchingLabels{usersv1alpha1.MemberRecordLabel: "true"})
+	if err != nil {
+		return 0, err
 	}
 	if len(records) == 0 {
 		return 0, nil
