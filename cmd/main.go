@@ -10,10 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -24,6 +27,7 @@ import (
 	"github.com/segment-operator/segment-operator/internal/controller"
 	"github.com/segment-operator/segment-operator/internal/metrics"
 	"github.com/segment-operator/segment-operator/internal/remote"
+	"github.com/segment-operator/segment-operator/internal/sources"
 	"github.com/segment-operator/segment-operator/internal/version"
 )
 
@@ -54,6 +58,9 @@ func main() {
 		kubeBurst               int
 		showVersion             bool
 		recordNamespace         string
+		recordBytes             = bytesFlag(controller.DefaultRecordBytesPerNamespace)
+		sourceBytes             = bytesFlag(sources.DefaultSegmentBytes)
+		parseBytes              = bytesFlag(sources.DefaultParseBytes)
 	)
 	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -65,7 +72,10 @@ func main() {
 	flag.StringVar(&allowedAPIURLs, "allowed-api-urls", "", "Comma-separated API base URLs that credentials Secrets may name under apiURL, besides --chatbot-api-url; * allows any.")
 	flag.StringVar(&defaultCredsNamespaces, "default-credentials-namespaces", "", "Comma-separated namespaces whose Segments may use the manager's own token without spec.credentialsRef, besides those labelled users.chatbot.com/default-credentials=true; * allows every namespace.")
 	flag.StringVar(&namespaceCredentials, "namespace-credentials", "*", "Where Segments may name a credentials Secret (spec.credentialsRef): * in every namespace (the manager needs cluster-wide access to Secrets: config/rbac/credentials_role.yaml), a comma-separated list of namespaces (access granted in each by a RoleBinding named segment-operator-credentials: config/rbac/credentials_namespaced_role.yaml), or none (it watches and reads no Secret, and needs no access to any).")
-	flag.StringVar(&recordNamespace, "member-record-namespace", os.Getenv("POD_NAMESPACE"), "The manager's own namespace, where it keeps the records of the members it added to segments too large to record in status (ConfigMaps; default: $POD_NAMESPACE, which the install sets).")
+	flag.StringVar(&recordNamespace, "member-record-namespace", "", "The manager's own namespace, where it keeps the records of the members it added to segments too large to record in status (ConfigMaps; default: $POD_NAMESPACE, which the install sets, else the namespace of the kubeconfig's current context).")
+	flag.Var(&recordBytes, "max-member-record-bytes-per-namespace", "Most bytes the member records of one namespace's Segments may take in the manager's namespace, where no ResourceQuota of theirs counts them (about 7 bytes a member added; 0: no bound). A Segment whose record would pass it gets MemberRecordQuotaExceeded, before any member is sent.")
+	flag.Var(&sourceBytes, "max-member-source-bytes-per-segment", "Most bytes of IDs, once decompressed, that one Segment's spec.membersFrom sources may hold in all; reading stops at the first key past it (MembersSourceError).")
+	flag.Var(&parseBytes, "max-member-source-bytes-at-once", "Most bytes of spec.membersFrom sources the manager reads and holds at once, all Segments of all namespaces together; Segments wait for their share. At least --max-member-source-bytes-per-segment.")
 	flag.StringVar(&tokenFile, "chatbot-api-token-file", "", "File holding the ChatBot Developer access token, re-read when it changes. Without it, $CHATBOT_API_TOKEN.")
 	flag.DurationVar(&driftInterval, "drift-interval", 5*time.Minute, "How often each Segment is compared with the remote account; one listing per account serves all Segments in an interval.")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 16, "How many Segments are reconciled at once (workers mostly wait on the API: each costs a goroutine).")
@@ -89,8 +99,13 @@ func main() {
 		setupLog.Error(err, "bad flag")
 		os.Exit(2)
 	}
+	sourceLimits := sources.Limits{SegmentBytes: int64(sourceBytes), ParseBytes: int64(parseBytes)}
+	if err := sourceLimits.Validate(); err != nil {
+		setupLog.Error(err, "bad flag")
+		os.Exit(2)
+	}
 	if err := run(runConfig{
-		secretScope: scope, recordNamespace: recordNamespace,
+		secretScope: scope, recordNamespace: recordNamespace, recordBytes: int64(recordBytes), sourceLimits: sourceLimits,
 		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableH2: enableH2,
 		leaderElect: leaderElect, driftInterval: driftInterval, maxConcurrent: maxConcurrent, accountShare: accountShare,
 		accountsPerNamespace: accountsPerNamespace,
@@ -120,7 +135,47 @@ type runConfig struct {
 	// defaultCredentialsNamespaces may use the manager's own token, besides labelled ones.
 	defaultCredentialsNamespaces []string
 	secretScope                  controller.SecretScope
-	recordNamespace              string
+	recordNamespace              string // "": $POD_NAMESPACE, or the kubeconfig context's
+	recordBytes                  int64
+	sourceLimits                 sources.Limits
+}
+
+// bytesFlag is a flag of a number of bytes, written as a Kubernetes quantity: 16Mi,
+// 8388608, 1G.
+type bytesFlag int64
+
+func (b *bytesFlag) String() string {
+	return resource.NewQuantity(int64(*b), resource.BinarySI).String()
+}
+
+func (b *bytesFlag) Set(s string) error {
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		return err
+	}
+	if q.Sign() < 0 {
+		return fmt.Errorf("%s is negative", s)
+	}
+	*b = bytesFlag(q.Value())
+	return nil
+}
+
+// recordNamespace returns the namespace where the manager keeps member records, and where
+// it comes from: the flag, $POD_NAMESPACE (which the install sets), or, out of a cluster,
+// the namespace of the kubeconfig's current context (the one kubectl uses).
+func recordNamespace(flagged string) (ns, from string, err error) {
+	if flagged != "" {
+		return flagged, "--member-record-namespace", nil
+	}
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns, "$POD_NAMESPACE", nil
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if f := flag.Lookup(config.KubeconfigFlagName); f != nil {
+		rules.ExplicitPath = f.Value.String()
+	}
+	ns, _, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).Namespace()
+	return ns, "the kubeconfig's current context", err
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.
@@ -155,6 +210,13 @@ func run(cfg runConfig) error {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
 
+	recordNS, from, err := recordNamespace(cfg.recordNamespace)
+	if err != nil {
+		return fmt.Errorf("find the namespace for member records (set --member-record-namespace): %w", err)
+	}
+	setupLog.Info("member records of large segments are kept in namespace "+recordNS, "from", from,
+		"maxBytesPerNamespace", cfg.recordBytes)
+
 	restCfg := ctrl.GetConfigOrDie()
 	restCfg.QPS, restCfg.Burst = cfg.kubeQPS, cfg.kubeBurst
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
@@ -185,17 +247,19 @@ func run(cfg runConfig) error {
 	}
 	ctx := ctrl.SetupSignalHandler()
 	if err := (&controller.SegmentReconciler{
-		Client:                       mgr.GetClient(),
-		Recorder:                     mgr.GetEventRecorder("segment-operator"),
-		Accounts:                     accounts,
-		DefaultCredentials:           cfg.creds.Get,
-		AllowedAPIURLs:               cfg.allowedAPIURLs,
-		DefaultCredentialsNamespaces: cfg.defaultCredentialsNamespaces,
-		SecretScope:                  cfg.secretScope,
-		DriftInterval:                cfg.driftInterval,
-		MaxConcurrentReconciles:      cfg.maxConcurrent,
-		NamespaceShare:               share,
-		MemberRecordNamespace:        cfg.recordNamespace,
+		Client:                        mgr.GetClient(),
+		Recorder:                      mgr.GetEventRecorder("segment-operator"),
+		Accounts:                      accounts,
+		DefaultCredentials:            cfg.creds.Get,
+		AllowedAPIURLs:                cfg.allowedAPIURLs,
+		DefaultCredentialsNamespaces:  cfg.defaultCredentialsNamespaces,
+		SecretScope:                   cfg.secretScope,
+		DriftInterval:                 cfg.driftInterval,
+		MaxConcurrentReconciles:       cfg.maxConcurrent,
+		NamespaceShare:                share,
+		MemberRecordNamespace:         recordNS,
+		MemberRecordBytesPerNamespace: cfg.recordBytes,
+		MemberSources:                 cfg.sourceLimits,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up Segment controller: %w", err)
 	}

@@ -46,12 +46,23 @@ const (
 	ReasonCredentialsError = "CredentialsError"
 	// ReasonMembersSourceError: a ConfigMap named by spec.membersFrom is missing, unlabelled
 	// or lacks the key, or a line of it is not a user ID, or the members are more than
-	// MaxMembers. Nothing is added until it is fixed.
+	// MaxMembers, or the sources hold more bytes than the manager reads for one Segment
+	// (--max-member-source-bytes-per-segment). Nothing is added, nor read again, until the
+	// spec or a ConfigMap it names changes.
 	ReasonMembersSourceError = "MembersSourceError"
 	// ReasonMemberRecordTooLarge: the record of the members added to the remote segment
 	// (those since removed from the spec included) would outgrow what the operator keeps
 	// (about 140,000). Nothing more is added; memberRemovalPolicy Recreate starts anew.
 	ReasonMemberRecordTooLarge = "MemberRecordTooLarge"
+	// ReasonMemberRecordQuotaExceeded: the record of the members added would take the records
+	// the namespace's Segments keep in the manager's namespace past what a namespace may
+	// (--max-member-record-bytes-per-namespace). Nothing more is added until records go
+	// (Segments of the namespace deleted) or the bound is raised.
+	ReasonMemberRecordQuotaExceeded = "MemberRecordQuotaExceeded"
+	// ReasonMemberRecordNamespaceMissing: the record of the members added is too large for
+	// status, and the namespace where the manager keeps such records does not exist, or the
+	// manager was given none (--member-record-namespace). Nothing more is added.
+	ReasonMemberRecordNamespaceMissing = "MemberRecordNamespaceMissing"
 	// ReasonDeleting: the Segment is being deleted but the remote segment could not be yet.
 	ReasonDeleting = "Deleting"
 	// ReasonRemovedFromSpec: members left spec.members that the API cannot remove.

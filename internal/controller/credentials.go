@@ -79,7 +79,11 @@ func (r *SegmentReconciler) account(ctx context.Context, seg *usersv1alpha1.Segm
 	if err != nil {
 		return nil, &credentialsError{err: err}
 	}
-	acct, err := r.Accounts.For(creds, accountTenant(seg, creds))
+	get := r.Accounts.For
+	if holdsAccount(seg, creds) {
+		get = r.Accounts.Held
+	}
+	acct, err := get(creds, seg.Namespace)
 	if err != nil {
 		return nil, &credentialsError{err: err}
 	}
@@ -94,21 +98,18 @@ func (r *SegmentReconciler) account(ctx context.Context, seg *usersv1alpha1.Segm
 	return acct, nil
 }
 
-// accountTenant is whom the Segment's use of the account creds name counts for, against
-// --max-accounts-per-namespace: its namespace; nobody ("") if the Segment owns a segment in
-// that account, or has a create pending there, which it must reach to delete, however many
-// accounts its namespace uses meanwhile.
-func accountTenant(seg *usersv1alpha1.Segment, creds remote.Credentials) string {
+// holdsAccount says whether the Segment owns a segment in the account creds name, or has a
+// create pending there: it must reach it to delete it, however many accounts its
+// namespace uses meanwhile (--max-accounts-per-namespace), so it is not refused; but it
+// counts toward that bound as any other use does.
+func holdsAccount(seg *usersv1alpha1.Segment, creds remote.Credentials) bool {
 	var recorded string
 	if o := seg.Status.Ownership; o != nil && o.ID != "" {
 		recorded = o.Account
 	} else if i := seg.PendingCreate(); i != nil {
 		recorded = i.Account
 	}
-	if recorded != "" && recorded == creds.AccountID() {
-		return ""
-	}
-	return seg.Namespace
+	return recorded != "" && recorded == creds.AccountID()
 }
 
 // credentials reads the Segment's credentials Secret (returned too), or returns the

@@ -156,29 +156,29 @@ func TestCacheOptionsFollowTheSecretScope(t *testing.T) {
 	}
 }
 
-func TestAccountTenant(t *testing.T) {
+func TestHoldsAccount(t *testing.T) {
 	creds := remote.Credentials{BaseURL: "https://api.chatbot.com", Token: "t"}
 	here, elsewhere := creds.AccountID(), remote.Credentials{Token: "other"}.AccountID()
 	at := metav1.NewMicroTime(time.Unix(1_000_000, 0))
 	for _, tc := range []struct {
 		name      string
 		ownership *usersv1alpha1.SegmentOwnership
-		want      string
+		want      bool
 	}{
-		{"owns nothing: counts", nil, "team"},
-		{"owns a segment in the account: never refused", &usersv1alpha1.SegmentOwnership{ID: "s1", Account: here}, ""},
-		{"owns one in another account: counts", &usersv1alpha1.SegmentOwnership{ID: "s1", Account: elsewhere}, "team"},
+		{"owns nothing", nil, false},
+		{"owns a segment in the account: held", &usersv1alpha1.SegmentOwnership{ID: "s1", Account: here}, true},
+		{"owns one in another account", &usersv1alpha1.SegmentOwnership{ID: "s1", Account: elsewhere}, false},
 		{"a create pending in the account", &usersv1alpha1.SegmentOwnership{
-			CreatePending: &usersv1alpha1.CreateIntent{At: at, Name: "n", Account: here}}, ""},
+			CreatePending: &usersv1alpha1.CreateIntent{At: at, Name: "n", Account: here}}, true},
 		{"a create pending in another account", &usersv1alpha1.SegmentOwnership{
-			CreatePending: &usersv1alpha1.CreateIntent{At: at, Name: "n", Account: elsewhere}}, "team"},
-		{"an ownership of an earlier version, no account recorded", &usersv1alpha1.SegmentOwnership{ID: "s1"}, "team"},
+			CreatePending: &usersv1alpha1.CreateIntent{At: at, Name: "n", Account: elsewhere}}, false},
+		{"an ownership of an earlier version, no account recorded", &usersv1alpha1.SegmentOwnership{ID: "s1"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Namespace: "team"}}
 			seg.Status.Ownership = tc.ownership
-			if got := accountTenant(seg, creds); got != tc.want {
-				t.Errorf("accountTenant = %q, want %q", got, tc.want)
+			if got := holdsAccount(seg, creds); got != tc.want {
+				t.Errorf("holdsAccount = %v, want %v", got, tc.want)
 			}
 		})
 	}

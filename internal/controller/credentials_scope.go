@@ -102,7 +102,7 @@ func CacheOptions(scope SecretScope) cache.Options {
 }
 
 // membersOnly keeps of a member list ConfigMap only what the manager reads of its metadata
-// (see readSource): name, namespace, UID, version and the members label. Any editor may
+// (see internal/sources): name, namespace, UID, version and the members label. Any editor may
 // label many ConfigMaps, with annotations (kubectl apply's copy of the data), labels and
 // finalizers of up to a few hundred KiB each.
 func membersOnly(in any) (any, error) {

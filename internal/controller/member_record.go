@@ -2,7 +2,10 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +18,7 @@ import (
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/ledger"
+	"github.com/segment-operator/segment-operator/internal/quota"
 )
 
 // The record of the members the operator added to a remote segment (the API cannot list
@@ -38,6 +42,15 @@ const (
 	recordKey = "digests"
 	// recordSegmentAnnotation names the remote segment a record ConfigMap records.
 	recordSegmentAnnotation = "users.chatbot.com/remote-segment"
+	// recordOwnerAnnotation names the Segment (namespace/name) a record ConfigMap is of.
+	recordOwnerAnnotation = "users.chatbot.com/segment"
+	// recordBytesAnnotation is the size of a record ConfigMap's record, which its
+	// namespace is charged (see quota), so that the charges are known from its metadata.
+	recordBytesAnnotation = "users.chatbot.com/record-bytes"
+	// DefaultRecordBytesPerNamespace is the default bound on the bytes of the records of a
+	// namespace's Segments in the manager's namespace: about 2,300,000 members recorded, a
+	// hundred Segments of 20,000 members.
+	DefaultRecordBytesPerNamespace = 16 << 20
 	// memoDigests bounds the digests of records kept in memory, all Segments together:
 	// 16 MB, some 15 records of the largest size. Any Segment editor can make large
 	// Segments; past the bound, records are read again from their ConfigMaps.
@@ -62,6 +75,9 @@ type memberRecords struct {
 	digests int
 	// absent holds the UIDs of Segments whose unnamed record was looked for and not found.
 	absent *lru.Cache
+	// quota charges each record ConfigMap to its Segment's namespace: no ResourceQuota of
+	// the tenant's counts what it makes the manager keep in its own namespace.
+	quota *quota.Quota
 }
 
 type recordMemo struct {
@@ -70,11 +86,55 @@ type recordMemo struct {
 	ledger          *ledger.Ledger
 }
 
-func newMemberRecords(namespace string, reader client.Reader, writer client.Writer) *memberRecords {
+// newMemberRecords returns the records kept in namespace, each namespace's of them at most
+// bytesPerNamespace (0: no bound).
+func newMemberRecords(namespace string, reader client.Reader, writer client.Writer, bytesPerNamespace int64) *memberRecords {
 	m := &memberRecords{namespace: namespace, reader: reader, writer: writer}
 	m.memo = lru.NewWithEvictionFunc(0, func(_ lru.Key, v any) { m.digests -= v.(recordMemo).ledger.Len() })
 	m.absent = lru.New(absentRecords)
+	m.quota = quota.New(bytesPerNamespace, m.charges)
 	return m
+}
+
+// charges lists the record ConfigMaps, metadata only, and returns what each namespace is
+// charged for them. A record an earlier version wrote has no size annotation: it is read
+// once (it is in the manager's namespace, where no tenant writes, and at most
+// maxRecordBytes).
+func (m *memberRecords) charges(ctx context.Context) (quota.Charges, error) {
+	out := quota.Charges{}
+	var unsized []metav1.PartialObjectMetadata
+	err := eachMetadata(ctx, m.reader, "ConfigMapList", 500, func(cm *metav1.PartialObjectMetadata) bool {
+		uid, isRecord := strings.CutPrefix(cm.Name, recordName(""))
+		ns, _, owned := strings.Cut(cm.Annotations[recordOwnerAnnotation], "/")
+		if !isRecord || !owned {
+			return true
+		}
+		n, err := strconv.ParseInt(cm.Annotations[recordBytesAnnotation], 10, 64)
+		if err != nil {
+			unsized = append(unsized, *cm)
+			return true
+		}
+		if out[ns] == nil {
+			out[ns] = map[types.UID]int64{}
+		}
+		out[ns][types.UID(uid)] = n
+		return true
+	}, client.InNamespace(m.namespace), client.MatchingLabels{usersv1alpha1.MemberRecordLabel: "true"})
+	if err != nil {
+		return nil, err
+	}
+	for _, meta := range unsized {
+		cm := &corev1.ConfigMap{}
+		if err := m.reader.Get(ctx, client.ObjectKeyFromObject(&meta), cm); client.IgnoreNotFound(err) != nil {
+			return nil, err
+		}
+		ns, _, _ := strings.Cut(meta.Annotations[recordOwnerAnnotation], "/")
+		if out[ns] == nil {
+			out[ns] = map[types.UID]int64{}
+		}
+		out[ns][types.UID(strings.TrimPrefix(meta.Name, recordName("")))] = int64(len(cm.BinaryData[recordKey]))
+	}
+	return out, nil
 }
 
 // recordName is the name of the ConfigMap that holds a Segment's large record.
@@ -220,11 +280,18 @@ func (m *memberRecords) remember(uid types.UID, memo recordMemo) {
 	}
 }
 
-// unrecordable says why l cannot be recorded, or returns nil: checked before members are
-// sent, so that none is sent that could not be recorded (and would be sent again).
-func (m *memberRecords) unrecordable(l *ledger.Ledger) error {
+// unrecordable says why l cannot be recorded as the Segment's record, or returns nil,
+// having charged its namespace for it: checked before members are sent, so that none is
+// sent that could not be recorded (and would be sent again).
+func (m *memberRecords) unrecordable(ctx context.Context, seg *usersv1alpha1.Segment, l *ledger.Ledger) error {
 	b, _ := l.MarshalBinary()
-	return m.recordLimit(l.Len(), len(b))
+	if err := m.recordLimit(l.Len(), len(b)); err != nil || len(b) <= inlineRecordBytes {
+		return err
+	}
+	if err := m.namespaceExists(ctx, l.Len()); err != nil {
+		return err
+	}
+	return m.charge(ctx, seg, len(b))
 }
 
 // recordLimit says why a record of members digests, size bytes encoded, cannot be kept, or
@@ -237,11 +304,40 @@ func (m *memberRecords) recordLimit(members, size int) error {
 			"more than the operator can keep (about 140,000, counting members added and since removed): nothing more is added. "+
 			"memberRemovalPolicy Recreate makes the segment anew with only the desired members", members)
 	case size > inlineRecordBytes && m.namespace == "":
-		return stall(usersv1alpha1.ReasonMemberRecordTooLarge, "The record of %d members is too large for status, "+
-			"and the manager has no namespace to keep it in: run it with --member-record-namespace (the install sets "+
-			"$POD_NAMESPACE)", members)
+		return errNoRecordNamespace(members, "the manager was given none: run it with --member-record-namespace "+
+			"(the install sets $POD_NAMESPACE; out of a cluster, the kubeconfig context's namespace is the default)")
 	}
 	return nil
+}
+
+func errNoRecordNamespace(members int, why string) error {
+	return stall(usersv1alpha1.ReasonMemberRecordNamespaceMissing, "The record of the %d members added is too large for status "+
+		"(more than about 400), and the manager has no namespace to keep it in: %s. Nothing more is added", members, why)
+}
+
+// namespaceExists returns nil if the manager's namespace for records exists; else an error
+// for a record of members.
+func (m *memberRecords) namespaceExists(ctx context.Context, members int) error {
+	ns := &metav1.PartialObjectMetadata{}
+	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	err := m.reader.Get(ctx, types.NamespacedName{Name: m.namespace}, ns)
+	if apierrors.IsNotFound(err) {
+		return errNoRecordNamespace(members, fmt.Sprintf("namespace %q (--member-record-namespace) does not exist: create it", m.namespace))
+	}
+	return err
+}
+
+// charge charges the Segment's namespace size bytes for its record ConfigMap.
+func (m *memberRecords) charge(ctx context.Context, seg *usersv1alpha1.Segment, size int) error {
+	err := m.quota.Charge(ctx, seg.Namespace, seg.UID, int64(size))
+	if exceeded := (*quota.ExceededError)(nil); errors.As(err, &exceeded) {
+		return stall(usersv1alpha1.ReasonMemberRecordQuotaExceeded, "The record of the members added to this segment is too large "+
+			"for status and is kept in the manager's namespace, where the records of a namespace's Segments may take at most %d "+
+			"bytes (--max-member-record-bytes-per-namespace): this one would take %d, and the namespace's other Segments' %d. "+
+			"Nothing more is added until records go (a Segment of the namespace deleted) or an administrator raises the bound",
+			exceeded.Limit, exceeded.Charge, exceeded.Others)
+	}
+	return err
 }
 
 // save records l as the Segment's record: in status while small, else in its ConfigMap,
@@ -260,6 +356,9 @@ func (m *memberRecords) save(ctx context.Context, seg *usersv1alpha1.Segment, l 
 		rec.Digests = b
 	} else {
 		rec.ConfigMap = recordName(seg.UID)
+		if err := m.charge(ctx, seg, len(b)); err != nil {
+			return err
+		}
 		if err := m.write(ctx, seg, rec.ConfigMap, b, l); err != nil {
 			return err
 		}
@@ -274,7 +373,7 @@ func (m *memberRecords) write(ctx context.Context, seg *usersv1alpha1.Segment, n
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.namespace,
 			Labels: map[string]string{usersv1alpha1.MemberRecordLabel: "true"},
 			Annotations: map[string]string{recordSegmentAnnotation: seg.OwnedID(),
-				"users.chatbot.com/segment": seg.Namespace + "/" + seg.Name}},
+				recordOwnerAnnotation: seg.Namespace + "/" + seg.Name, recordBytesAnnotation: strconv.Itoa(len(b))}},
 		BinaryData: map[string][]byte{recordKey: b},
 	}
 	memo, known := m.recall(seg.UID)
@@ -291,6 +390,10 @@ func (m *memberRecords) write(ctx context.Context, seg *usersv1alpha1.Segment, n
 				err = m.writer.Update(ctx, cm)
 			}
 		}
+	}
+	if apierrors.IsNotFound(err) { // the namespace, deleted since it was checked
+		m.forget(seg.UID)
+		return errNoRecordNamespace(l.Len(), fmt.Sprintf("namespace %q (--member-record-namespace) does not exist: create it", m.namespace))
 	}
 	if err != nil {
 		m.forget(seg.UID) // read anew next time
@@ -324,6 +427,7 @@ func (m *memberRecords) drop(ctx context.Context, seg *usersv1alpha1.Segment) er
 	err := client.IgnoreNotFound(m.writer.Delete(ctx, cm))
 	switch {
 	case err == nil:
+		m.quota.Release(seg.Namespace, seg.UID)
 		return nil
 	case named:
 		return fmt.Errorf("delete the member record ConfigMap %s/%s: %w", m.namespace, cm.Name, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/ledger"
@@ -34,8 +36,9 @@ func TestMemberRecords(t *testing.T) {
 		seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{ID: id}
 		return seg
 	}
-	c := fake.NewClientBuilder().WithScheme(scheme.Scheme).Build()
-	m := newMemberRecords("operator", c, c)
+	c := fake.NewClientBuilder().WithScheme(scheme.Scheme).
+		WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "operator"}}).Build()
+	m := newMemberRecords("operator", c, c, 0)
 
 	t.Run("nothing recorded", func(t *testing.T) {
 		l, migrated, lost, err := m.load(ctx, owned("a", "r1"), nil)
@@ -77,7 +80,7 @@ func TestMemberRecords(t *testing.T) {
 		if again, migrated, _, err := m.load(ctx, lostStatus, nil); err != nil || !migrated || again.Len() != 10_000 {
 			t.Fatalf("with its status write lost: %d members, migrated %v, %v", again.Len(), migrated, err)
 		}
-		restarted := newMemberRecords("operator", c, c)
+		restarted := newMemberRecords("operator", c, c, 0)
 		back, _, lost, err := restarted.load(ctx, seg, nil)
 		if err != nil || lost || back.Len() != 10_000 || !back.Has("u009999") {
 			t.Fatalf("read back %d, lost %v: %v", back.Len(), lost, err)
@@ -96,7 +99,7 @@ func TestMemberRecords(t *testing.T) {
 
 		// After a Recreate, the ConfigMap records the old segment: it is not read for the new one.
 		seg.Status.Ownership.ID = "r2"
-		fresh, _, lost, err := newMemberRecords("operator", c, c).load(ctx, seg, nil)
+		fresh, _, lost, err := newMemberRecords("operator", c, c, 0).load(ctx, seg, nil)
 		if err != nil || !lost || fresh.Len() != 0 {
 			t.Fatalf("old segment's record: %d, lost %v, %v", fresh.Len(), lost, err)
 		}
@@ -125,17 +128,17 @@ func TestMemberRecords(t *testing.T) {
 		lostStatus.Status.MemberRecord = nil // the status write lost, then the manager restarted
 
 		reads := &countingReader{Reader: c}
-		restarted := newMemberRecords("operator", reads, c)
+		restarted := newMemberRecords("operator", reads, c, 0)
 		// At steady state, and for a small Segment, nothing is looked for.
 		if l, _, _, err := restarted.load(ctx, seg, ids("u", 10_000)); err != nil || l.Len() != 10_000 {
 			t.Fatalf("named: %d, %v", l.Len(), err)
 		}
 		reads.gets = 0
-		restarted = newMemberRecords("operator", reads, c)
+		restarted = newMemberRecords("operator", reads, c, 0)
 		if l, migrated, _, err := restarted.load(ctx, lostStatus, ids("v", unlostMembers)); err != nil || l.Len() != 0 || migrated || reads.gets != 0 {
 			t.Fatalf("small fill: %d members, migrated %v, %d reads, %v", l.Len(), migrated, reads.gets, err)
 		}
-		restarted = newMemberRecords("operator", reads, c)
+		restarted = newMemberRecords("operator", reads, c, 0)
 		l, migrated, lost, err := restarted.load(ctx, lostStatus, ids("u", 10_001))
 		if err != nil || !migrated || lost || l.Len() != 10_000 || reads.gets != 1 {
 			t.Fatalf("large fill: %d members, migrated %v, lost %v, %d reads, %v", l.Len(), migrated, lost, reads.gets, err)
@@ -143,11 +146,11 @@ func TestMemberRecords(t *testing.T) {
 		// Another segment's (before a Recreate) is not taken.
 		other := lostStatus.DeepCopy()
 		other.Status.Ownership.ID = "r2"
-		if l, migrated, _, err := newMemberRecords("operator", c, c).load(ctx, other, ids("u", 10_001)); err != nil || l.Len() != 0 || migrated {
+		if l, migrated, _, err := newMemberRecords("operator", c, c, 0).load(ctx, other, ids("u", 10_001)); err != nil || l.Len() != 0 || migrated {
 			t.Fatalf("another segment's: %d, migrated %v, %v", l.Len(), migrated, err)
 		}
 
-		if err := newMemberRecords("operator", c, c).drop(ctx, lostStatus); err != nil {
+		if err := newMemberRecords("operator", c, c, 0).drop(ctx, lostStatus); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Get(ctx, types.NamespacedName{Namespace: "operator", Name: recordName(seg.UID)}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
@@ -161,7 +164,7 @@ func TestMemberRecords(t *testing.T) {
 		}
 		seg.Status.Ownership.ID = "r2"
 		resetRemote(seg) // keeps the ConfigMap's name, Added 0
-		if l, _, lost, err := newMemberRecords("operator", c, c).load(ctx, seg, ids("u", 300)); err != nil || l.Len() != 0 || lost {
+		if l, _, lost, err := newMemberRecords("operator", c, c, 0).load(ctx, seg, ids("u", 300)); err != nil || l.Len() != 0 || lost {
 			t.Fatalf("just reset: %d, lost %v, %v", l.Len(), lost, err)
 		}
 		if err := m.save(ctx, seg, ledger.New(ids("u", 300)...)); err != nil {
@@ -170,7 +173,7 @@ func TestMemberRecords(t *testing.T) {
 		if rec := seg.Status.MemberRecord; rec.Digests == nil || rec.ConfigMap == "" {
 			t.Fatalf("saved as %+v", rec)
 		}
-		l, _, lost, err := newMemberRecords("operator", c, c).load(ctx, seg, ids("u", 300))
+		l, _, lost, err := newMemberRecords("operator", c, c, 0).load(ctx, seg, ids("u", 300))
 		if err != nil || lost || l.Len() != 300 {
 			t.Fatalf("the record in status: %d, lost %v, %v", l.Len(), lost, err)
 		}
@@ -182,7 +185,7 @@ func TestMemberRecords(t *testing.T) {
 			t.Fatal(err)
 		}
 		reads := &countingReader{Reader: c}
-		fresh := newMemberRecords("operator", reads, c)
+		fresh := newMemberRecords("operator", reads, c, 0)
 		if _, _, _, err := fresh.load(ctx, seg, ids("u", 350)); err != nil || reads.gets != 0 {
 			t.Fatalf("steady state: %d reads, %v", reads.gets, err)
 		}
@@ -199,28 +202,119 @@ func TestMemberRecords(t *testing.T) {
 		if err := m.save(ctx, big, ledger.New(append(ids("v", 1000), "u000000")...)); err != nil { // a ConfigMap
 			t.Fatal(err)
 		}
-		l, migrated, _, err := newMemberRecords("operator", c, c).load(ctx, seg, ids("v", 1001))
+		l, migrated, _, err := newMemberRecords("operator", c, c, 0).load(ctx, seg, ids("v", 1001))
 		if err != nil || !migrated || l.Len() != 1000+350 || !l.Has("u000349") || !l.Has("v000999") {
 			t.Fatalf("merged: %d, migrated %v, %v", l.Len(), migrated, err)
 		}
 	})
 	t.Run("too large: refused before anything is sent", func(t *testing.T) {
-		if err := m.unrecordable(ledger.New(ids("u", 100_000)...)); err != nil {
+		if err := m.unrecordable(ctx, owned("f", "r1"), ledger.New(ids("u", 100_000)...)); err != nil {
 			t.Fatalf("100,000 refused: %v", err)
 		}
-		err := m.unrecordable(ledger.New(ids("u", 200_000)...))
+		err := m.unrecordable(ctx, owned("f", "r1"), ledger.New(ids("u", 200_000)...))
 		var st *stallError
 		if !errors.As(err, &st) || st.reason != usersv1alpha1.ReasonMemberRecordTooLarge {
 			t.Fatalf("200,000: %v", err)
 		}
 	})
 	t.Run("no namespace to keep a large record in", func(t *testing.T) {
-		err := newMemberRecords("", c, c).save(ctx, owned("d", "r1"), ledger.New(ids("u", 1000)...))
-		var st *stallError
-		if !errors.As(err, &st) {
-			t.Fatalf("save = %v", err)
+		// As the API server answers a create in a namespace that does not exist.
+		noNamespace := interceptor.NewClient(c, interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if obj.GetNamespace() == "gone" {
+				return apierrors.NewNotFound(corev1.Resource("namespaces"), "gone")
+			}
+			return c.Create(ctx, obj, opts...)
+		}})
+		for _, tc := range []struct {
+			namespace string
+			want      string
+		}{
+			{"", "the manager was given none: run it with --member-record-namespace"},
+			{"gone", `namespace "gone" (--member-record-namespace) does not exist: create it`},
+		} {
+			m := newMemberRecords(tc.namespace, noNamespace, noNamespace, 0)
+			large := ledger.New(ids("u", 1000)...)
+			if err := m.unrecordable(ctx, owned("d", "r1"), ledger.New(ids("u", 100)...)); err != nil {
+				t.Fatalf("%q: 100 members, kept in status, refused: %v", tc.namespace, err)
+			}
+			for what, err := range map[string]error{"unrecordable": m.unrecordable(ctx, owned("d", "r1"), large),
+				"save": m.save(ctx, owned("d", "r1"), large)} {
+				var st *stallError
+				if !errors.As(err, &st) || st.reason != usersv1alpha1.ReasonMemberRecordNamespaceMissing || !strings.Contains(st.msg, tc.want) {
+					t.Fatalf("%q: %s = %v, want MemberRecordNamespaceMissing saying %q", tc.namespace, what, err, tc.want)
+				}
+			}
 		}
 	})
+}
+
+// The records of a namespace's Segments in the manager's namespace are charged to it: one
+// that would take it past its bound is refused before any member is sent, whatever other
+// namespaces keep; records kept before this process started count, and so do those an
+// earlier version wrote without a size; a record deleted with its Segment stops counting.
+func TestMemberRecordsChargedToTheirNamespace(t *testing.T) {
+	ctx := context.Background()
+	seg := func(ns, uid string) *usersv1alpha1.Segment {
+		s := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: uid, Namespace: ns, UID: types.UID(uid)}}
+		s.Status.Ownership = &usersv1alpha1.SegmentOwnership{ID: "r-" + uid}
+		return s
+	}
+	record := func(ns, uid string, size string, data []byte) *corev1.ConfigMap {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: recordName(types.UID(uid)), Namespace: "operator",
+			Labels:      map[string]string{usersv1alpha1.MemberRecordLabel: "true"},
+			Annotations: map[string]string{recordOwnerAnnotation: ns + "/" + uid}}, BinaryData: map[string][]byte{recordKey: data}}
+		if size != "" {
+			cm.Annotations[recordBytesAnnotation] = size
+		}
+		return cm
+	}
+	large, _ := ledger.New(ids("u", 1000)...).MarshalBinary() // some 7 KB
+	n := int64(len(large))
+	c := fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "operator"}},
+		record("team", "kept-before", fmt.Sprint(n), nil),
+		record("team", "earlier-version", "", large), // no size: read once
+		record("other", "elsewhere", fmt.Sprint(10*n), nil),
+	).Build()
+	m := newMemberRecords("operator", c, c, 4*n)
+	refused := func(err error) bool {
+		var st *stallError
+		return errors.As(err, &st) && st.reason == usersv1alpha1.ReasonMemberRecordQuotaExceeded
+	}
+	members := ledger.New(ids("u", 1000)...)
+	if err := m.unrecordable(ctx, seg("team", "third"), members); err != nil {
+		t.Fatalf("the third record of the namespace: %v", err)
+	}
+	if err := m.save(ctx, seg("team", "third"), members); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.unrecordable(ctx, seg("team", "third"), members); err != nil {
+		t.Fatalf("a record charged already, not grown: %v", err)
+	}
+	if err := m.unrecordable(ctx, seg("team", "fourth"), members); err != nil {
+		t.Fatalf("the fourth: %v", err)
+	}
+	err := m.unrecordable(ctx, seg("team", "fifth"), members)
+	if !refused(err) || !strings.Contains(err.Error(), fmt.Sprintf("may take at most %d bytes (--max-member-record-bytes-per-namespace)", 4*n)) {
+		t.Fatalf("the fifth: %v, want MemberRecordQuotaExceeded", err)
+	}
+	if err := m.unrecordable(ctx, seg("team", "fifth"), ledger.New(ids("u", 100)...)); err != nil {
+		t.Fatalf("a record small enough for status is not charged: %v", err)
+	}
+	if err := m.unrecordable(ctx, seg("another", "first"), members); err != nil {
+		t.Fatalf("another namespace refused for this one's records: %v", err)
+	}
+	saved := &corev1.ConfigMap{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "operator", Name: recordName("third")}, saved); err != nil ||
+		saved.Annotations[recordBytesAnnotation] != fmt.Sprint(n) {
+		t.Fatalf("the record's size annotation: %v, %v", saved.Annotations, err)
+	}
+	if err := m.drop(ctx, seg("team", "third")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.unrecordable(ctx, seg("team", "fifth"), members); err != nil {
+		t.Fatalf("refused after a record of the namespace went: %v", err)
+	}
 }
 
 // countingReader counts the Gets that reach the API server.
@@ -237,7 +331,7 @@ func (r *countingReader) Get(ctx context.Context, key client.ObjectKey, obj clie
 // The memo of records holds no more than memoDigests, whatever the number of large
 // Segments a tenant makes; a record is read again from its ConfigMap once evicted.
 func TestMemberRecordMemoIsBounded(t *testing.T) {
-	m := newMemberRecords("operator", nil, nil)
+	m := newMemberRecords("operator", nil, nil, 0)
 	big := ledger.New(ids("u", 300_000)...)
 	for i := range 20 {
 		m.remember(types.UID(fmt.Sprint(i)), recordMemo{ledger: big})

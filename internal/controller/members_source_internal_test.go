@@ -1,16 +1,12 @@
 package controller
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
-	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -21,63 +17,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/sources"
 )
 
-func gzipped(s string) []byte {
-	var b bytes.Buffer
-	z := gzip.NewWriter(&b)
-	_, _ = z.Write([]byte(s))
-	_ = z.Close()
-	return b.Bytes()
-}
-
-func TestParseSource(t *testing.T) {
-	huge := gzipped(strings.Repeat("a", maxSourceBytes+1)) // a few KiB that expand past the cap
-	for _, tc := range []struct {
-		name    string
-		data    map[string]string
-		binary  map[string][]byte
-		want    []string
-		wantErr string
-	}{
-		{name: "one per line", data: map[string]string{"ids": "u1\nu2\nu3\n"}, want: []string{"u1", "u2", "u3"}},
-		{name: "blank lines, spaces and CRLF skipped", data: map[string]string{"ids": "\n  u1 \r\n\r\n\tu2\n"}, want: []string{"u1", "u2"}},
-		{name: "no final newline", data: map[string]string{"ids": "u1\nu2"}, want: []string{"u1", "u2"}},
-		{name: "empty", data: map[string]string{"ids": ""}, want: nil},
-		{name: "gzip in binaryData", binary: map[string][]byte{"ids": gzipped("u1\nu2\n")}, want: []string{"u1", "u2"}},
-		{name: "a bad line names its number", data: map[string]string{"ids": "u1\nu2\nnot-an-id\n"},
-			wantErr: `ConfigMap "list", key "ids", line 3: "not-an-id" is not a ChatBot user ID`},
-		{name: "two IDs on a line", data: map[string]string{"ids": "u1 u2\n"}, wantErr: `line 1: "u1 u2"`},
-		{name: "an ID over 64 characters", data: map[string]string{"ids": strings.Repeat("x", 65)}, wantErr: "line 1"},
-		{name: "no such key", data: map[string]string{"other": "u1"}, wantErr: `ConfigMap "list", key "ids": no such key`},
-		{name: "binaryData not gzip", binary: map[string][]byte{"ids": []byte("u1\n")}, wantErr: "binaryData must be gzip-compressed text"},
-		{name: "a gzip bomb", binary: map[string][]byte{"ids": huge}, wantErr: fmt.Sprintf("more than %d bytes", maxSourceBytes)},
-		{name: "data over the cap", data: map[string]string{"ids": "u1\n" + strings.Repeat(" ", maxSourceBytes)}, wantErr: fmt.Sprintf("more than %d bytes", maxSourceBytes)},
-		{name: "more IDs than a Segment may have", data: map[string]string{"ids": strings.Repeat("u1\n", usersv1alpha1.MaxMembers+1)},
-			wantErr: fmt.Sprintf("more than %d IDs", usersv1alpha1.MaxMembers)},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "list"}, Data: tc.data, BinaryData: tc.binary}
-			got, err := parseSource(cm, "ids")
-			switch {
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Fatalf("err = %v, want it to say %q", err, tc.wantErr)
-			case tc.wantErr != "" && got != nil:
-				t.Fatalf("IDs returned with an error: %q", got)
-			case tc.wantErr == "" && err != nil:
-				t.Fatal(err)
-			case !slices.Equal(got, tc.want):
-				t.Fatalf("got %q, want %q", got, tc.want)
-			}
-		})
-	}
-	if len(huge) > 8<<10 {
-		t.Fatalf("the bomb is %d bytes", len(huge))
-	}
-}
-
 // A source the Segment cannot use stops it (MembersSourceError); an API server that does
-// not answer (a timeout) is an error to retry with backoff, and stops nothing.
+// not answer (a timeout) is an error to retry with backoff, and stops nothing. (What a
+// source may hold: internal/sources.)
 func TestDesiredMembersStallsOnlyForTheSource(t *testing.T) {
 	scheme := runtime.NewScheme()
 	_ = corev1.AddToScheme(scheme)
@@ -85,8 +32,6 @@ func TestDesiredMembersStallsOnlyForTheSource(t *testing.T) {
 	objs := []client.Object{
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "good", Namespace: "team", Labels: labelled}, Data: map[string]string{"ids": "u2\nu1\n"}},
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: "team", Labels: labelled}, Data: map[string]string{"ids": "u1\n-\n"}},
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "plain", Namespace: "team"}, Data: map[string]string{"ids": "u1\n"}},
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "foreign", Namespace: "other", Labels: labelled}, Data: map[string]string{"ids": "x1\n"}},
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build()
 	down := interceptor.NewClient(fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).Build(), interceptor.Funcs{
@@ -104,12 +49,10 @@ func TestDesiredMembersStallsOnlyForTheSource(t *testing.T) {
 		{"read and unioned", c, "good", []string{"m1", "u1", "u2"}, "", false},
 		{"a bad line", c, "bad", nil, `line 2: "-"`, false},
 		{"missing", c, "gone", nil, `ConfigMap "gone" named by spec.membersFrom not found`, false},
-		{"unlabelled", c, "plain", nil, `ConfigMap "plain" named by spec.membersFrom not found`, false},
-		{"another namespace's is never read", c, "foreign", nil, `ConfigMap "foreign" named by spec.membersFrom not found in namespace "team"`, false},
 		{"the API server times out", down, "good", nil, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &SegmentReconciler{Client: c, sourceReader: tc.reader, sources: newSourceMemo()}
+			r := &SegmentReconciler{Client: c, sources: sources.NewReader(c, tc.reader, sources.Limits{})}
 			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "team"},
 				Spec: usersv1alpha1.SegmentSpec{Members: []string{"m1"},
 					MembersFrom: []usersv1alpha1.MembersSource{{ConfigMap: tc.source, Key: "ids"}}}}

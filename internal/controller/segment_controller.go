@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/keymutex"
@@ -18,6 +17,7 @@ import (
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
 	"github.com/segment-operator/segment-operator/internal/remote"
+	"github.com/segment-operator/segment-operator/internal/sources"
 	"github.com/segment-operator/segment-operator/internal/text"
 )
 
@@ -59,12 +59,9 @@ type SegmentReconciler struct {
 	NamespaceShare  int
 	namespaceShares *remote.Shares
 
-	// sourceReader reads ConfigMaps named by spec.membersFrom, of which the cache holds only
-	// metadata, once for concurrent readers (sourceReads); sources keeps what they were
-	// parsed into (see readSource).
-	sourceReader client.Reader
-	sourceReads  singleflight.Group
-	sources      *sourceMemo
+	// MemberSources are the budgets of reading spec.membersFrom (zero: the defaults).
+	MemberSources sources.Limits
+	sources       *sources.Reader
 
 	// claimMu serializes claims, so that two Segments cannot both take one segment
 	// between the ownership check and the record.
@@ -88,7 +85,10 @@ type SegmentReconciler struct {
 	// MemberRecordNamespace is the manager's own namespace, where the records of the
 	// members added to large segments are kept (see memberRecords).
 	MemberRecordNamespace string
-	records               *memberRecords
+	// MemberRecordBytesPerNamespace bounds the bytes of the records of one namespace's
+	// Segments kept there (0: no bound; see DefaultRecordBytesPerNamespace).
+	MemberRecordBytesPerNamespace int64
+	records                       *memberRecords
 	// RecordSweepInterval and RecordSweepMinAge set the sweep of records whose Segment is
 	// gone (recordSweeper): every hour, records older than 10 minutes, when zero.
 	RecordSweepInterval, RecordSweepMinAge time.Duration

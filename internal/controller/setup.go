@@ -16,6 +16,7 @@ import (
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/remote"
+	"github.com/segment-operator/segment-operator/internal/sources"
 )
 
 // SetupWithManager registers the reconciler and its indexes. Segments are reconciled when
@@ -26,8 +27,8 @@ import (
 func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.names = keymutex.NewHashed(1024) // buckets: unrelated names rarely wait for each other
 	r.namespaceShares = remote.NewShares(r.NamespaceShare)
-	r.sourceReader, r.sources = mgr.GetAPIReader(), newSourceMemo()
-	r.records = newMemberRecords(r.MemberRecordNamespace, mgr.GetAPIReader(), r.Client)
+	r.sources = sources.NewReader(r.Client, mgr.GetAPIReader(), r.MemberSources)
+	r.records = newMemberRecords(r.MemberRecordNamespace, mgr.GetAPIReader(), r.Client, r.MemberRecordBytesPerNamespace)
 	if r.MemberRecordNamespace != "" {
 		sweeper := &recordSweeper{namespace: r.MemberRecordNamespace, cache: r.Client, api: mgr.GetAPIReader(), writer: r.Client,
 			interval: cmp.Or(r.RecordSweepInterval, recordSweepInterval), minAge: cmp.Or(r.RecordSweepMinAge, recordSweepMinAge)}

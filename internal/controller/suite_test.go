@@ -44,6 +44,8 @@ const (
 	accountShare = 2
 	// accountsPerTenant is --max-accounts-per-namespace.
 	accountsPerTenant = 4
+	// recordBytesPerNamespace is --max-member-record-bytes-per-namespace.
+	recordBytesPerNamespace = 1 << 20
 )
 
 var (
@@ -262,6 +264,8 @@ var _ = BeforeSuite(func() {
 		// after its intent; pendingSegment stands in for such a process.
 		CreateTimeout:         time.Second,
 		MemberRecordNamespace: managerNamespace,
+		// The records of a namespace may take 1 MiB: one of 100,000 members, not two.
+		MemberRecordBytesPerNamespace: recordBytesPerNamespace,
 		// Records of Segments gone are swept every second, from 5 seconds of age.
 		RecordSweepInterval: time.Second,
 		RecordSweepMinAge:   5 * time.Second,

@@ -122,10 +122,21 @@ func NewAccounts(opts AccountOptions) *Accounts {
 
 // For returns the account for c, used by tenant (a namespace), creating it on first use,
 // and forgets the accounts idle for longer than IdleTTL. It refuses (*TooManyAccountsError)
-// an account that would be the tenant's PerTenant+1st; with tenant "" it neither refuses
-// nor counts (for an account the caller already has a segment in, which it must reach to
-// delete it whatever else the tenant uses).
+// an account that would be the tenant's PerTenant+1st. With tenant "" it neither refuses
+// nor counts.
 func (a *Accounts) For(c Credentials, tenant string) (*Account, error) {
+	return a.account(c, tenant, false)
+}
+
+// Held returns the account for c as For does, for a tenant that already has a segment
+// there (or a create pending) which it must reach to delete, however many accounts it uses
+// meanwhile: never refused, but counted as For counts it, for as long as it is used, so
+// that no other account is admitted in its place.
+func (a *Accounts) Held(c Credentials, tenant string) (*Account, error) {
+	return a.account(c, tenant, true)
+}
+
+func (a *Accounts) account(c Credentials, tenant string, held bool) (*Account, error) {
 	key := c.key()
 	now := a.opts.Now()
 	a.mu.Lock()
@@ -146,7 +157,7 @@ func (a *Accounts) For(c Credentials, tenant string) (*Account, error) {
 		}
 	}
 	if tenant != "" {
-		if err := a.admit(tenant, key, now); err != nil {
+		if err := a.admit(tenant, key, now, held); err != nil {
 			return nil, err
 		}
 	}
@@ -214,13 +225,14 @@ func (e *TooManyAccountsError) Error() string {
 		"the most allowed (--max-accounts-per-namespace)%s", e.Tenant, e.Most, within)
 }
 
-// admit records that tenant uses the account of key, or refuses it as one too many.
-func (a *Accounts) admit(tenant, key string, now time.Time) error {
+// admit records that tenant uses the account of key, or refuses it as one too many (one
+// held is never refused).
+func (a *Accounts) admit(tenant, key string, now time.Time, held bool) error {
 	if a.opts.PerTenant <= 0 {
 		return nil
 	}
 	used := a.prune(tenant, now)
-	if _, ok := used[key]; !ok && len(used) >= a.opts.PerTenant {
+	if _, ok := used[key]; !ok && !held && len(used) >= a.opts.PerTenant {
 		return &TooManyAccountsError{Tenant: tenant, Most: a.opts.PerTenant, Within: a.opts.IdleTTL}
 	}
 	if used == nil {

@@ -388,18 +388,36 @@ func TestAccountsPerTenantAreBounded(t *testing.T) {
 	if _, err := accounts.For(token("third"), "another"); err != nil {
 		t.Fatalf("another tenant refused for this one's accounts: %v", err)
 	}
-	// An account the caller owns a segment in (tenant ""): never refused, never counted.
-	if _, err := accounts.For(token("owned"), ""); err != nil {
+	// An account the tenant holds a segment in: never refused, but counted, so that no
+	// other account is admitted in its place while it is used.
+	if _, err := accounts.Held(token("owned"), "tenant"); err != nil {
 		t.Fatalf("an owned segment's account refused: %v", err)
 	}
 	if _, err := accounts.For(token("rotated-1"), "tenant"); err != nil {
-		t.Fatalf("an owned segment's account counted against the tenant: %v", err)
+		t.Fatalf("an account in use refused: %v", err)
+	}
+	now = now.Add(6 * time.Minute) // within IdleTTL of the last use of each
+	_, _ = accounts.Held(token("owned"), "tenant")
+	_, _ = accounts.For(token("manager"), "tenant")
+	now = now.Add(6 * time.Minute) // rotated-1 unused for IdleTTL: manager and owned left
+	_, _ = accounts.Held(token("owned"), "tenant")
+	_, _ = accounts.For(token("manager"), "tenant")
+	var tooMany *remote.TooManyAccountsError
+	if _, err := accounts.For(token("yet-another"), "tenant"); !errors.As(err, &tooMany) {
+		t.Fatalf("a third account admitted beside a held one: %v", err)
+	}
+	now = now.Add(6 * time.Minute)
+	_, _ = accounts.Held(token("owned"), "tenant") // held and used: it keeps its place
+	_, _ = accounts.For(token("manager"), "other")
+
+	if _, err := accounts.For(token("yet-another"), "tenant"); !errors.As(err, &tooMany) {
+		t.Fatalf("a held account stopped counting while used: %v", err)
 	}
 
-	// Ten minutes on, the tenant uses only rotated-1: the shared account stops counting for
-	// it, though "other" keeps it alive, and a new one is allowed.
+	// Twelve minutes on, the tenant uses only the held account: the shared one stops
+	// counting for it, though "other" keeps it alive, and a new one is allowed.
 	now = now.Add(6 * time.Minute)
-	_, _ = accounts.For(token("rotated-1"), "tenant")
+	_, _ = accounts.Held(token("owned"), "tenant")
 	_, _ = accounts.For(token("manager"), "other")
 	now = now.Add(6 * time.Minute)
 	if _, err := accounts.For(token("rotated-99"), "tenant"); err != nil {

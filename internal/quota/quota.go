@@ -1,0 +1,142 @@
+package quota
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+const (
+	// reloadInterval is the least time between two listings made to confirm a refusal.
+	reloadInterval = time.Minute
+	// pendingFor is how long a charge outlives a listing that shows less: what it pays for
+	// may still be being made (a charge is set before the members it records are sent).
+	pendingFor = 10 * time.Minute
+)
+
+// Charges are the bytes kept, by namespace and owner.
+type Charges map[string]map[types.UID]int64
+
+// Load lists what is kept now.
+type Load func(context.Context) (Charges, error)
+
+// Quota bounds the bytes kept for each namespace. It is safe for concurrent use.
+type Quota struct {
+	limit int64
+	load  Load
+	now   func() time.Time
+
+	mu       sync.Mutex
+	charges  map[string]map[types.UID]charge // nil until loaded
+	loadedAt time.Time
+}
+
+type charge struct {
+	n  int64
+	at time.Time // when set; zero if listed
+}
+
+// New returns a Quota of limit bytes a namespace (0: no bound, nothing listed), whose
+// charges load lists.
+func New(limit int64, load Load) *Quota {
+	return &Quota{limit: limit, load: load, now: time.Now}
+}
+
+// ExceededError refuses a charge that would take a namespace past the limit.
+type ExceededError struct {
+	Namespace string
+	Charge    int64 // the charge refused
+	Others    int64 // the namespace's other charges
+	Limit     int64
+}
+
+func (e *ExceededError) Error() string {
+	return fmt.Sprintf("namespace %q would keep %d bytes in the manager's namespace (%d for this Segment, %d for its others), "+
+		"more than the %d a namespace may", e.Namespace, e.Charge+e.Others, e.Charge, e.Others, e.Limit)
+}
+
+// Charge sets owner's charge in namespace ns to n bytes, or refuses it (*ExceededError)
+// if the namespace's charges together would pass the limit. A charge no larger than the
+// owner's last is never refused.
+func (q *Quota) Charge(ctx context.Context, ns string, owner types.UID, n int64) error {
+	if q.limit <= 0 {
+		return nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.charges == nil {
+		if err := q.reload(ctx); err != nil {
+			return err
+		}
+	}
+	others, mine := q.others(ns, owner)
+	if n > mine && others+n > q.limit && q.now().Sub(q.loadedAt) >= reloadInterval {
+		if err := q.reload(ctx); err != nil {
+			return err
+		}
+		others, mine = q.others(ns, owner)
+	}
+	if n > mine && others+n > q.limit {
+		return &ExceededError{Namespace: ns, Charge: n, Others: others, Limit: q.limit}
+	}
+	if q.charges[ns] == nil {
+		q.charges[ns] = map[types.UID]charge{}
+	}
+	q.charges[ns][owner] = charge{n: n, at: q.now()}
+	return nil
+}
+
+// Release drops owner's charge in namespace ns: what it paid for is deleted.
+func (q *Quota) Release(ns string, owner types.UID) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.charges == nil {
+		return
+	}
+	delete(q.charges[ns], owner)
+	if len(q.charges[ns]) == 0 {
+		delete(q.charges, ns)
+	}
+}
+
+// others returns the charges of ns but owner's, and owner's.
+func (q *Quota) others(ns string, owner types.UID) (others, mine int64) {
+	for o, c := range q.charges[ns] {
+		if o == owner {
+			mine = c.n
+		} else {
+			others += c.n
+		}
+	}
+	return others, mine
+}
+
+func (q *Quota) reload(ctx context.Context) error {
+	charges, err := q.load(ctx)
+	if err != nil {
+		return fmt.Errorf("list what namespaces keep: %w", err)
+	}
+	now := q.now()
+	next := map[string]map[types.UID]charge{}
+	for ns, owners := range charges {
+		next[ns] = make(map[types.UID]charge, len(owners))
+		for o, n := range owners {
+			next[ns][o] = charge{n: n}
+		}
+	}
+	for ns, owners := range q.charges {
+		for o, c := range owners {
+			if now.Sub(c.at) < pendingFor && c.n > next[ns][o].n {
+				if next[ns] == nil {
+					next[ns] = map[types.UID]charge{}
+				}
+				next[ns][o] = c
+			}
+		}
+	}
+	q.charges, q.loadedAt = next, now
+	return nil
+}

@@ -1,0 +1,30 @@
+// Package sources reads the member IDs that Segments take from ConfigMaps of their own
+// namespace (spec.membersFrom), within budgets fixed in advance: however many sources a
+// tenant names, and however large, the manager reads, parses and keeps no more than these.
+//
+// # Budgets
+//
+//   - A key: at most MaxKeyBytes once decompressed (a gzip of a few KiB may expand to
+//     gigabytes), lines of at most maxLine bytes, at most MaxMembers IDs.
+//   - A Segment: at most Limits.SegmentBytes in all its keys, and MaxMembers members with
+//     spec.members. Keys are read in order, and reading stops at the first key that takes
+//     either total past its bound: a Segment naming 16 keys of 120,000 IDs reads two.
+//   - The manager: at most Limits.ParseBytes of sources being read and held at once, all
+//     Segments of all namespaces together (a weighted semaphore). A Segment takes its
+//     share before it reads (the bytes its sources are known to hold, MaxKeyBytes for each
+//     not read yet, at most SegmentBytes) and gives it back when its members are known. No
+//     number of tenants or Segments multiplies it.
+//
+// # What is remembered
+//
+//   - memo: what each key of each ConfigMap version was parsed into, for every Segment
+//     that names it, at most maxMemoIDs IDs in all. Only the reads of Segments whose
+//     sources were accepted are kept: a Segment refused for its sources evicts nothing that
+//     serves the others.
+//   - refusals: the Segments whose sources were refused, with the versions refused (the
+//     Segment's generation and each ConfigMap's UID and resourceVersion). Such a Segment
+//     is not read again until its spec or one of its ConfigMaps changes.
+//
+// Sources are only ever read in the Segment's own namespace, and only from ConfigMaps
+// labelled users.chatbot.com/members=true.
+package sources

@@ -1,0 +1,304 @@
+package sources
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+	"golang.org/x/sync/singleflight"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/utils/lru"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+)
+
+// Default budgets (see Limits).
+const (
+	// DefaultSegmentBytes holds 120,000 IDs of 64 characters and their line ends.
+	DefaultSegmentBytes = 8 << 20
+	// DefaultParseBytes lets two Segments of the largest sources be read at once: some 64
+	// MiB of the manager's memory at the most, IDs, sets and the ConfigMaps read together.
+	DefaultParseBytes = 16 << 20
+)
+
+const (
+	// readTimeout bounds one read of a ConfigMap shared by many reconciles.
+	readTimeout = 30 * time.Second
+	// maxRefusals bounds the Segments remembered as refused: a few MB. One forgotten is
+	// read again once, within the budgets.
+	maxRefusals = 10_000
+)
+
+// Limits are the budgets of a Reader; zero fields take the defaults.
+type Limits struct {
+	// SegmentBytes is the most bytes of IDs, once decompressed, one Segment's sources may
+	// hold in all.
+	SegmentBytes int64
+	// ParseBytes is the most bytes of sources being read and held at once, by all
+	// Segments together. At least SegmentBytes.
+	ParseBytes int64
+}
+
+// WithDefaults returns l with its zero fields set to the defaults.
+func (l Limits) WithDefaults() Limits {
+	if l.SegmentBytes <= 0 {
+		l.SegmentBytes = DefaultSegmentBytes
+	}
+	if l.ParseBytes <= 0 {
+		l.ParseBytes = DefaultParseBytes
+	}
+	return l
+}
+
+// Validate says why l cannot be used, or returns nil.
+func (l Limits) Validate() error {
+	if l.ParseBytes < l.SegmentBytes {
+		return fmt.Errorf("the bytes of member sources parsed at once (%d) must be at least what one Segment may read (%d)",
+			l.ParseBytes, l.SegmentBytes)
+	}
+	return nil
+}
+
+// Error is a Segment's spec.membersFrom that cannot be used until it or a ConfigMap it
+// names changes: a source missing or unlabelled, without the key, with a line that is not
+// an ID, or over a budget.
+type Error struct{ msg string }
+
+func (e *Error) Error() string { return e.msg }
+
+func refuse(format string, args ...any) *Error { return &Error{msg: fmt.Sprintf(format, args...)} }
+
+// Reader reads Segments' members from their sources within its Limits. It is safe for
+// concurrent use.
+type Reader struct {
+	cache  client.Reader // ConfigMap metadata: the cache holds no more
+	api    client.Reader // ConfigMaps whole, uncached
+	limits Limits
+
+	parsing *semaphore.Weighted // bytes of sources being read and held, all Segments together
+	reads   singleflight.Group  // one read of a ConfigMap version for concurrent readers
+	memo    *memo
+
+	mu       sync.Mutex
+	refusals *lru.Cache // Segment UID -> refusal
+}
+
+// refusal is a Segment's sources refused, and the versions they were refused at.
+type refusal struct {
+	versions [sha256.Size]byte
+	err      *Error
+}
+
+// NewReader returns a Reader that reads ConfigMaps' metadata from cache and their data
+// from api (uncached: the cache holds only metadata of ConfigMaps, which any editor may
+// label in numbers).
+func NewReader(cache, api client.Reader, limits Limits) *Reader {
+	limits = limits.WithDefaults()
+	return &Reader{cache: cache, api: api, limits: limits, parsing: semaphore.NewWeighted(limits.ParseBytes),
+		memo: newMemo(), refusals: lru.New(maxRefusals)}
+}
+
+// source is one spec.membersFrom entry and the version of its ConfigMap.
+type source struct {
+	usersv1alpha1.MembersSource
+	cm      string // namespace/name
+	uid     types.UID
+	version string
+}
+
+// Members returns the Segment's members: spec.members and the IDs of every spec.membersFrom
+// source together, sorted, each once. An *Error says why the sources cannot be used (then
+// no member is returned: adding only some would be a partial truth no later fix could take
+// back, as the API removes none); any other error (the API server's) is worth retrying.
+// It may wait for the manager's budget of bytes being read (Limits.ParseBytes).
+func (r *Reader) Members(ctx context.Context, seg *usersv1alpha1.Segment) ([]string, error) {
+	if len(seg.Spec.MembersFrom) == 0 {
+		return seg.Spec.Members, nil // sorted and unique already (listType=set)
+	}
+	srcs := make([]source, 0, len(seg.Spec.MembersFrom))
+	for _, from := range seg.Spec.MembersFrom {
+		src, err := r.source(ctx, seg.Namespace, from)
+		if err != nil {
+			return nil, err
+		}
+		srcs = append(srcs, src)
+	}
+	versions := fingerprint(seg.Generation, srcs)
+	if err := r.refused(seg.UID, versions); err != nil {
+		return nil, err
+	}
+	share := r.share(srcs)
+	if err := r.parsing.Acquire(ctx, share); err != nil {
+		return nil, fmt.Errorf("wait to read spec.membersFrom: %w", err)
+	}
+	defer r.parsing.Release(share)
+	members, read, err := r.read(ctx, seg, srcs)
+	if bad := (*Error)(nil); errors.As(err, &bad) {
+		r.mu.Lock()
+		r.refusals.Add(seg.UID, refusal{versions: versions, err: bad})
+		r.mu.Unlock()
+		return nil, err
+	} else if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.refusals.Remove(seg.UID)
+	r.mu.Unlock()
+	for _, k := range read {
+		r.memo.put(k.cm, k.uid, k.version, k.Key, k.parsed)
+	}
+	return members, nil
+}
+
+// keyRead is a key read from the API server, to keep in the memo once the Segment's
+// sources are accepted.
+type keyRead struct {
+	source
+	parsed
+}
+
+// read unions spec.members and the keys of srcs, in order, stopping at the first key that
+// takes the Segment past a budget.
+func (r *Reader) read(ctx context.Context, seg *usersv1alpha1.Segment, srcs []source) ([]string, []keyRead, error) {
+	members := sets.New(seg.Spec.Members...)
+	var (
+		total int64
+		read  []keyRead
+	)
+	for i, src := range srcs {
+		overBudget := func() error {
+			return refuse("spec.membersFrom holds more than %d bytes of IDs in all (reading stopped at ConfigMap %q, key %q, "+
+				"source %d of %d); a Segment may read at most %d (the manager's --max-member-source-bytes-per-segment)",
+				r.limits.SegmentBytes, src.ConfigMap, src.Key, i+1, len(srcs), r.limits.SegmentBytes)
+		}
+		p, ok := r.memo.get(src.cm, src.uid, src.version, src.Key)
+		if !ok {
+			limit := min(MaxKeyBytes, r.limits.SegmentBytes-total)
+			var err error
+			p, err = r.readKey(ctx, seg.Namespace, src, limit)
+			switch {
+			case errors.Is(err, errTooLarge) && limit < MaxKeyBytes:
+				return nil, nil, overBudget()
+			case errors.Is(err, errTooLarge):
+				return nil, nil, &Error{msg: err.Error()}
+			case err != nil:
+				return nil, nil, err
+			}
+			read = append(read, keyRead{source: src, parsed: p})
+		}
+		if total += p.bytes; total > r.limits.SegmentBytes {
+			return nil, nil, overBudget()
+		}
+		members.Insert(p.ids...)
+		if members.Len() > usersv1alpha1.MaxMembers {
+			return nil, nil, refuse("spec.members and spec.membersFrom name more than %d members together (reading stopped at "+
+				"ConfigMap %q, key %q, source %d of %d); a Segment may have at most %d", usersv1alpha1.MaxMembers,
+				src.ConfigMap, src.Key, i+1, len(srcs), usersv1alpha1.MaxMembers)
+		}
+	}
+	return sets.List(members), read, nil
+}
+
+// source returns the version of the ConfigMap from names, from the cache. One missing or
+// unlabelled is an *Error: only labelled ConfigMaps of the Segment's namespace are read.
+func (r *Reader) source(ctx context.Context, ns string, from usersv1alpha1.MembersSource) (source, error) {
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	err := r.cache.Get(ctx, client.ObjectKey{Namespace: ns, Name: from.ConfigMap}, meta)
+	switch {
+	case apierrors.IsNotFound(err) || (err == nil && meta.Labels[usersv1alpha1.MembersLabel] != "true"):
+		return source{}, notFound(ns, from.ConfigMap)
+	case err != nil:
+		return source{}, fmt.Errorf("read ConfigMap %q: %w", from.ConfigMap, err)
+	}
+	return source{MembersSource: from, cm: ns + "/" + from.ConfigMap, uid: meta.UID, version: meta.ResourceVersion}, nil
+}
+
+func notFound(ns, name string) *Error {
+	return refuse("ConfigMap %q named by spec.membersFrom not found in namespace %q (it must exist and carry the label %s=true)",
+		name, ns, usersv1alpha1.MembersLabel)
+}
+
+// readKey reads one key of src from the API server, at most limit bytes of it. The
+// ConfigMap is read once for concurrent readers that saw the same version: one that saw a
+// newer version than a read under way began with must not take that read's older answer.
+func (r *Reader) readKey(ctx context.Context, ns string, src source, limit int64) (parsed, error) {
+	v, err, _ := r.reads.Do(src.cm+"@"+string(src.uid)+"/"+src.version, func() (any, error) {
+		// The read serves every reader waiting for it: one reader's cancellation must not
+		// fail the others (as an account's shared listing, remote.Observations.Refresh).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readTimeout)
+		defer cancel()
+		cm := &corev1.ConfigMap{}
+		return cm, r.api.Get(rctx, client.ObjectKey{Namespace: ns, Name: src.ConfigMap}, cm)
+	})
+	cm := v.(*corev1.ConfigMap)
+	switch {
+	case apierrors.IsNotFound(err) || (err == nil && cm.Labels[usersv1alpha1.MembersLabel] != "true"):
+		return parsed{}, notFound(ns, src.ConfigMap)
+	case err != nil:
+		return parsed{}, fmt.Errorf("read ConfigMap %q: %w", src.ConfigMap, err)
+	}
+	ids, n, err := parse(cm, src.Key, limit)
+	switch {
+	case errors.Is(err, errTooLarge):
+		return parsed{}, err // the caller says which budget
+	case err != nil:
+		return parsed{}, &Error{msg: err.Error()}
+	}
+	return parsed{ids: ids, bytes: n}, nil
+}
+
+// share is the part of the manager's budget of bytes being read that reading srcs takes:
+// what the keys in the memo hold, MaxKeyBytes for each other, at most what a Segment may
+// read (Limits.SegmentBytes).
+func (r *Reader) share(srcs []source) int64 {
+	var n int64
+	for _, src := range srcs {
+		if p, ok := r.memo.get(src.cm, src.uid, src.version, src.Key); ok {
+			n += p.bytes
+		} else {
+			n += MaxKeyBytes
+		}
+		if n >= r.limits.SegmentBytes {
+			return r.limits.SegmentBytes
+		}
+	}
+	return max(n, 1)
+}
+
+// refused returns the error the Segment's sources were refused with, if they were at
+// these versions.
+func (r *Reader) refused(uid types.UID, versions [sha256.Size]byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if v, ok := r.refusals.Get(uid); ok && v.(refusal).versions == versions {
+		return v.(refusal).err
+	}
+	return nil
+}
+
+// fingerprint digests what a Segment's members are read from: its generation (spec.members,
+// the sources named) and each ConfigMap's identity and version.
+func fingerprint(generation int64, srcs []source) [sha256.Size]byte {
+	h := sha256.New()
+	h.Write(strconv.AppendInt(nil, generation, 10))
+	for _, src := range srcs {
+		for _, s := range []string{src.cm, src.Key, string(src.uid), src.version} {
+			h.Write([]byte{0})
+			h.Write([]byte(s))
+		}
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
