@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -61,6 +62,7 @@ func main() {
 		recordBytes             = bytesFlag(controller.DefaultRecordBytesPerNamespace)
 		sourceBytes             = bytesFlag(sources.DefaultSegmentBytes)
 		parseBytes              = bytesFlag(sources.DefaultParseBytes)
+		memoryLimitRatio        float64
 	)
 	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -85,6 +87,7 @@ func main() {
 	flag.IntVar(&apiBurst, "chatbot-api-burst", 10, "Most ChatBot API calls at once per account when --chatbot-api-qps is set.")
 	flag.Float64Var(&kubeQPS, "kube-api-qps", 50, "Most Kubernetes API requests per second from the manager (status writes, finalizers, events).")
 	flag.IntVar(&kubeBurst, "kube-api-burst", 100, "Most Kubernetes API requests at once from the manager.")
+	flag.Float64Var(&memoryLimitRatio, "memory-limit-ratio", 0.9, "Fraction of the container's memory limit (read from its cgroup) that the Go runtime takes as its soft memory limit, collecting garbage harder as the heap nears it; between 0 (excluded) and 1. $GOMEMLIMIT, when set, is the limit instead (GOMEMLIMIT=off: none).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -93,6 +96,16 @@ func main() {
 		return
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+
+	if !(memoryLimitRatio > 0 && memoryLimitRatio <= 1) {
+		setupLog.Error(fmt.Errorf("--memory-limit-ratio must be above 0 and at most 1, got %v", memoryLimitRatio), "bad flag")
+		os.Exit(2)
+	}
+	if limit, err := setGoMemoryLimit(memoryLimitRatio, memlimit.FromCgroup); err != nil {
+		setupLog.Error(err, "Go memory limit not set: the garbage collector does not follow the container's memory limit")
+	} else {
+		setupLog.Info("Go memory limit", limit.logValues()...)
+	}
 
 	scope, err := controller.ParseSecretScope(namespaceCredentials)
 	if err != nil {
