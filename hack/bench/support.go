@@ -57,12 +57,19 @@ type peakWatch struct {
 
 // watchPeak reads the process's peak RSS (VmHWM) every 200 ms, often enough that a short
 // spike is not lost when the process is killed, and kills it, then calls over, if it
-// passes guard MiB.
+// passes guard MiB. It logs each 256 MiB the peak passes, so that the log shows how fast
+// the process grew.
 func watchPeak(ctx context.Context, pid int, guard float64, over func()) *peakWatch {
 	p := &peakWatch{pid: pid}
+	start, step := time.Now(), 256.0
 	go func() {
-		for {
-			if p.sample() > guard && !p.over() {
+		for logged := step; ; {
+			rss := p.sample()
+			if rss >= logged {
+				log("manager peak RSS %.0f MiB, %s after the manager started", rss, time.Since(start).Round(100*time.Millisecond))
+				logged = (float64(int(rss/step)) + 1) * step
+			}
+			if rss > guard && !p.over() {
 				p.mu.Lock()
 				p.guarded = true
 				p.mu.Unlock()
