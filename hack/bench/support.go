@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 )
@@ -43,6 +45,79 @@ func procStats(pid int) (rssMiB, cpuSeconds float64) {
 		}
 	}
 	return rssMiB, cpuSeconds
+}
+
+// peakWatch follows a process's peak resident memory.
+type peakWatch struct {
+	pid          int
+	mu           sync.Mutex
+	peakMiB, cpu float64
+	guarded      bool
+}
+
+// watchPeak reads the process's peak RSS (VmHWM) every 200 ms, often enough that a short
+// spike is not lost when the process is killed, and kills it, then calls over, if it
+// passes guard MiB. It logs each 256 MiB the peak passes, so that the log shows how fast
+// the process grew.
+func watchPeak(ctx context.Context, pid int, guard float64, over func()) *peakWatch {
+	p := &peakWatch{pid: pid}
+	start, step := time.Now(), 256.0
+	go func() {
+		for logged := step; ; {
+			rss := p.sample()
+			if rss >= logged {
+				log("manager peak RSS %.0f MiB, %s after the manager started", rss, time.Since(start).Round(100*time.Millisecond))
+				logged = (float64(int(rss/step)) + 1) * step
+			}
+			if rss > guard && !p.over() {
+				p.mu.Lock()
+				p.guarded = true
+				p.mu.Unlock()
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				log("manager peak RSS passed the %.0f MiB guard: killed", guard)
+				over()
+			}
+			if !sleep(ctx, 200*time.Millisecond) {
+				return
+			}
+		}
+	}()
+	return p
+}
+
+// sample reads the process's figures, keeps the highest, and returns its peak RSS now (0
+// once it has exited).
+func (p *peakWatch) sample() float64 {
+	rss, cpu := procStats(p.pid)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.peakMiB, p.cpu = max(p.peakMiB, rss), max(p.cpu, cpu)
+	return rss
+}
+
+// result returns the peak RSS (MiB) and CPU time (s) seen, the process's last figures
+// included, and whether the guard killed it.
+func (p *peakWatch) result() (peakMiB, cpuSeconds float64, guarded bool) {
+	p.sample()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peakMiB, p.cpu, p.guarded
+}
+
+func (p *peakWatch) over() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.guarded
+}
+
+// sleep waits d, and reports false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-time.After(d):
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func parallel(n, workers int, f func(int) error) error {
