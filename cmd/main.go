@@ -254,7 +254,8 @@ func run(cfg runConfig) error {
 		share = max(1, cfg.maxConcurrent/2)
 	}
 	accounts := remote.NewAccounts(remote.AccountOptions{QPS: cfg.apiQPS, Burst: cfg.apiBurst, Share: share,
-		PerTenant: cfg.accountsPerNamespace, Observer: metrics.ObserveAPICall, Forgotten: metrics.ForgetAccount, IdleTTL: 3 * cfg.driftInterval})
+		PerTenant: cfg.accountsPerNamespace, Held: controller.HeldAccounts(mgr.GetClient()),
+		Observer: metrics.ObserveAPICall, Forgotten: metrics.ForgetAccount, IdleTTL: 3 * cfg.driftInterval})
 	if err := metrics.Register(mgr.GetClient(), accounts); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}

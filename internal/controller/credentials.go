@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -110,6 +111,27 @@ func holdsAccount(seg *usersv1alpha1.Segment, creds remote.Credentials) bool {
 		recorded = i.Account
 	}
 	return recorded != "" && recorded == creds.AccountID()
+}
+
+// HeldAccounts returns a function that lists, from the cache c, the accounts the Segments
+// of a namespace have a segment (or a create pending) in, as their status records:
+// remote.AccountOptions.Held.
+func HeldAccounts(c client.Reader) func(namespace string) []string {
+	return func(namespace string) []string {
+		var list usersv1alpha1.SegmentList
+		if err := c.List(context.Background(), &list, client.InNamespace(namespace), client.UnsafeDisableDeepCopy); err != nil {
+			return nil // the cache is not started: nothing is reconciled either
+		}
+		held := sets.New[string]()
+		for i := range list.Items {
+			if o := list.Items[i].Status.Ownership; o != nil && o.ID != "" && o.Account != "" {
+				held.Insert(o.Account)
+			} else if p := list.Items[i].PendingCreate(); p != nil && p.Account != "" {
+				held.Insert(p.Account)
+			}
+		}
+		return sets.List(held)
+	}
 }
 
 // credentials reads the Segment's credentials Secret (returned too), or returns the

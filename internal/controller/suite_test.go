@@ -243,7 +243,7 @@ var _ = BeforeSuite(func() {
 	// A client-side rate limit, as in production, so that calls wait for it as they do there
 	// (and identical member sets may share add-members calls).
 	accounts = remote.NewAccounts(remote.AccountOptions{QPS: 50, Burst: 5, Share: accountShare, PerTenant: accountsPerTenant,
-		Observer: metrics.ObserveAPICall})
+		Held: controller.HeldAccounts(mgr.GetClient()), Observer: metrics.ObserveAPICall})
 	Expect(metrics.Register(mgr.GetClient(), accounts)).To(Succeed())
 	managerClient = &flakyClient{Client: mgr.GetClient()}
 	Expect((&controller.SegmentReconciler{

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/util/sets"
 
 	"github.com/segment-operator/segment-operator/internal/chatbot"
 )
@@ -31,7 +32,10 @@ func (c Credentials) key() string {
 }
 
 // AccountID is the ID of the account c names (Account.ID).
-func (c Credentials) AccountID() string { return c.key()[:12] }
+func (c Credentials) AccountID() string { return idOf(c.key()) }
+
+// idOf returns the ID of the account of key.
+func idOf(key string) string { return key[:12] }
 
 // normalizeBaseURL returns the canonical spelling of an API base URL; one that does not
 // parse is returned as given (the client refuses it).
@@ -99,6 +103,11 @@ type AccountOptions struct {
 	// IdleTTL after its last use: without a bound, a tenant rewriting its Secret's token
 	// could make the manager keep one per write.
 	PerTenant int
+	// Held returns the IDs of the accounts a tenant's Segments have a segment (or a create
+	// pending) in, as their status records. They count toward PerTenant whatever their
+	// last use: a Segment suspended, or not reconciled since a restart, keeps its
+	// account's place, which no other account may take meanwhile. Nil: none.
+	Held func(tenant string) []string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -219,7 +228,8 @@ type TooManyAccountsError struct {
 func (e *TooManyAccountsError) Error() string {
 	within := ""
 	if e.Within > 0 {
-		within = fmt.Sprintf("; an account stops counting %s after the namespace last used it", e.Within)
+		within = fmt.Sprintf("; an account stops counting %s after the namespace last used it, unless one of its Segments "+
+			"has a segment there", e.Within)
 	}
 	return fmt.Sprintf("namespace %q already uses %d ChatBot accounts (each pair of token and API URL is one), "+
 		"the most allowed (--max-accounts-per-namespace)%s", e.Tenant, e.Most, within)
@@ -232,8 +242,17 @@ func (a *Accounts) admit(tenant, key string, now time.Time, held bool) error {
 		return nil
 	}
 	used := a.prune(tenant, now)
-	if _, ok := used[key]; !ok && !held && len(used) >= a.opts.PerTenant {
-		return &TooManyAccountsError{Tenant: tenant, Most: a.opts.PerTenant, Within: a.opts.IdleTTL}
+	if _, ok := used[key]; !ok && !held {
+		others := sets.New[string]()
+		for k := range used {
+			others.Insert(idOf(k))
+		}
+		if a.opts.Held != nil {
+			others.Insert(a.opts.Held(tenant)...)
+		}
+		if others.Delete(idOf(key)).Len() >= a.opts.PerTenant {
+			return &TooManyAccountsError{Tenant: tenant, Most: a.opts.PerTenant, Within: a.opts.IdleTTL}
+		}
 	}
 	if used == nil {
 		used = map[string]time.Time{}

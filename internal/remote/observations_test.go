@@ -425,6 +425,46 @@ func TestAccountsPerTenantAreBounded(t *testing.T) {
 	}
 }
 
+// The accounts a tenant's Segments hold segments in, as their status records, count toward
+// its bound whatever their last use: a Segment suspended, or not reconciled since a
+// restart, keeps its account's place.
+func TestHeldAccountsCountUnused(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	token := func(s string) remote.Credentials { return remote.Credentials{BaseURL: "http://x", Token: s} }
+	held := []string{token("suspended").AccountID()}
+	accounts := remote.NewAccounts(remote.AccountOptions{PerTenant: 2, IdleTTL: 10 * time.Minute,
+		Now: func() time.Time { return now }, Held: func(tenant string) []string {
+			if tenant == "tenant" {
+				return held
+			}
+			return nil
+		}})
+	if _, err := accounts.For(token("one"), "tenant"); err != nil {
+		t.Fatal(err)
+	}
+	var tooMany *remote.TooManyAccountsError
+	if _, err := accounts.For(token("two"), "tenant"); !errors.As(err, &tooMany) {
+		t.Fatalf("a second account beside one used and one held: %v", err)
+	}
+	if _, err := accounts.For(token("two"), "another"); err != nil {
+		t.Fatalf("another tenant counted this one's held account: %v", err)
+	}
+	if _, err := accounts.Held(token("suspended"), "tenant"); err != nil {
+		t.Fatalf("the held account refused when its Segment comes back: %v", err)
+	}
+	now = now.Add(time.Hour) // nothing used since: only the held account counts
+	if _, err := accounts.For(token("two"), "tenant"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := accounts.For(token("three"), "tenant"); !errors.As(err, &tooMany) {
+		t.Fatalf("a third beside one used and one held: %v", err)
+	}
+	held = nil // the Segment deleted: its place is free
+	if _, err := accounts.For(token("three"), "tenant"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A call that ends after its account was forgotten reports nothing: the series dropped with
 // the account do not come back.
 func TestAForgottenAccountReportsNoCall(t *testing.T) {
