@@ -4,16 +4,22 @@
 //
 // # Budgets
 //
+// Sources are weighed as the manager holds them while reading: a key's bytes once
+// decompressed, and idCost bytes more for each ID (its string header, its entry in the set
+// of members), so that many short IDs weigh what they cost.
+//
 //   - A key: at most MaxKeyBytes once decompressed (a gzip of a few KiB may expand to
 //     gigabytes), lines of at most maxLine bytes, at most MaxMembers IDs.
-//   - A Segment: at most Limits.SegmentBytes in all its keys, and MaxMembers members with
-//     spec.members. Keys are read in order, and reading stops at the first key that takes
-//     either total past its bound: a Segment naming 16 keys of 120,000 IDs reads two.
-//   - The manager: at most Limits.ParseBytes of sources being read and held at once, all
-//     Segments of all namespaces together (a weighted semaphore). A Segment takes its
-//     share before it reads (the bytes its sources are known to hold, MaxKeyBytes for each
-//     not read yet, at most SegmentBytes) and gives it back when its members are known. No
-//     number of tenants or Segments multiplies it.
+//   - A Segment: its keys weigh at most Limits.SegmentBytes in all, and name at most
+//     MaxMembers members with spec.members. A key named twice is read once. Keys are read
+//     in order, and reading stops at the first key that takes either total past its bound:
+//     a Segment naming 16 keys of 120,000 IDs reads two.
+//   - The manager: the sources being read and held at once weigh at most
+//     Limits.ParseBytes, all Segments of all namespaces together (a weighted semaphore). A
+//     Segment takes its share before it reads (what its keys in the memo weigh, which it
+//     holds on to, and the most a key may weigh for each other, at most SegmentBytes) and
+//     gives it back when its members are known. No number of tenants or Segments
+//     multiplies it.
 //
 // # What is remembered
 //
@@ -24,6 +30,9 @@
 //   - refusals: the Segments whose sources were refused, with the versions refused (the
 //     Segment's generation and each ConfigMap's UID and resourceVersion). Such a Segment
 //     is not read again until its spec or one of its ConfigMaps changes.
+//   - outcomes: the key versions refused on their own (a bad line, too large) or found
+//     heavier than a Segment could take, without their IDs: the other Segments naming
+//     them are refused without reading them again.
 //
 // Sources are only ever read in the Segment's own namespace, and only from ConfigMaps
 // labelled users.chatbot.com/members=true.

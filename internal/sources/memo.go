@@ -8,9 +8,9 @@ import (
 )
 
 // maxMemoIDs bounds the IDs memo keeps, all sources together (each key kept counts one
-// more, so that empty keys are bounded too): some 16 MiB, two Segments of the most
-// members. A tenant naming many large sources makes the manager read them again more
-// often, but never keep more.
+// more, so that empty keys are bounded too): some 20 MiB of IDs of 24 characters (40 of
+// 64), two Segments of the most members and a half. A tenant naming many large sources
+// makes the manager read them again more often, but never keep more.
 const maxMemoIDs = 300_000
 
 // memo keeps what the membersFrom keys of ConfigMaps were parsed into, by ConfigMap and
@@ -29,10 +29,10 @@ type memoEntry struct {
 	ids     int
 }
 
-// parsed is what one key holds: its IDs, and its size once decompressed.
+// parsed is what one key holds: its IDs, and their weight (see parse).
 type parsed struct {
 	ids   []string
-	bytes int64
+	weight int64
 }
 
 func newMemo() *memo {
@@ -60,7 +60,7 @@ func (m *memo) get(cm string, uid types.UID, version, key string) (parsed, bool)
 
 // put keeps what key of cm at uid and version was parsed into.
 func (m *memo) put(cm string, uid types.UID, version, key string, p parsed) {
-	if len(p.ids) >= maxMemoIDs {
+	if len(p.ids) >= maxMemoIDs { // it would push every other out, and itself
 		return
 	}
 	m.mu.Lock()

@@ -12,9 +12,9 @@ import (
 // least recently used ConfigMap going first.
 func TestMemo(t *testing.T) {
 	m := newMemo()
-	m.put("ns/a", "uid-a", "1", "ids", parsed{ids: []string{"u1", "u2"}, bytes: 6})
+	m.put("ns/a", "uid-a", "1", "ids", parsed{ids: []string{"u1", "u2"}, weight: 6})
 	m.put("ns/a", "uid-a", "1", "empty", parsed{})
-	if p, ok := m.get("ns/a", "uid-a", "1", "ids"); !ok || !slices.Equal(p.ids, []string{"u1", "u2"}) || p.bytes != 6 {
+	if p, ok := m.get("ns/a", "uid-a", "1", "ids"); !ok || !slices.Equal(p.ids, []string{"u1", "u2"}) || p.weight != 6 {
 		t.Fatalf("get = %+v, %v", p, ok)
 	}
 	for _, miss := range []struct{ uid, version, key string }{{"uid-a", "2", "ids"}, {"uid-b", "1", "ids"}, {"uid-a", "1", "other"}} {

@@ -30,17 +30,17 @@ func TestParse(t *testing.T) {
 		name      string
 		data      map[string]string
 		binary    map[string][]byte
-		limit     int64 // MaxKeyBytes if 0
-		want      []string
-		wantBytes int64
-		wantErr   string
-		tooLarge  bool
+		limit      int64 // of weight; none if 0
+		want       []string
+		wantWeight int64 // bytes, and idCost an ID
+		wantErr    string
+		is         error // errTooLarge, errOverBudget
 	}{
-		{name: "one per line", data: map[string]string{"ids": "u1\nu2\nu3\n"}, want: []string{"u1", "u2", "u3"}, wantBytes: 9},
-		{name: "blank lines, spaces and CRLF skipped", data: map[string]string{"ids": "\n  u1 \r\n\r\n\tu2\n"}, want: []string{"u1", "u2"}, wantBytes: 14},
-		{name: "no final newline", data: map[string]string{"ids": "u1\nu2"}, want: []string{"u1", "u2"}, wantBytes: 5},
+		{name: "one per line", data: map[string]string{"ids": "u1\nu2\nu3\n"}, want: []string{"u1", "u2", "u3"}, wantWeight: 9 + 3*idCost},
+		{name: "blank lines, spaces and CRLF skipped", data: map[string]string{"ids": "\n  u1 \r\n\r\n\tu2\n"}, want: []string{"u1", "u2"}, wantWeight: 14 + 2*idCost},
+		{name: "no final newline", data: map[string]string{"ids": "u1\nu2"}, want: []string{"u1", "u2"}, wantWeight: 5 + 2*idCost},
 		{name: "empty", data: map[string]string{"ids": ""}, want: nil},
-		{name: "gzip in binaryData: the bytes decompressed", binary: map[string][]byte{"ids": gzipped("u1\nu2\n")}, want: []string{"u1", "u2"}, wantBytes: 6},
+		{name: "gzip in binaryData: the bytes decompressed", binary: map[string][]byte{"ids": gzipped("u1\nu2\n")}, want: []string{"u1", "u2"}, wantWeight: 6 + 2*idCost},
 		{name: "a bad line names its number", data: map[string]string{"ids": "u1\nu2\nnot-an-id\n"},
 			wantErr: `ConfigMap "list", key "ids", line 3: "not-an-id" is not a ChatBot user ID`},
 		{name: "two IDs on a line", data: map[string]string{"ids": "u1 u2\n"}, wantErr: `line 1: "u1 u2"`},
@@ -49,14 +49,16 @@ func TestParse(t *testing.T) {
 			wantErr: fmt.Sprintf("line 2: longer than %d bytes", maxLine)},
 		{name: "no such key", data: map[string]string{"other": "u1"}, wantErr: `ConfigMap "list", key "ids": no such key`},
 		{name: "binaryData not gzip", binary: map[string][]byte{"ids": []byte("u1\n")}, wantErr: "binaryData must be gzip-compressed text"},
-		{name: "a gzip bomb", binary: map[string][]byte{"ids": huge}, wantErr: fmt.Sprintf("more than %d bytes", MaxKeyBytes), tooLarge: true},
+		{name: "a gzip bomb", binary: map[string][]byte{"ids": huge}, wantErr: fmt.Sprintf("more than %d bytes", MaxKeyBytes), is: errTooLarge},
 		{name: "a bomb of one line: refused at its first 4 KiB", binary: map[string][]byte{"ids": longLine},
 			wantErr: fmt.Sprintf("line 1: longer than %d bytes", maxLine)},
 		{name: "data over the cap", data: map[string]string{"ids": "u1\n" + strings.Repeat(" \n", MaxKeyBytes/2)},
-			wantErr: fmt.Sprintf("more than %d bytes", MaxKeyBytes), tooLarge: true},
-		{name: "over a smaller limit: cut mid-line, still too large", data: map[string]string{"ids": "u1\nu2\nu3\n"}, limit: 7,
-			wantErr: "more than 7 bytes", tooLarge: true},
-		{name: "exactly the limit", data: map[string]string{"ids": "u1\nu2\n"}, limit: 6, want: []string{"u1", "u2"}, wantBytes: 6},
+			wantErr: fmt.Sprintf("more than %d bytes", MaxKeyBytes), is: errTooLarge},
+		{name: "heavier than the limit: read no further", data: map[string]string{"ids": "u1\nu2\nu3\n"}, limit: 100,
+			wantErr: "more than 100 bytes with its IDs", is: errOverBudget},
+		{name: "exactly the limit", data: map[string]string{"ids": "u1\nu2\n"}, limit: 6 + 2*idCost, want: []string{"u1", "u2"}, wantWeight: 6 + 2*idCost},
+		{name: "blank lines weigh their bytes", data: map[string]string{"ids": strings.Repeat("\n", 200)}, limit: 199,
+			wantErr: "more than 199 bytes", is: errOverBudget},
 		{name: "more IDs than a Segment may have", data: map[string]string{"ids": strings.Repeat("u1\n", usersv1alpha1.MaxMembers+1)},
 			wantErr: fmt.Sprintf("more than %d IDs", usersv1alpha1.MaxMembers)},
 	} {
@@ -64,20 +66,20 @@ func TestParse(t *testing.T) {
 			cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "list"}, Data: tc.data, BinaryData: tc.binary}
 			limit := tc.limit
 			if limit == 0 {
-				limit = MaxKeyBytes
+				limit = 1 << 40
 			}
-			got, n, err := parse(cm, "ids", limit)
+			got, weight, err := parse(cm, "ids", limit)
 			switch {
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Fatalf("err = %v, want it to say %q", err, tc.wantErr)
 			case tc.wantErr != "" && got != nil:
 				t.Fatalf("IDs returned with an error: %q", got)
-			case errors.Is(err, errTooLarge) != tc.tooLarge:
-				t.Fatalf("err = %v: too large is %v, want %v", err, errors.Is(err, errTooLarge), tc.tooLarge)
+			case tc.is != nil && !errors.Is(err, tc.is):
+				t.Fatalf("err = %v, want it to wrap %v", err, tc.is)
 			case tc.wantErr == "" && err != nil:
 				t.Fatal(err)
-			case !slices.Equal(got, tc.want) || n != tc.wantBytes:
-				t.Fatalf("got %q, %d bytes; want %q, %d bytes", got, n, tc.want, tc.wantBytes)
+			case !slices.Equal(got, tc.want) || weight != tc.wantWeight:
+				t.Fatalf("got %q, weighing %d; want %q, %d", got, weight, tc.want, tc.wantWeight)
 			}
 		})
 	}

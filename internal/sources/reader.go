@@ -24,27 +24,33 @@ import (
 
 // Default budgets (see Limits).
 const (
-	// DefaultSegmentBytes holds 120,000 IDs of 64 characters and their line ends.
-	DefaultSegmentBytes = 8 << 20
-	// DefaultParseBytes lets two Segments of the largest sources be read at once: some 64
-	// MiB of the manager's memory at the most, IDs, sets and the ConfigMaps read together.
-	DefaultParseBytes = 16 << 20
+	// DefaultSegmentBytes holds 120,000 IDs of 64 characters, with their line ends and
+	// idCost each.
+	DefaultSegmentBytes = 16 << 20
+	// DefaultParseBytes lets two Segments of the largest sources be read at once.
+	DefaultParseBytes = 32 << 20
 )
 
 const (
 	// readTimeout bounds one read of a ConfigMap shared by many reconciles.
 	readTimeout = 30 * time.Second
-	// maxRefusals bounds the Segments remembered as refused: a few MB. One forgotten is
-	// read again once, within the budgets.
+	// maxRefusals bounds the Segments remembered as refused, and maxOutcomes the keys
+	// remembered as refused or as too heavy: a few MB each. One forgotten is read again
+	// once, within the budgets.
 	maxRefusals = 10_000
+	maxOutcomes = 10_000
+	// maxKeyWeight is the most one key may weigh: MaxKeyBytes, and as many IDs as a
+	// Segment may have.
+	maxKeyWeight = MaxKeyBytes + idCost*usersv1alpha1.MaxMembers
 )
 
-// Limits are the budgets of a Reader; zero fields take the defaults.
+// Limits are the budgets of a Reader, in bytes of weight: the bytes of the sources once
+// decompressed, and idCost more for each ID (what the manager holds of it besides its
+// text). Zero fields take the defaults.
 type Limits struct {
-	// SegmentBytes is the most bytes of IDs, once decompressed, one Segment's sources may
-	// hold in all.
+	// SegmentBytes is the most one Segment's sources may weigh in all.
 	SegmentBytes int64
-	// ParseBytes is the most bytes of sources being read and held at once, by all
+	// ParseBytes is the most the sources being read and held at once may weigh, all
 	// Segments together. At least SegmentBytes.
 	ParseBytes int64
 }
@@ -55,7 +61,7 @@ func (l Limits) WithDefaults() Limits {
 		l.SegmentBytes = DefaultSegmentBytes
 	}
 	if l.ParseBytes <= 0 {
-		l.ParseBytes = DefaultParseBytes
+		l.ParseBytes = max(DefaultParseBytes, l.SegmentBytes)
 	}
 	return l
 }
@@ -63,7 +69,7 @@ func (l Limits) WithDefaults() Limits {
 // Validate says why l cannot be used, or returns nil.
 func (l Limits) Validate() error {
 	if l.ParseBytes < l.SegmentBytes {
-		return fmt.Errorf("the bytes of member sources parsed at once (%d) must be at least what one Segment may read (%d)",
+		return fmt.Errorf("the bytes of member sources read at once (%d) must be at least what one Segment may read (%d)",
 			l.ParseBytes, l.SegmentBytes)
 	}
 	return nil
@@ -85,12 +91,13 @@ type Reader struct {
 	api    client.Reader // ConfigMaps whole, uncached
 	limits Limits
 
-	parsing *semaphore.Weighted // bytes of sources being read and held, all Segments together
+	parsing *semaphore.Weighted // weight of sources being read and held, all Segments together
 	reads   singleflight.Group  // one read of a ConfigMap version for concurrent readers
 	memo    *memo
 
 	mu       sync.Mutex
 	refusals *lru.Cache // Segment UID -> refusal
+	outcomes *lru.Cache // key version (see source.id) -> outcome
 }
 
 // refusal is a Segment's sources refused, and the versions they were refused at.
@@ -99,50 +106,77 @@ type refusal struct {
 	err      *Error
 }
 
+// outcome is what reading a key version came to, without its IDs: refused on its own
+// (err), or heavier than a limit it was read with (over). So that the Segments naming it
+// do not read it again each, one after another.
+type outcome struct {
+	err  *Error
+	over int64
+}
+
 // NewReader returns a Reader that reads ConfigMaps' metadata from cache and their data
 // from api (uncached: the cache holds only metadata of ConfigMaps, which any editor may
 // label in numbers).
 func NewReader(cache, api client.Reader, limits Limits) *Reader {
 	limits = limits.WithDefaults()
+	limits.ParseBytes = max(limits.ParseBytes, limits.SegmentBytes) // a share never waits for more than there is
 	return &Reader{cache: cache, api: api, limits: limits, parsing: semaphore.NewWeighted(limits.ParseBytes),
-		memo: newMemo(), refusals: lru.New(maxRefusals)}
+		memo: newMemo(), refusals: lru.New(maxRefusals), outcomes: lru.New(maxOutcomes)}
 }
 
 // source is one spec.membersFrom entry and the version of its ConfigMap.
 type source struct {
 	usersv1alpha1.MembersSource
+	index   int    // in spec.membersFrom, from 1
 	cm      string // namespace/name
 	uid     types.UID
 	version string
 }
 
+// id names the key's version.
+func (s source) id() string { return s.cm + "@" + string(s.uid) + "/" + s.version + "#" + s.Key }
+
 // Members returns the Segment's members: spec.members and the IDs of every spec.membersFrom
 // source together, sorted, each once. An *Error says why the sources cannot be used (then
 // no member is returned: adding only some would be a partial truth no later fix could take
 // back, as the API removes none); any other error (the API server's) is worth retrying.
-// It may wait for the manager's budget of bytes being read (Limits.ParseBytes).
+// It may wait for the manager's budget of sources read at once (Limits.ParseBytes).
 func (r *Reader) Members(ctx context.Context, seg *usersv1alpha1.Segment) ([]string, error) {
 	if len(seg.Spec.MembersFrom) == 0 {
 		return seg.Spec.Members, nil // sorted and unique already (listType=set)
 	}
 	srcs := make([]source, 0, len(seg.Spec.MembersFrom))
-	for _, from := range seg.Spec.MembersFrom {
+	named := sets.New[usersv1alpha1.MembersSource]()
+	for i, from := range seg.Spec.MembersFrom {
+		if named.Has(from) {
+			continue // read once: a key named again adds nothing
+		}
+		named.Insert(from)
 		src, err := r.source(ctx, seg.Namespace, from)
 		if err != nil {
 			return nil, err
 		}
+		src.index = i + 1
 		srcs = append(srcs, src)
 	}
 	versions := fingerprint(seg.Generation, srcs)
 	if err := r.refused(seg.UID, versions); err != nil {
 		return nil, err
 	}
-	share := r.share(srcs)
+	// The keys in the memo now are held from here on, so that the share stays true while
+	// the Segment waits for it: one evicted meanwhile is not read again unbudgeted.
+	known := make([]*parsed, len(srcs))
+	for i, src := range srcs {
+		if p, ok := r.memo.get(src.cm, src.uid, src.version, src.Key); ok {
+			known[i] = &p
+		}
+	}
+	share := r.share(known)
 	if err := r.parsing.Acquire(ctx, share); err != nil {
 		return nil, fmt.Errorf("wait to read spec.membersFrom: %w", err)
 	}
 	defer r.parsing.Release(share)
-	members, read, err := r.read(ctx, seg, srcs)
+	members, read, err := r.read(ctx, seg, srcs, known)
 	if bad := (*Error)(nil); errors.As(err, &bad) {
 		r.mu.Lock()
 		r.refusals.Add(seg.UID, refusal{versions: versions, err: bad})
@@ -168,45 +202,73 @@ type keyRead struct {
 }
 
 // read unions spec.members and the keys of srcs, in order, stopping at the first key that
-// takes the Segment past a budget.
-func (r *Reader) read(ctx context.Context, seg *usersv1alpha1.Segment, srcs []source) ([]string, []keyRead, error) {
+// takes the Segment past a budget. known are the keys of srcs in the memo (nil: not).
+func (r *Reader) read(ctx context.Context, seg *usersv1alpha1.Segment, srcs []source, known []*parsed) ([]string, []keyRead, error) {
 	members := sets.New(seg.Spec.Members...)
 	var (
-		total int64
-		read  []keyRead
+		weight int64
+		read   []keyRead
 	)
 	for i, src := range srcs {
 		overBudget := func() error {
-			return refuse("spec.membersFrom holds more than %d bytes of IDs in all (reading stopped at ConfigMap %q, key %q, "+
-				"source %d of %d); a Segment may read at most %d (the manager's --max-member-source-bytes-per-segment)",
-				r.limits.SegmentBytes, src.ConfigMap, src.Key, i+1, len(srcs), r.limits.SegmentBytes)
+			return refuse("spec.membersFrom weighs more than %d bytes in all, counting %d bytes for each ID besides its text "+
+				"(reading stopped at ConfigMap %q, key %q, source %d of %d); a Segment's may weigh at most %d "+
+				"(the manager's --max-member-source-bytes-per-segment)", r.limits.SegmentBytes, idCost,
+				src.ConfigMap, src.Key, src.index, len(seg.Spec.MembersFrom), r.limits.SegmentBytes)
 		}
-		p, ok := r.memo.get(src.cm, src.uid, src.version, src.Key)
-		if !ok {
-			limit := min(MaxKeyBytes, r.limits.SegmentBytes-total)
-			var err error
-			p, err = r.readKey(ctx, seg.Namespace, src, limit)
-			switch {
-			case errors.Is(err, errTooLarge) && limit < MaxKeyBytes:
+		var p parsed
+		if known[i] != nil {
+			p = *known[i]
+		} else {
+			left := r.limits.SegmentBytes - weight
+			if o, ok := r.outcome(src); ok && o.err != nil {
+				return nil, nil, o.err
+			} else if ok && o.over >= left {
 				return nil, nil, overBudget()
-			case errors.Is(err, errTooLarge):
-				return nil, nil, &Error{msg: err.Error()}
+			}
+			k, err := r.readKey(ctx, seg.Namespace, src, left)
+			var bad *Error
+			switch {
+			case errors.Is(err, errOverBudget):
+				r.remember(src, outcome{over: left})
+				return nil, nil, overBudget()
+			case errors.As(err, &bad):
+				r.remember(src, outcome{err: bad})
+				return nil, nil, err
 			case err != nil:
 				return nil, nil, err
 			}
-			read = append(read, keyRead{source: src, parsed: p})
+			p = k.parsed
+			read = append(read, k)
 		}
-		if total += p.bytes; total > r.limits.SegmentBytes {
+		if weight += p.weight; weight > r.limits.SegmentBytes {
 			return nil, nil, overBudget()
 		}
 		members.Insert(p.ids...)
 		if members.Len() > usersv1alpha1.MaxMembers {
 			return nil, nil, refuse("spec.members and spec.membersFrom name more than %d members together (reading stopped at "+
 				"ConfigMap %q, key %q, source %d of %d); a Segment may have at most %d", usersv1alpha1.MaxMembers,
-				src.ConfigMap, src.Key, i+1, len(srcs), usersv1alpha1.MaxMembers)
+				src.ConfigMap, src.Key, src.index, len(seg.Spec.MembersFrom), usersv1alpha1.MaxMembers)
 		}
 	}
 	return sets.List(members), read, nil
+}
+
+// outcome returns what reading src's key version came to before, if it is remembered.
+func (r *Reader) outcome(src source) (outcome, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.outcomes.Get(src.id())
+	if !ok {
+		return outcome{}, false
+	}
+	return v.(outcome), true
+}
+
+func (r *Reader) remember(src source, o outcome) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.outcomes.Add(src.id(), o)
 }
 
 // source returns the version of the ConfigMap from names, from the cache. One missing or
@@ -229,10 +291,12 @@ func notFound(ns, name string) *Error {
 		name, ns, usersv1alpha1.MembersLabel)
 }
 
-// readKey reads one key of src from the API server, at most limit bytes of it. The
+// readKey reads one key of src from the API server, stopping past limit of weight. The
 // ConfigMap is read once for concurrent readers that saw the same version: one that saw a
 // newer version than a read under way began with must not take that read's older answer.
-func (r *Reader) readKey(ctx context.Context, ns string, src source, limit int64) (parsed, error) {
+// What it returns is of the version read, which may be newer than src's. An error of the
+// key itself is an *Error; past limit, it wraps errOverBudget.
+func (r *Reader) readKey(ctx context.Context, ns string, src source, limit int64) (keyRead, error) {
 	v, err, _ := r.reads.Do(src.cm+"@"+string(src.uid)+"/"+src.version, func() (any, error) {
 		// The read serves every reader waiting for it: one reader's cancellation must not
 		// fail the others (as an account's shared listing, remote.Observations.Refresh).
@@ -244,36 +308,35 @@ func (r *Reader) readKey(ctx context.Context, ns string, src source, limit int64
 	cm := v.(*corev1.ConfigMap)
 	switch {
 	case apierrors.IsNotFound(err) || (err == nil && cm.Labels[usersv1alpha1.MembersLabel] != "true"):
-		return parsed{}, notFound(ns, src.ConfigMap)
+		return keyRead{}, notFound(ns, src.ConfigMap)
 	case err != nil:
-		return parsed{}, fmt.Errorf("read ConfigMap %q: %w", src.ConfigMap, err)
+		return keyRead{}, fmt.Errorf("read ConfigMap %q: %w", src.ConfigMap, err)
 	}
-	ids, n, err := parse(cm, src.Key, limit)
+	ids, weight, err := parse(cm, src.Key, limit)
 	switch {
-	case errors.Is(err, errTooLarge):
-		return parsed{}, err // the caller says which budget
+	case errors.Is(err, errOverBudget):
+		return keyRead{}, err // the caller says which budget
 	case err != nil:
-		return parsed{}, &Error{msg: err.Error()}
+		return keyRead{}, &Error{msg: err.Error()}
 	}
-	return parsed{ids: ids, bytes: n}, nil
+	read := src
+	read.uid, read.version = cm.UID, cm.ResourceVersion
+	return keyRead{source: read, parsed: parsed{ids: ids, weight: weight}}, nil
 }
 
-// share is the part of the manager's budget of bytes being read that reading srcs takes:
-// what the keys in the memo hold, MaxKeyBytes for each other, at most what a Segment may
-// read (Limits.SegmentBytes).
-func (r *Reader) share(srcs []source) int64 {
+// share is the part of the manager's budget of sources read at once that a Segment's
+// sources take: the weight of those known (in the memo), maxKeyWeight for each other, at
+// most what a Segment may read.
+func (r *Reader) share(known []*parsed) int64 {
 	var n int64
-	for _, src := range srcs {
-		if p, ok := r.memo.get(src.cm, src.uid, src.version, src.Key); ok {
-			n += p.bytes
+	for _, p := range known {
+		if p != nil {
+			n += p.weight
 		} else {
-			n += MaxKeyBytes
-		}
-		if n >= r.limits.SegmentBytes {
-			return r.limits.SegmentBytes
+			n += maxKeyWeight
 		}
 	}
-	return max(n, 1)
+	return max(1, min(n, r.limits.SegmentBytes))
 }
 
 // refused returns the error the Segment's sources were refused with, if they were at

@@ -126,14 +126,16 @@ func TestMembersStopsAtTheFirstKeyPastABudget(t *testing.T) {
 			refuse: fmt.Sprintf("name more than %d members together (reading stopped at ConfigMap \"list\", key \"b\", source 2 of 3)", usersv1alpha1.MaxMembers)},
 		{name: "members counted once: overlapping keys pass", data: map[string]string{"a": ids("a", half), "b": ids("a", half)},
 			from: []string{"list/a", "list/b"}, reads: 2},
-		{name: "bytes: a key past the Segment's budget is read no further", limits: Limits{SegmentBytes: 20},
+		{name: "weight: a key past the Segment's budget is read no further", limits: Limits{SegmentBytes: 300},
 			data: map[string]string{"a": "a1\na2\na3\n", "b": "b1\nb2\nb3\nb4\nb5\n", "c": "c1\n"}, from: []string{"list/a", "list/b", "list/c"}, reads: 2,
-			refuse: "holds more than 20 bytes of IDs in all (reading stopped at ConfigMap \"list\", key \"b\", source 2 of 3); a Segment may read at most 20"},
-		{name: "bytes: exactly the budget", limits: Limits{SegmentBytes: 24},
+			refuse: "weighs more than 300 bytes in all, counting 48 bytes for each ID besides its text (reading stopped at ConfigMap \"list\", key \"b\", source 2 of 3)"},
+		{name: "weight: exactly the budget", limits: Limits{SegmentBytes: 9 + 3*idCost + 15 + 5*idCost},
 			data: map[string]string{"a": "a1\na2\na3\n", "b": "b1\nb2\nb3\nb4\nb5\n"}, from: []string{"list/a", "list/b"}, reads: 2},
-		{name: "bytes: a key named twice counts twice", limits: Limits{SegmentBytes: 10},
-			data: map[string]string{"a": "a1\na2\na3\n"}, from: []string{"list/a", "list/a"}, reads: 2,
-			refuse: "source 2 of 2"},
+		{name: "a key named twice is read once and weighs once", limits: Limits{SegmentBytes: 9 + 3*idCost},
+			data: map[string]string{"a": "a1\na2\na3\n"}, from: []string{"list/a", "list/a"}, reads: 1},
+		{name: "the same IDs in many keys weigh each time", limits: Limits{SegmentBytes: 2 * (9 + 3*idCost)},
+			data: map[string]string{"a": "a1\na2\na3\n", "b": "a1\na2\na3\n", "c": "a1\na2\na3\n"}, from: []string{"list/a", "list/b", "list/c"}, reads: 3,
+			refuse: "source 3 of 3"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			api, _, reads := counted(configMap("list", tc.data))
@@ -146,18 +148,24 @@ func TestMembersStopsAtTheFirstKeyPastABudget(t *testing.T) {
 				t.Fatalf("err = %v, want an *Error saying %q", err, tc.refuse)
 			case tc.refuse == "" && err != nil:
 				t.Fatal(err)
-			case reads.Load()-int64(len(tc.from)) != tc.reads: // less the metadata reads, one a source
-				t.Fatalf("%d keys read, want %d", reads.Load()-int64(len(tc.from)), tc.reads)
+			case reads.Load()-distinct(tc.from) != tc.reads: // less the metadata reads, one a source named
+				t.Fatalf("%d keys read, want %d", reads.Load()-distinct(tc.from), tc.reads)
 			}
 		})
 	}
+}
+
+func distinct(from []string) int64 {
+	s := slices.Clone(from)
+	slices.Sort(s)
+	return int64(len(slices.Compact(s)))
 }
 
 // A refused Segment is not read again until its spec or a ConfigMap it names changes;
 // what it read is not kept for others, and what an accepted Segment read is.
 func TestARefusedSegmentIsNotReadAgain(t *testing.T) {
 	api, c, reads := counted(configMap("list", map[string]string{"a": "a1\na2\n", "b": "b1\nb2\nb3\n"}))
-	r := NewReader(api, api, Limits{SegmentBytes: 9})
+	r := NewReader(api, api, Limits{SegmentBytes: 160}) // a weighs 6+96, b 9+144; b1 alone 3+48
 	get := func(seg *usersv1alpha1.Segment) ([]string, int64, error) {
 		before := reads.Load()
 		got, err := r.Members(context.Background(), seg)
@@ -176,11 +184,14 @@ func TestARefusedSegmentIsNotReadAgain(t *testing.T) {
 	if got, n, err := get(segment("modest-too", nil, "list/a")); err != nil || n != 0 || !slices.Equal(got, []string{"a1", "a2"}) {
 		t.Fatalf("a third naming the same key: %q, %d read, %v; want it from the memo", got, n, err)
 	}
-
 	greedy.Generation++
-	if _, n, err := get(greedy); err == nil || n != 1 {
-		t.Fatalf("after a spec change: %d read, %v; want read again (a from the memo)", n, err)
+	if _, n, err := get(greedy); err == nil || n != 0 {
+		t.Fatalf("after a spec change: %d read, %v; want a from the memo, and b known too heavy, not read", n, err)
 	}
+	if _, n, err := get(segment("greedy-too", nil, "list/a", "list/b")); err == nil || n != 0 {
+		t.Fatalf("another Segment naming the heavy key: %d read, %v; want it refused unread", n, err)
+	}
+
 	cm := &corev1.ConfigMap{}
 	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "team", Name: "list"}, cm); err != nil {
 		t.Fatal(err)
@@ -191,6 +202,20 @@ func TestARefusedSegmentIsNotReadAgain(t *testing.T) {
 	}
 	if got, n, err := get(greedy); err != nil || n != 2 || !slices.Equal(got, []string{"a1", "a2", "b1"}) {
 		t.Fatalf("after the ConfigMap shrank: %q, %d read, %v", got, n, err)
+	}
+}
+
+// A key refused on its own is read once, whatever the number of Segments naming it.
+func TestABadKeyIsReadOnce(t *testing.T) {
+	api, _, reads := counted(configMap("list", map[string]string{"bad": "u1\n-\n"}))
+	r := NewReader(api, api, Limits{})
+	for i := range 5 {
+		if _, err := r.Members(context.Background(), segment(fmt.Sprint("s", i), nil, "list/bad")); err == nil {
+			t.Fatal("a bad line accepted")
+		}
+	}
+	if n := reads.Load() - 5; n != 1 {
+		t.Fatalf("the key read %d times by 5 Segments, want once", n)
 	}
 }
 
@@ -213,29 +238,47 @@ func TestMembersWaitForTheirShare(t *testing.T) {
 	}
 }
 
-// A Segment's share is what its keys hold where known, MaxKeyBytes where not, at most
-// what a Segment may read.
+// A Segment's share is what its keys weigh where known, the most a key may weigh where
+// not, at most what a Segment may read.
 func TestShare(t *testing.T) {
-	r := NewReader(nil, nil, Limits{SegmentBytes: 3 * MaxKeyBytes})
-	r.memo.put("team/known", "u", "1", "a", parsed{bytes: 100})
-	known := source{MembersSource: usersv1alpha1.MembersSource{ConfigMap: "known", Key: "a"}, cm: "team/known", uid: "u", version: "1"}
-	unknown := source{MembersSource: usersv1alpha1.MembersSource{ConfigMap: "new", Key: "a"}, cm: "team/new", uid: "u", version: "1"}
-	stale := known
-	stale.version = "2"
+	r := NewReader(nil, nil, Limits{SegmentBytes: 3 * maxKeyWeight})
+	known := &parsed{weight: 100}
 	for _, tc := range []struct {
-		name string
-		srcs []source
-		want int64
+		name  string
+		known []*parsed
+		want  int64
 	}{
-		{"known", []source{known}, 100},
-		{"known twice", []source{known, known}, 200},
-		{"not read yet", []source{unknown}, MaxKeyBytes},
-		{"a new version is not known", []source{stale}, MaxKeyBytes},
-		{"both", []source{known, unknown}, MaxKeyBytes + 100},
-		{"at most a Segment's budget", []source{unknown, unknown, unknown, unknown, known}, 3 * MaxKeyBytes},
+		{"known", []*parsed{known}, 100},
+		{"known twice", []*parsed{known, known}, 200},
+		{"not read yet", []*parsed{nil}, maxKeyWeight},
+		{"both", []*parsed{known, nil}, maxKeyWeight + 100},
+		{"at most a Segment's budget", []*parsed{nil, nil, nil, nil, known}, 3 * maxKeyWeight},
+		{"empty keys still take a byte", []*parsed{{}}, 1},
 	} {
-		if got := r.share(tc.srcs); got != tc.want {
+		if got := r.share(tc.known); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A Reader never waits for a share larger than the manager's budget, whatever it is given.
+func TestLimitsDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		in, want Limits
+		valid    bool
+	}{
+		{Limits{}, Limits{SegmentBytes: DefaultSegmentBytes, ParseBytes: DefaultParseBytes}, true},
+		{Limits{SegmentBytes: 64 << 20}, Limits{SegmentBytes: 64 << 20, ParseBytes: 64 << 20}, true},
+		{Limits{SegmentBytes: 1 << 20, ParseBytes: 2 << 20}, Limits{SegmentBytes: 1 << 20, ParseBytes: 2 << 20}, true},
+		{Limits{SegmentBytes: 2 << 20, ParseBytes: 1 << 20}, Limits{SegmentBytes: 2 << 20, ParseBytes: 1 << 20}, false},
+	} {
+		got := tc.in.WithDefaults()
+		if got != tc.want || (got.Validate() == nil) != tc.valid {
+			t.Errorf("%+v: %+v, valid %v", tc.in, got, got.Validate())
+		}
+	}
+	r := NewReader(nil, nil, Limits{SegmentBytes: 2 << 20, ParseBytes: 1 << 20})
+	if r.limits.ParseBytes < r.limits.SegmentBytes {
+		t.Fatalf("a Reader whose share may be larger than its budget: %+v", r.limits)
 	}
 }
