@@ -31,7 +31,7 @@ type memoEntry struct {
 
 // parsed is what one key holds: its IDs, and their weight (see parse).
 type parsed struct {
-	ids   []string
+	ids    []string
 	weight int64
 }
 

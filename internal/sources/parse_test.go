@@ -27,9 +27,9 @@ func TestParse(t *testing.T) {
 	huge := gzipped(strings.Repeat("\n", MaxKeyBytes+1)) // a few KiB that expand past the cap
 	longLine := gzipped(strings.Repeat("a", MaxKeyBytes+1))
 	for _, tc := range []struct {
-		name      string
-		data      map[string]string
-		binary    map[string][]byte
+		name       string
+		data       map[string]string
+		binary     map[string][]byte
 		limit      int64 // of weight; none if 0
 		want       []string
 		wantWeight int64 // bytes, and idCost an ID
