@@ -229,6 +229,10 @@ func run(cfg runConfig) error {
 	}
 	setupLog.Info("member records of large segments are kept in namespace "+recordNS, "from", from,
 		"maxBytesPerNamespace", cfg.recordBytes)
+	if cfg.recordNamespace == "" && os.Getenv("POD_NAMESPACE") == "" {
+		setupLog.Info("out of a cluster: whoever may write ConfigMaps in namespace " + recordNS + " may change the records " +
+			"kept there; give the manager a namespace of its own with --member-record-namespace")
+	}
 
 	restCfg := ctrl.GetConfigOrDie()
 	restCfg.QPS, restCfg.Burst = cfg.kubeQPS, cfg.kubeBurst

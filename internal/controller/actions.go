@@ -201,7 +201,7 @@ func (r *SegmentReconciler) addMembers(ctx context.Context, seg *usersv1alpha1.S
 	}
 	next := added.Clone()
 	next.Add(users...)
-	if err := r.records.unrecordable(ctx, seg, next); err != nil {
+	if err := r.records.reserve(ctx, seg, next); err != nil {
 		return 0, err
 	}
 	id := seg.OwnedID()

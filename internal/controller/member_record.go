@@ -65,7 +65,7 @@ type memberRecords struct {
 	// namespace is the manager's own, where large records are kept.
 	namespace string
 	reader    client.Reader // uncached: the cache holds no record ConfigMap
-	writer    client.Writer
+	writer    client.Client // the manager's: writes, and reads the cache (Namespaces)
 
 	mu sync.Mutex
 	// memo keeps the records last read or written, by Segment UID, the least recently used
@@ -88,7 +88,7 @@ type recordMemo struct {
 
 // newMemberRecords returns the records kept in namespace, each namespace's of them at most
 // bytesPerNamespace (0: no bound).
-func newMemberRecords(namespace string, reader client.Reader, writer client.Writer, bytesPerNamespace int64) *memberRecords {
+func newMemberRecords(namespace string, reader client.Reader, writer client.Client, bytesPerNamespace int64) *memberRecords {
 	m := &memberRecords{namespace: namespace, reader: reader, writer: writer}
 	m.memo = lru.NewWithEvictionFunc(0, func(_ lru.Key, v any) { m.digests -= v.(recordMemo).ledger.Len() })
 	m.absent = lru.New(absentRecords)
@@ -98,41 +98,48 @@ func newMemberRecords(namespace string, reader client.Reader, writer client.Writ
 
 // charges lists the record ConfigMaps, metadata only, and returns what each namespace is
 // charged for them. A record an earlier version wrote has no size annotation: it is read
-// once (it is in the manager's namespace, where no tenant writes, and at most
-// maxRecordBytes).
+// (it is in the manager's namespace, where no tenant writes, and at most maxRecordBytes),
+// and given one, so that it is read once.
 func (m *memberRecords) charges(ctx context.Context) (quota.Charges, error) {
 	out := quota.Charges{}
-	var unsized []metav1.PartialObjectMetadata
-	err := eachMetadata(ctx, m.reader, "ConfigMapList", 500, func(cm *metav1.PartialObjectMetadata) bool {
-		uid, isRecord := strings.CutPrefix(cm.Name, recordName(""))
-		ns, _, owned := strings.Cut(cm.Annotations[recordOwnerAnnotation], "/")
-		if !isRecord || !owned {
-			return true
-		}
-		n, err := strconv.ParseInt(cm.Annotations[recordBytesAnnotation], 10, 64)
-		if err != nil {
-			unsized = append(unsized, *cm)
-			return true
-		}
+	charge := func(cm *metav1.PartialObjectMetadata, n int64) {
+		ns, _, _ := strings.Cut(cm.Annotations[recordOwnerAnnotation], "/")
 		if out[ns] == nil {
 			out[ns] = map[types.UID]int64{}
 		}
-		out[ns][types.UID(uid)] = n
+		out[ns][types.UID(strings.TrimPrefix(cm.Name, recordName("")))] = n
+	}
+	var unsized []metav1.PartialObjectMetadata
+	err := eachMetadata(ctx, m.reader, "ConfigMapList", 500, func(cm *metav1.PartialObjectMetadata) bool {
+		_, isRecord := strings.CutPrefix(cm.Name, recordName(""))
+		if _, _, owned := strings.Cut(cm.Annotations[recordOwnerAnnotation], "/"); !isRecord || !owned {
+			return true
+		}
+		if n, err := strconv.ParseInt(cm.Annotations[recordBytesAnnotation], 10, 64); err == nil {
+			charge(cm, n)
+		} else {
+			unsized = append(unsized, *cm)
+		}
 		return true
 	}, client.InNamespace(m.namespace), client.MatchingLabels{usersv1alpha1.MemberRecordLabel: "true"})
 	if err != nil {
 		return nil, err
 	}
-	for _, meta := range unsized {
+	for i := range unsized {
 		cm := &corev1.ConfigMap{}
-		if err := m.reader.Get(ctx, client.ObjectKeyFromObject(&meta), cm); client.IgnoreNotFound(err) != nil {
+		if err := m.reader.Get(ctx, client.ObjectKeyFromObject(&unsized[i]), cm); apierrors.IsNotFound(err) {
+			continue
+		} else if err != nil {
 			return nil, err
 		}
-		ns, _, _ := strings.Cut(meta.Annotations[recordOwnerAnnotation], "/")
-		if out[ns] == nil {
-			out[ns] = map[types.UID]int64{}
+		n := len(cm.BinaryData[recordKey])
+		charge(&unsized[i], int64(n))
+		sized := cm.DeepCopy()
+		sized.Annotations[recordBytesAnnotation] = strconv.Itoa(n)
+		if err := m.writer.Patch(ctx, sized, client.MergeFromWithOptions(cm, client.MergeFromWithOptimisticLock{})); err != nil {
+			logf.FromContext(ctx).Info("could not mark a member record ConfigMap with its size; it is read again at the next listing",
+				"configMap", m.namespace+"/"+cm.Name, "error", err.Error())
 		}
-		out[ns][types.UID(strings.TrimPrefix(meta.Name, recordName("")))] = int64(len(cm.BinaryData[recordKey]))
 	}
 	return out, nil
 }
@@ -280,10 +287,10 @@ func (m *memberRecords) remember(uid types.UID, memo recordMemo) {
 	}
 }
 
-// unrecordable says why l cannot be recorded as the Segment's record, or returns nil,
-// having charged its namespace for it: checked before members are sent, so that none is
+// reserve makes sure that l can be recorded as the Segment's record, and charges its
+// namespace for it, or says why it cannot be: before members are sent, so that none is
 // sent that could not be recorded (and would be sent again).
-func (m *memberRecords) unrecordable(ctx context.Context, seg *usersv1alpha1.Segment, l *ledger.Ledger) error {
+func (m *memberRecords) reserve(ctx context.Context, seg *usersv1alpha1.Segment, l *ledger.Ledger) error {
 	b, _ := l.MarshalBinary()
 	if err := m.recordLimit(l.Len(), len(b)); err != nil || len(b) <= inlineRecordBytes {
 		return err
@@ -315,16 +322,20 @@ func errNoRecordNamespace(members int, why string) error {
 		"(more than about 400), and the manager has no namespace to keep it in: %s. Nothing more is added", members, why)
 }
 
-// namespaceExists returns nil if the manager's namespace for records exists; else an error
-// for a record of members.
+// namespaceExists returns nil if the manager's namespace for records exists (in the
+// cache); else an error for a record of members.
 func (m *memberRecords) namespaceExists(ctx context.Context, members int) error {
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-	err := m.reader.Get(ctx, types.NamespacedName{Name: m.namespace}, ns)
+	err := m.writer.Get(ctx, types.NamespacedName{Name: m.namespace}, ns)
 	if apierrors.IsNotFound(err) {
-		return errNoRecordNamespace(members, fmt.Sprintf("namespace %q (--member-record-namespace) does not exist: create it", m.namespace))
+		return m.errNamespaceGone(members)
 	}
 	return err
+}
+
+func (m *memberRecords) errNamespaceGone(members int) error {
+	return errNoRecordNamespace(members, fmt.Sprintf("namespace %q (--member-record-namespace) does not exist: create it", m.namespace))
 }
 
 // charge charges the Segment's namespace size bytes for its record ConfigMap.
@@ -393,7 +404,7 @@ func (m *memberRecords) write(ctx context.Context, seg *usersv1alpha1.Segment, n
 	}
 	if apierrors.IsNotFound(err) { // the namespace, deleted since it was checked
 		m.forget(seg.UID)
-		return errNoRecordNamespace(l.Len(), fmt.Sprintf("namespace %q (--member-record-namespace) does not exist: create it", m.namespace))
+		return m.errNamespaceGone(l.Len())
 	}
 	if err != nil {
 		m.forget(seg.UID) // read anew next time

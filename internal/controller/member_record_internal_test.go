@@ -208,10 +208,10 @@ func TestMemberRecords(t *testing.T) {
 		}
 	})
 	t.Run("too large: refused before anything is sent", func(t *testing.T) {
-		if err := m.unrecordable(ctx, owned("f", "r1"), ledger.New(ids("u", 100_000)...)); err != nil {
+		if err := m.reserve(ctx, owned("f", "r1"), ledger.New(ids("u", 100_000)...)); err != nil {
 			t.Fatalf("100,000 refused: %v", err)
 		}
-		err := m.unrecordable(ctx, owned("f", "r1"), ledger.New(ids("u", 200_000)...))
+		err := m.reserve(ctx, owned("f", "r1"), ledger.New(ids("u", 200_000)...))
 		var st *stallError
 		if !errors.As(err, &st) || st.reason != usersv1alpha1.ReasonMemberRecordTooLarge {
 			t.Fatalf("200,000: %v", err)
@@ -234,10 +234,10 @@ func TestMemberRecords(t *testing.T) {
 		} {
 			m := newMemberRecords(tc.namespace, noNamespace, noNamespace, 0)
 			large := ledger.New(ids("u", 1000)...)
-			if err := m.unrecordable(ctx, owned("d", "r1"), ledger.New(ids("u", 100)...)); err != nil {
+			if err := m.reserve(ctx, owned("d", "r1"), ledger.New(ids("u", 100)...)); err != nil {
 				t.Fatalf("%q: 100 members, kept in status, refused: %v", tc.namespace, err)
 			}
-			for what, err := range map[string]error{"unrecordable": m.unrecordable(ctx, owned("d", "r1"), large),
+			for what, err := range map[string]error{"reserve": m.reserve(ctx, owned("d", "r1"), large),
 				"save": m.save(ctx, owned("d", "r1"), large)} {
 				var st *stallError
 				if !errors.As(err, &st) || st.reason != usersv1alpha1.ReasonMemberRecordNamespaceMissing || !strings.Contains(st.msg, tc.want) {
@@ -282,26 +282,26 @@ func TestMemberRecordsChargedToTheirNamespace(t *testing.T) {
 		return errors.As(err, &st) && st.reason == usersv1alpha1.ReasonMemberRecordQuotaExceeded
 	}
 	members := ledger.New(ids("u", 1000)...)
-	if err := m.unrecordable(ctx, seg("team", "third"), members); err != nil {
+	if err := m.reserve(ctx, seg("team", "third"), members); err != nil {
 		t.Fatalf("the third record of the namespace: %v", err)
 	}
 	if err := m.save(ctx, seg("team", "third"), members); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.unrecordable(ctx, seg("team", "third"), members); err != nil {
+	if err := m.reserve(ctx, seg("team", "third"), members); err != nil {
 		t.Fatalf("a record charged already, not grown: %v", err)
 	}
-	if err := m.unrecordable(ctx, seg("team", "fourth"), members); err != nil {
+	if err := m.reserve(ctx, seg("team", "fourth"), members); err != nil {
 		t.Fatalf("the fourth: %v", err)
 	}
-	err := m.unrecordable(ctx, seg("team", "fifth"), members)
+	err := m.reserve(ctx, seg("team", "fifth"), members)
 	if !refused(err) || !strings.Contains(err.Error(), fmt.Sprintf("may take at most %d bytes (--max-member-record-bytes-per-namespace)", 4*n)) {
 		t.Fatalf("the fifth: %v, want MemberRecordQuotaExceeded", err)
 	}
-	if err := m.unrecordable(ctx, seg("team", "fifth"), ledger.New(ids("u", 100)...)); err != nil {
+	if err := m.reserve(ctx, seg("team", "fifth"), ledger.New(ids("u", 100)...)); err != nil {
 		t.Fatalf("a record small enough for status is not charged: %v", err)
 	}
-	if err := m.unrecordable(ctx, seg("another", "first"), members); err != nil {
+	if err := m.reserve(ctx, seg("another", "first"), members); err != nil {
 		t.Fatalf("another namespace refused for this one's records: %v", err)
 	}
 	saved := &corev1.ConfigMap{}
@@ -309,10 +309,15 @@ func TestMemberRecordsChargedToTheirNamespace(t *testing.T) {
 		saved.Annotations[recordBytesAnnotation] != fmt.Sprint(n) {
 		t.Fatalf("the record's size annotation: %v, %v", saved.Annotations, err)
 	}
+	unsized := &corev1.ConfigMap{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "operator", Name: recordName("earlier-version")}, unsized); err != nil ||
+		unsized.Annotations[recordBytesAnnotation] != fmt.Sprint(n) {
+		t.Fatalf("an earlier version's record not given its size, to be read once: %v, %v", unsized.Annotations, err)
+	}
 	if err := m.drop(ctx, seg("team", "third")); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.unrecordable(ctx, seg("team", "fifth"), members); err != nil {
+	if err := m.reserve(ctx, seg("team", "fifth"), members); err != nil {
 		t.Fatalf("refused after a record of the namespace went: %v", err)
 	}
 }

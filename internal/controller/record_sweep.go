@@ -58,6 +58,8 @@ type recordSweeper struct {
 	writer    client.Writer
 	interval  time.Duration
 	minAge    time.Duration
+	// released is told of each record deleted: its Segment's namespace and UID.
+	released func(namespace string, uid types.UID)
 }
 
 func (s *recordSweeper) NeedLeaderElection() bool { return true }
@@ -110,6 +112,10 @@ func (s *recordSweeper) sweep(ctx context.Context) (int, error) {
 		switch {
 		case err == nil:
 			deleted++
+			if s.released != nil {
+				ns, _, _ := strings.Cut(cm.Annotations[recordOwnerAnnotation], "/")
+				s.released(ns, types.UID(strings.TrimPrefix(cm.Name, recordName(""))))
+			}
 		case apierrors.IsNotFound(err), apierrors.IsConflict(err): // gone, or written since: left
 		default:
 			return deleted, err

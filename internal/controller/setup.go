@@ -31,7 +31,8 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 	r.records = newMemberRecords(r.MemberRecordNamespace, mgr.GetAPIReader(), r.Client, r.MemberRecordBytesPerNamespace)
 	if r.MemberRecordNamespace != "" {
 		sweeper := &recordSweeper{namespace: r.MemberRecordNamespace, cache: r.Client, api: mgr.GetAPIReader(), writer: r.Client,
-			interval: cmp.Or(r.RecordSweepInterval, recordSweepInterval), minAge: cmp.Or(r.RecordSweepMinAge, recordSweepMinAge)}
+			interval: cmp.Or(r.RecordSweepInterval, recordSweepInterval), minAge: cmp.Or(r.RecordSweepMinAge, recordSweepMinAge),
+			released: r.records.quota.Release}
 		if err := mgr.Add(sweeper); err != nil {
 			return err
 		}

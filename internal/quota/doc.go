@@ -10,7 +10,10 @@
 //
 // The charges are known from a listing of what is kept (Load), made at the first charge
 // of the process and again, at most once per reloadInterval, before a charge is refused:
-// so what was deleted without this process knowing (by an administrator, or the sweep of
-// records whose Segment is gone) stops counting. The manager is the only writer of what
-// it charges, and only the leader writes, so between listings the charges are exact.
+// so what was deleted without this process knowing (by an administrator) stops counting.
+// A charge this process set stands until it is released, whatever a listing shows: what
+// it pays for may still be being made. The manager is the only writer of what it charges,
+// and only the leader writes, so the charges are never less than what is kept; they are
+// more by what a charge paid for that was never written (members that could not be sent),
+// until it is released.
 package quota

@@ -9,13 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-const (
-	// reloadInterval is the least time between two listings made to confirm a refusal.
-	reloadInterval = time.Minute
-	// pendingFor is how long a charge outlives a listing that shows less: what it pays for
-	// may still be being made (a charge is set before the members it records are sent).
-	pendingFor = 10 * time.Minute
-)
+// reloadInterval is the least time between two listings made to confirm a refusal.
+const reloadInterval = time.Minute
 
 // Charges are the bytes kept, by namespace and owner.
 type Charges map[string]map[types.UID]int64
@@ -29,14 +24,19 @@ type Quota struct {
 	load  Load
 	now   func() time.Time
 
+	loading sync.Mutex // one listing at a time, made without holding mu
+
 	mu       sync.Mutex
-	charges  map[string]map[types.UID]charge // nil until loaded
+	charges  map[string]map[types.UID]charge // nil until listed
 	loadedAt time.Time
 }
 
+// charge is one owner's: listed, or set by this process, which a listing showing less
+// does not undo (what it pays for may still be being made: a charge is set before the
+// members it records are sent), until it is released.
 type charge struct {
-	n  int64
-	at time.Time // when set; zero if listed
+	n     int64
+	local bool
 }
 
 // New returns a Quota of limit bytes a namespace (0: no bound, nothing listed), whose
@@ -60,42 +60,38 @@ func (e *ExceededError) Error() string {
 
 // Charge sets owner's charge in namespace ns to n bytes, or refuses it (*ExceededError)
 // if the namespace's charges together would pass the limit. A charge no larger than the
-// owner's last is never refused.
+// owner's last is never refused. The listing it may make (the first, or one to confirm a
+// refusal) holds up no charge of another namespace.
 func (q *Quota) Charge(ctx context.Context, ns string, owner types.UID, n int64) error {
 	if q.limit <= 0 {
 		return nil
 	}
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.charges == nil {
+	for listed := false; ; listed = true {
+		q.mu.Lock()
+		others, mine := q.others(ns, owner)
+		exceeds := n > mine && others+n > q.limit
+		if q.charges != nil && (!exceeds || listed || q.now().Sub(q.loadedAt) < reloadInterval) {
+			defer q.mu.Unlock()
+			if exceeds {
+				return &ExceededError{Namespace: ns, Charge: n, Others: others, Limit: q.limit}
+			}
+			if q.charges[ns] == nil {
+				q.charges[ns] = map[types.UID]charge{}
+			}
+			q.charges[ns][owner] = charge{n: n, local: true}
+			return nil
+		}
+		q.mu.Unlock()
 		if err := q.reload(ctx); err != nil {
 			return err
 		}
 	}
-	others, mine := q.others(ns, owner)
-	if n > mine && others+n > q.limit && q.now().Sub(q.loadedAt) >= reloadInterval {
-		if err := q.reload(ctx); err != nil {
-			return err
-		}
-		others, mine = q.others(ns, owner)
-	}
-	if n > mine && others+n > q.limit {
-		return &ExceededError{Namespace: ns, Charge: n, Others: others, Limit: q.limit}
-	}
-	if q.charges[ns] == nil {
-		q.charges[ns] = map[types.UID]charge{}
-	}
-	q.charges[ns][owner] = charge{n: n, at: q.now()}
-	return nil
 }
 
 // Release drops owner's charge in namespace ns: what it paid for is deleted.
 func (q *Quota) Release(ns string, owner types.UID) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.charges == nil {
-		return
-	}
 	delete(q.charges[ns], owner)
 	if len(q.charges[ns]) == 0 {
 		delete(q.charges, ns)
@@ -114,22 +110,33 @@ func (q *Quota) others(ns string, owner types.UID) (others, mine int64) {
 	return others, mine
 }
 
+// reload lists the charges anew, unless another caller just did, and keeps the charges
+// set by this process that the listing shows less of.
 func (q *Quota) reload(ctx context.Context) error {
-	charges, err := q.load(ctx)
+	q.loading.Lock()
+	defer q.loading.Unlock()
+	q.mu.Lock()
+	fresh := q.charges != nil && q.now().Sub(q.loadedAt) < reloadInterval
+	q.mu.Unlock()
+	if fresh {
+		return nil
+	}
+	listed, err := q.load(ctx)
 	if err != nil {
 		return fmt.Errorf("list what namespaces keep: %w", err)
 	}
-	now := q.now()
 	next := map[string]map[types.UID]charge{}
-	for ns, owners := range charges {
+	for ns, owners := range listed {
 		next[ns] = make(map[types.UID]charge, len(owners))
 		for o, n := range owners {
 			next[ns][o] = charge{n: n}
 		}
 	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	for ns, owners := range q.charges {
 		for o, c := range owners {
-			if now.Sub(c.at) < pendingFor && c.n > next[ns][o].n {
+			if c.local && c.n > next[ns][o].n {
 				if next[ns] == nil {
 					next[ns] = map[types.UID]charge{}
 				}
@@ -137,6 +144,6 @@ func (q *Quota) reload(ctx context.Context) error {
 			}
 		}
 	}
-	q.charges, q.loadedAt = next, now
+	q.charges, q.loadedAt = next, q.now()
 	return nil
 }

@@ -56,10 +56,12 @@ func TestQuota(t *testing.T) {
 			{op: "wait"},
 			{op: "charge", ns: "a", owner: "s1", n: 10},
 		}, loads: 2},
-		{name: "a charge set recently outlives a listing that does not show it yet", steps: []step{
+		{name: "a charge set here outlives a listing that does not show it, however late", steps: []step{
 			{op: "charge", ns: "a", owner: "filling", n: 70},
-			{op: "wait"},
+			{op: "wait"}, {op: "wait"}, {op: "wait"}, {op: "wait"}, {op: "wait"}, {op: "wait"}, {op: "wait"}, {op: "wait"}, {op: "wait"}, {op: "wait"}, {op: "wait"},
 			{op: "charge", ns: "a", owner: "s2", n: 40, refused: true}, // lists again: "filling" still counts
+			{op: "release", ns: "a", owner: "filling"},
+			{op: "charge", ns: "a", owner: "s2", n: 40},
 		}, loads: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,6 +106,37 @@ func TestQuota(t *testing.T) {
 				t.Fatalf("listed %d times, want %d", loads, tc.loads)
 			}
 		})
+	}
+}
+
+// A listing made for one namespace holds up no charge of another.
+func TestAListingBlocksNoOtherCharge(t *testing.T) {
+	listing, release := make(chan struct{}), make(chan struct{})
+	calls := 0
+	q := New(100, func(context.Context) (Charges, error) {
+		calls++
+		if calls == 2 {
+			close(listing)
+			<-release
+		}
+		return Charges{"full": {"old": 100}}, nil
+	})
+	now := time.Unix(1_000_000, 0)
+	q.now = func() time.Time { return now }
+	if err := q.Charge(context.Background(), "other", "s", 10); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(reloadInterval)
+	refused := make(chan error)
+	go func() { refused <- q.Charge(context.Background(), "full", "s", 10) }() // lists again to confirm
+	<-listing
+	if err := q.Charge(context.Background(), "other", "s", 20); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	var exceeded *ExceededError
+	if err := <-refused; !errors.As(err, &exceeded) {
+		t.Fatalf("%v, want the charge refused", err)
 	}
 }
 
