@@ -25,8 +25,9 @@
 //
 //   - memo: what each key of each ConfigMap version was parsed into, for every Segment
 //     that names it, at most maxMemoIDs IDs in all. Only the reads of Segments whose
-//     sources were accepted are kept: a Segment refused for its sources evicts nothing that
-//     serves the others.
+//     sources were accepted are kept, and of those only a Segment's that read no more than
+//     half of it: a Segment refused for its sources, or one of the heaviest, evicts nothing
+//     that serves the others.
 //   - refusals: the Segments whose sources were refused, with the versions refused (the
 //     Segment's generation and each ConfigMap's UID and resourceVersion). Such a Segment
 //     is not read again until its spec or one of its ConfigMaps changes.

@@ -188,6 +188,9 @@ func (r *Reader) Members(ctx context.Context, seg *usersv1alpha1.Segment) ([]str
 	r.mu.Lock()
 	r.refusals.Remove(seg.UID)
 	r.mu.Unlock()
+	if ids := idsIn(read); ids > maxMemoIDs/2 {
+		return members, nil // it would push out most of what serves the others: it reads its own again
+	}
 	for _, k := range read {
 		r.memo.put(k.cm, k.uid, k.version, k.Key, k.parsed)
 	}
@@ -252,6 +255,14 @@ func (r *Reader) read(ctx context.Context, seg *usersv1alpha1.Segment, srcs []so
 		}
 	}
 	return sets.List(members), read, nil
+}
+
+func idsIn(read []keyRead) int {
+	n := 0
+	for _, k := range read {
+		n += len(k.ids)
+	}
+	return n
 }
 
 // outcome returns what reading src's key version came to before, if it is remembered.

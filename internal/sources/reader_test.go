@@ -205,6 +205,26 @@ func TestARefusedSegmentIsNotReadAgain(t *testing.T) {
 	}
 }
 
+// A Segment that read more than half the memo's IDs keeps none of them there: the others'
+// keys stay.
+func TestTheHeaviestSegmentsDoNotFlushTheMemo(t *testing.T) {
+	big := ids("b", maxMemoIDs/4+1)
+	api, _, reads := counted(configMap("list", map[string]string{"small": "s1\n", "a": big, "b": big}))
+	r := NewReader(api, api, Limits{SegmentBytes: 64 << 20})
+	for _, seg := range []*usersv1alpha1.Segment{segment("small", nil, "list/small"), segment("heavy", nil, "list/a", "list/b")} {
+		if _, err := r.Members(context.Background(), seg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := reads.Load()
+	if _, err := r.Members(context.Background(), segment("small-again", nil, "list/small")); err != nil || reads.Load()-before != 1 {
+		t.Fatalf("%d reads, %v: want the small key from the memo (1 metadata read)", reads.Load()-before, err)
+	}
+	if r.memo.ids != 2 { // the small key's ID, and the key itself
+		t.Fatalf("the heavy Segment's keys kept: %d IDs", r.memo.ids)
+	}
+}
+
 // A key refused on its own is read once, whatever the number of Segments naming it.
 func TestABadKeyIsReadOnce(t *testing.T) {
 	api, _, reads := counted(configMap("list", map[string]string{"bad": "u1\n-\n"}))
