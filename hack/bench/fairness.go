@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
@@ -33,7 +32,7 @@ func fairness(ctx context.Context, root string, segments int) (string, error) {
 	defer os.RemoveAll(work)
 	const workers = 16 // the default
 	log("fairness: %d Segments of account A at 1 call/s, then one of account B", segments)
-	env, err := localenv.Start(localenv.Options{
+	env, c, err := startEnv(localenv.Options{
 		Root: root, WorkDir: work, Token: "bench-token", DriftInterval: 10 * time.Minute,
 		SimulatorArgs: []string{"--rate-limit", "1000", "--latency", "50ms"},
 		ManagerArgs: []string{"--max-concurrent-reconciles", strconv.Itoa(workers),
@@ -44,21 +43,6 @@ func fairness(ctx context.Context, root string, segments int) (string, error) {
 		return "", err
 	}
 	defer func() { _ = env.Stop() }()
-	if err := env.Build(); err != nil {
-		return "", err
-	}
-	if err := env.StartSimulator(); err != nil {
-		return "", err
-	}
-	cfg := env.Config()
-	cfg.QPS, cfg.Burst = 2000, 4000
-	if err := usersv1alpha1.AddToScheme(scheme.Scheme); err != nil {
-		return "", err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
-	if err != nil {
-		return "", err
-	}
 	for _, ns := range []string{"account-a", "account-b"} {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return "", err

@@ -14,7 +14,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
@@ -136,7 +135,7 @@ func hostileOnce(ctx context.Context, root string, victims int, attack bool) (ou
 		name = "attack"
 	}
 	log("hostile tenant, %s: %d victim Segments", name, victims)
-	env, err := localenv.Start(localenv.Options{
+	env, c, err := startEnv(localenv.Options{
 		Root: root, WorkDir: work, Token: "bench-token", DriftInterval: 10 * time.Minute,
 		SimulatorArgs: []string{"--rate-limit", "100", "--latency", "5ms"},
 		// --allowed-api-urls: the attacker's Secret names the simulator as "localhost", which
@@ -148,21 +147,6 @@ func hostileOnce(ctx context.Context, root string, victims int, attack bool) (ou
 		return out, err
 	}
 	defer func() { _ = env.Stop() }()
-	if err := env.Build(); err != nil {
-		return out, err
-	}
-	if err := env.StartSimulator(); err != nil {
-		return out, err
-	}
-	cfg := env.Config()
-	cfg.QPS, cfg.Burst = 2000, 4000
-	if err := usersv1alpha1.AddToScheme(scheme.Scheme); err != nil {
-		return out, err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
-	if err != nil {
-		return out, err
-	}
 	for _, ns := range []string{"attacker", "victim"} {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			return out, err

@@ -41,7 +41,6 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -164,7 +163,7 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	env, err := localenv.Start(localenv.Options{
+	env, c, err := startEnv(localenv.Options{
 		Root: root, WorkDir: work, Token: "bench-token", DriftInterval: r.drift,
 		SimulatorArgs: []string{"--rate-limit", ftoa(r.rate), "--latency", r.latency.String()},
 		ManagerArgs: []string{"--max-concurrent-reconciles", strconv.Itoa(r.workers),
@@ -178,21 +177,6 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 		return nil, err
 	}
 	defer func() { _ = env.Stop() }()
-	if err := env.Build(); err != nil {
-		return nil, err
-	}
-	if err := env.StartSimulator(); err != nil {
-		return nil, err
-	}
-	cfg := env.Config()
-	cfg.QPS, cfg.Burst = 2000, 4000
-	if err := usersv1alpha1.AddToScheme(scheme.Scheme); err != nil {
-		return nil, err
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme.Scheme})
-	if err != nil {
-		return nil, err
-	}
 	b := &bench{r: r, env: env, c: c, metricsURL: "http://" + metricsAddr + "/metrics",
 		audit: &auditCounter{path: env.AuditLog, user: localenv.ManagerUser}}
 	defer func() {

@@ -11,6 +11,12 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/test/localenv"
 )
 
 func freeAddr() (string, error) {
@@ -194,4 +200,33 @@ func log(format string, args ...any) {
 func fatal(err error) {
 	fmt.Fprintln(os.Stderr, "bench:", err)
 	os.Exit(1)
+}
+
+// startEnv starts a control plane and the simulator as opts say, builds the binaries, and
+// returns them with a client of the bench's own (the caller starts the manager, and stops
+// env).
+func startEnv(opts localenv.Options) (*localenv.Env, client.Client, error) {
+	env, err := localenv.Start(opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := func() (client.Client, error) {
+		if err := env.Build(); err != nil {
+			return nil, err
+		}
+		if err := env.StartSimulator(); err != nil {
+			return nil, err
+		}
+		if err := usersv1alpha1.AddToScheme(scheme.Scheme); err != nil {
+			return nil, err
+		}
+		cfg := env.Config()
+		cfg.QPS, cfg.Burst = 2000, 4000
+		return client.New(cfg, client.Options{Scheme: scheme.Scheme})
+	}()
+	if err != nil {
+		_ = env.Stop()
+		return nil, nil, err
+	}
+	return env, c, nil
 }

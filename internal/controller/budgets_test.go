@@ -13,7 +13,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -156,17 +155,7 @@ func newTenant(ns string) client.Client {
 	c, err := client.New(user.Config(), client.Options{Scheme: scheme.Scheme})
 	Expect(err).NotTo(HaveOccurred())
 	bindEditor(ns, name)
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "edit-core", Namespace: ns},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets", "configmaps"},
-			Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}}},
-	}
-	Expect(k8sClient.Create(ctx, role)).To(Succeed())
-	Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "tenant-edits-core", Namespace: ns},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: name}},
-	})).To(Succeed())
+	bindWriter(ns, name, "secrets", "configmaps")
 	return c
 }
 

@@ -207,7 +207,7 @@ var _ = Describe("Tenancy: rewriting a Secret's token", func() {
 		tenant, err := client.New(user.Config(), client.Options{Scheme: scheme.Scheme})
 		Expect(err).NotTo(HaveOccurred())
 		bindEditor(ns, name)
-		bindSecretWriter(ns, name)
+		bindWriter(ns, name, "secrets")
 
 		secret := &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns, Labels: map[string]string{usersv1alpha1.CredentialsLabel: "true"}},
@@ -249,16 +249,17 @@ var _ = Describe("Tenancy: rewriting a Secret's token", func() {
 	})
 })
 
-// bindSecretWriter lets user write Secrets in namespace ns, as the built-in edit role does.
-func bindSecretWriter(ns, user string) {
+// bindWriter lets user write the core resources (secrets, configmaps) in namespace ns, as
+// the built-in edit role does.
+func bindWriter(ns, user string, resources ...string) {
 	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "secret-writer", Namespace: ns},
-		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"},
+		ObjectMeta: metav1.ObjectMeta{Name: "writer", Namespace: ns},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: resources,
 			Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}}},
 	}
 	Expect(k8sClient.Create(ctx, role)).To(Succeed())
 	Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "tenant-writes-secrets", Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "tenant-writes", Namespace: ns},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: user}},
 	})).To(Succeed())
