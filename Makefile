@@ -72,7 +72,7 @@ demo: manifests envtest ## Run the operator locally (control plane + simulator +
 	go run ./hack/demo
 
 .PHONY: bench
-bench: manifests envtest ## Benchmark at scale against a rate-limited simulator; prints a table and writes bin/bench/results.txt (about 15 minutes).
+bench: manifests envtest ## Benchmark at scale against a rate-limited simulator, and a hostile tenant; prints a table and writes bin/bench/results.txt (about 20 minutes).
 	go run ./hack/bench $(BENCH_ARGS)
 
 ##@ Build
