@@ -138,9 +138,15 @@ var _ = Describe("Credentials per namespace", func() {
 	It("stalls with EndpointNotFound on a base URL that answers 404, without calling it in a loop", func() {
 		secret("wrong-path", true, map[string]string{"token": simToken, "apiURL": notFoundURL})
 		seg := create(ns, "wrong-path", usersv1alpha1.SegmentSpec{CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "wrong-path"}})
-		waitReason(seg, usersv1alpha1.ReasonEndpointNotFound)
-		Expect(readyCondition(get(seg)).Message).To(ContainSubstring("check the API base URL"))
-		Expect(meta.IsStatusConditionTrue(get(seg).Status.Conditions, usersv1alpha1.ConditionStalled)).To(BeTrue())
+		// Read together: each retry records its create intent (Creating) before the call.
+		Eventually(func(g Gomega) {
+			s := get(seg)
+			c := readyCondition(s)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Reason).To(Equal(usersv1alpha1.ReasonEndpointNotFound))
+			g.Expect(c.Message).To(ContainSubstring("check the API base URL"))
+			g.Expect(meta.IsStatusConditionTrue(s.Status.Conditions, usersv1alpha1.ConditionStalled)).To(BeTrue())
+		}, timeout, poll).Should(Succeed())
 		before := notFoundHits.Load()
 		time.Sleep(2 * driftInterval)
 		// Once per drift interval, give or take one.

@@ -106,7 +106,9 @@ type AccountOptions struct {
 	// Held returns the IDs of the accounts a tenant's Segments have a segment (or a create
 	// pending) in, as their status records. They count toward PerTenant whatever their
 	// last use: a Segment suspended, or not reconciled since a restart, keeps its
-	// account's place, which no other account may take meanwhile. Nil: none.
+	// account's place, which no other account may take meanwhile. Nil: none. It is asked
+	// only for an account new to the tenant that the accounts it used do not refuse
+	// already, with no lock held, and its answer kept for ten seconds.
 	Held func(tenant string) []string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -119,6 +121,18 @@ type Accounts struct {
 	mu      sync.Mutex
 	m       map[string]*Account
 	tenants map[string]map[string]time.Time // tenant, account key: when the tenant last used it
+
+	heldMu sync.Mutex
+	held   map[string]heldAccounts // by tenant: what AccountOptions.Held said, for heldFor
+}
+
+// heldFor is how long what AccountOptions.Held says of a tenant is taken as true: it lists
+// the tenant's Segments, and a tenant may have many, each of whose reconciles may ask.
+const heldFor = 10 * time.Second
+
+type heldAccounts struct {
+	ids []string
+	at  time.Time
 }
 
 // NewAccounts returns an empty registry.
@@ -126,7 +140,8 @@ func NewAccounts(opts AccountOptions) *Accounts {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Accounts{opts: opts, m: map[string]*Account{}, tenants: map[string]map[string]time.Time{}}
+	return &Accounts{opts: opts, m: map[string]*Account{}, tenants: map[string]map[string]time.Time{},
+		held: map[string]heldAccounts{}}
 }
 
 // For returns the account for c, used by tenant (a namespace), creating it on first use,
@@ -148,6 +163,10 @@ func (a *Accounts) Held(c Credentials, tenant string) (*Account, error) {
 func (a *Accounts) account(c Credentials, tenant string, held bool) (*Account, error) {
 	key := c.key()
 	now := a.opts.Now()
+	var heldIDs []string // listed only where they decide, and with no lock held
+	if tenant != "" && !held && a.mayRefuse(tenant, key) {
+		heldIDs = a.heldBy(tenant, now)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if ttl := a.opts.IdleTTL; ttl > 0 {
@@ -166,7 +185,7 @@ func (a *Accounts) account(c Credentials, tenant string, held bool) (*Account, e
 		}
 	}
 	if tenant != "" {
-		if err := a.admit(tenant, key, now, held); err != nil {
+		if err := a.admit(tenant, key, now, held, heldIDs); err != nil {
 			return nil, err
 		}
 	}
@@ -235,9 +254,43 @@ func (e *TooManyAccountsError) Error() string {
 		"the most allowed (--max-accounts-per-namespace)%s", e.Tenant, e.Most, within)
 }
 
+// mayRefuse says whether admit may refuse tenant the account of key for the accounts its
+// Segments hold: it is a new one, and those the tenant used do not refuse it already.
+func (a *Accounts) mayRefuse(tenant, key string) bool {
+	if a.opts.PerTenant <= 0 || a.opts.Held == nil {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	used := a.tenants[tenant]
+	_, in := used[key]
+	return !in && len(used) < a.opts.PerTenant
+}
+
+// heldBy returns the IDs of the accounts tenant's Segments hold (AccountOptions.Held), as
+// listed within heldFor.
+func (a *Accounts) heldBy(tenant string, now time.Time) []string {
+	a.heldMu.Lock()
+	h, ok := a.held[tenant]
+	a.heldMu.Unlock()
+	if ok && now.Sub(h.at) < heldFor {
+		return h.ids
+	}
+	ids := a.opts.Held(tenant)
+	a.heldMu.Lock()
+	defer a.heldMu.Unlock()
+	for t, h := range a.held {
+		if now.Sub(h.at) >= heldFor {
+			delete(a.held, t)
+		}
+	}
+	a.held[tenant] = heldAccounts{ids: ids, at: now}
+	return ids
+}
+
 // admit records that tenant uses the account of key, or refuses it as one too many (one
-// held is never refused).
-func (a *Accounts) admit(tenant, key string, now time.Time, held bool) error {
+// held is never refused); heldIDs are the accounts its Segments hold, where listed.
+func (a *Accounts) admit(tenant, key string, now time.Time, held bool, heldIDs []string) error {
 	if a.opts.PerTenant <= 0 {
 		return nil
 	}
@@ -247,9 +300,7 @@ func (a *Accounts) admit(tenant, key string, now time.Time, held bool) error {
 		for k := range used {
 			others.Insert(idOf(k))
 		}
-		if a.opts.Held != nil {
-			others.Insert(a.opts.Held(tenant)...)
-		}
+		others.Insert(heldIDs...)
 		if others.Delete(idOf(key)).Len() >= a.opts.PerTenant {
 			return &TooManyAccountsError{Tenant: tenant, Most: a.opts.PerTenant, Within: a.opts.IdleTTL}
 		}

@@ -459,9 +459,52 @@ func TestHeldAccountsCountUnused(t *testing.T) {
 	if _, err := accounts.For(token("three"), "tenant"); !errors.As(err, &tooMany) {
 		t.Fatalf("a third beside one used and one held: %v", err)
 	}
-	held = nil // the Segment deleted: its place is free
+	held = nil // the Segment deleted: its place is free, once what was listed is ten seconds old
+	if _, err := accounts.For(token("three"), "tenant"); !errors.As(err, &tooMany) {
+		t.Fatalf("the held accounts listed again at once: %v", err)
+	}
+	now = now.Add(10 * time.Second)
 	if _, err := accounts.For(token("three"), "tenant"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// What AccountOptions.Held lists is asked for only where it decides, never with the lock
+// every tenant's lookups share held, and at most once per ten seconds per tenant.
+func TestHeldAccountsAreListedOnlyWhereTheyDecide(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	token := func(s string) remote.Credentials { return remote.Credentials{BaseURL: "http://x", Token: s} }
+	var accounts *remote.Accounts
+	lists := 0
+	accounts = remote.NewAccounts(remote.AccountOptions{PerTenant: 2, IdleTTL: 10 * time.Minute,
+		Now: func() time.Time { return now }, Held: func(tenant string) []string {
+			if tenant != "tenant" {
+				return nil
+			}
+			lists++
+			done := make(chan struct{})
+			go func() { // another tenant's lookup goes on meanwhile
+				defer close(done)
+				if _, err := accounts.For(token("other"), "another"); err != nil {
+					t.Error(err)
+				}
+			}()
+			<-done
+			return nil
+		}})
+	for _, step := range []struct {
+		token string
+		lists int
+	}{
+		{"one", 1},   // new, and one place left: listed
+		{"one", 1},   // used: not listed
+		{"two", 1},   // new: listed within ten seconds, not again
+		{"three", 1}, // two used: refused without listing
+	} {
+		_, _ = accounts.For(token(step.token), "tenant")
+		if lists != step.lists {
+			t.Fatalf("after %q: listed %d times, want %d", step.token, lists, step.lists)
+		}
 	}
 }
 
