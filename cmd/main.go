@@ -26,6 +26,7 @@ import (
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
 	"github.com/segment-operator/segment-operator/internal/controller"
+	"github.com/segment-operator/segment-operator/internal/memberrecord"
 	"github.com/segment-operator/segment-operator/internal/metrics"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/internal/sources"
@@ -59,7 +60,7 @@ func main() {
 		kubeBurst               int
 		showVersion             bool
 		recordNamespace         string
-		recordBytes             = bytesFlag(controller.DefaultRecordBytesPerNamespace)
+		recordBytes             = bytesFlag(memberrecord.DefaultBytesPerNamespace)
 		sourceBytes             = bytesFlag(sources.DefaultSegmentBytes)
 		parseBytes              = bytesFlag(sources.DefaultParseBytes)
 		memoryLimitRatio        float64

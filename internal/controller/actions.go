@@ -12,6 +12,7 @@ import (
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
 	"github.com/segment-operator/segment-operator/internal/ledger"
+	"github.com/segment-operator/segment-operator/internal/memberrecord"
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
@@ -201,7 +202,7 @@ func (r *SegmentReconciler) addMembers(ctx context.Context, seg *usersv1alpha1.S
 	}
 	next := added.Clone()
 	next.Add(users...)
-	if err := r.records.reserve(ctx, seg, next); err != nil {
+	if err := r.records.Reserve(ctx, seg, next); err != nil {
 		return 0, err
 	}
 	id := seg.OwnedID()
@@ -216,7 +217,7 @@ func (r *SegmentReconciler) addMembers(ctx context.Context, seg *usersv1alpha1.S
 		// Recorded even when the reconcile is being cancelled (a shutdown, a lost lease): the
 		// members are in ChatBot, and would be sent again.
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		saveErr := r.records.save(sctx, seg, added)
+		saveErr := r.records.Save(sctx, seg, added)
 		cancel()
 		if saveErr != nil {
 			return n, saveErr
@@ -323,13 +324,7 @@ func resetRemote(seg *usersv1alpha1.Segment) {
 	seg.Status.AddedMembers = nil
 	seg.Status.NotRemovableMembers = 0
 	seg.Status.MissingMembers = 0
-	// The record is empty; a ConfigMap that held it is named still, for deletion with the
-	// Segment (it records the old segment, so it is not read for the new one).
-	if rec := seg.Status.MemberRecord; rec != nil && rec.ConfigMap != "" {
-		seg.Status.MemberRecord = &usersv1alpha1.MemberRecord{ConfigMap: rec.ConfigMap}
-	} else {
-		seg.Status.MemberRecord = nil
-	}
+	memberrecord.Reset(seg)
 }
 
 // plural says "1 member" or "2 members"; with a second form, that form for other counts

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/metadata"
 	"github.com/segment-operator/segment-operator/internal/text"
 )
 
@@ -263,7 +264,7 @@ func (s *namespacedSecrets) settleBinding(ctx context.Context, ns string, inUse 
 // tenant may have many Secrets with large annotations.
 func (s *namespacedSecrets) anyHeld(ctx context.Context, ns string) (bool, error) {
 	held := false
-	err := eachMetadata(ctx, s.apiReader, "SecretList", 50, func(m *metav1.PartialObjectMetadata) bool {
+	err := metadata.Each(ctx, s.apiReader, "SecretList", 50, func(m *metav1.PartialObjectMetadata) bool {
 		held = controllerutil.ContainsFinalizer(m, usersv1alpha1.CredentialsInUseFinalizer)
 		return !held
 	}, client.InNamespace(ns))

@@ -101,11 +101,11 @@ func (r *SegmentReconciler) observeOnly(ctx context.Context, seg *usersv1alpha1.
 	} else {
 		resetRemote(seg)
 	}
-	added, _, _, err := r.records.load(ctx, seg, desired)
+	rec, err := r.records.Load(ctx, seg, desired)
 	if err != nil {
 		return err
 	}
-	p := planFor(seg, added, desired, observed)
+	p := planFor(seg, rec.Ledger, desired, observed)
 	seg.Status.NotRemovableMembers = int32(p.notRemovable)
 	summary := summarize(p)
 	if summary == "" {

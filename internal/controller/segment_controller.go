@@ -16,6 +16,7 @@ import (
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/memberrecord"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/internal/sources"
 	"github.com/segment-operator/segment-operator/internal/text"
@@ -83,14 +84,14 @@ type SegmentReconciler struct {
 	// certainly made nothing (a 4xx, or never sent), by UID.
 	createsNoEffect sync.Map
 	// MemberRecordNamespace is the manager's own namespace, where the records of the
-	// members added to large segments are kept (see memberRecords).
+	// members added to large segments are kept (see internal/memberrecord).
 	MemberRecordNamespace string
 	// MemberRecordBytesPerNamespace bounds the bytes of the records of one namespace's
-	// Segments kept there (0: no bound; see DefaultRecordBytesPerNamespace).
+	// Segments kept there (0: no bound; see memberrecord.DefaultBytesPerNamespace).
 	MemberRecordBytesPerNamespace int64
-	records                       *memberRecords
+	records                       *memberrecord.Records
 	// RecordSweepInterval and RecordSweepMinAge set the sweep of records whose Segment is
-	// gone (recordSweeper): every hour, records older than 10 minutes, when zero.
+	// gone (memberrecord.Sweeper): every hour, records older than 10 minutes, when zero.
 	RecordSweepInterval, RecordSweepMinAge time.Duration
 
 	// CreateTimeout bounds a create call from its intent to its answer, rate limiter wait
@@ -207,18 +208,19 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 			recordObserved(seg, s)
 		}
 	}
-	added, migrated, lost, err := r.records.load(ctx, seg, desired)
+	rec, err := r.records.Load(ctx, seg, desired)
 	if err != nil {
 		return err
 	}
-	if lost {
+	added := rec.Ledger
+	if rec.Lost {
 		r.warn(seg, "MemberRecordLost", "AddMembers", "The record of the members added to remote segment %s is gone "+
 			"(its ConfigMap in the manager's namespace was deleted): the desired members are added again, and members "+
 			"removed from the spec before now are no longer counted", seg.OwnedID())
 	}
-	if migrated && observed != nil {
+	if rec.Migrated && observed != nil {
 		// An earlier version's status.addedMembers, kept compact from now on.
-		if err := r.records.save(ctx, seg, added); err != nil {
+		if err := r.records.Save(ctx, seg, added); err != nil {
 			return err
 		}
 	}
@@ -273,7 +275,7 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 			"(deletionPolicy %s, managementPolicy %s): look for a segment of that name created then", i.Name, intentTime(i),
 			seg.DeletionPolicyOrDefault(), seg.Spec.ManagementPolicy)
 	}
-	if err := r.records.drop(ctx, seg); err != nil {
+	if err := r.records.Drop(ctx, seg); err != nil {
 		return ctrl.Result{}, err
 	}
 	if err := r.patchMetadata(ctx, seg, func(s *usersv1alpha1.Segment) {

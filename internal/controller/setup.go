@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"cmp"
 	"context"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/memberrecord"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/internal/sources"
 )
@@ -28,12 +28,9 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 	r.names = keymutex.NewHashed(1024) // buckets: unrelated names rarely wait for each other
 	r.namespaceShares = remote.NewShares(r.NamespaceShare)
 	r.sources = sources.NewReader(r.Client, mgr.GetAPIReader(), r.MemberSources)
-	r.records = newMemberRecords(r.MemberRecordNamespace, mgr.GetAPIReader(), r.Client, r.MemberRecordBytesPerNamespace)
+	r.records = memberrecord.New(r.MemberRecordNamespace, mgr.GetAPIReader(), r.Client, r.MemberRecordBytesPerNamespace)
 	if r.MemberRecordNamespace != "" {
-		sweeper := &recordSweeper{namespace: r.MemberRecordNamespace, cache: r.Client, api: mgr.GetAPIReader(), writer: r.Client,
-			interval: cmp.Or(r.RecordSweepInterval, recordSweepInterval), minAge: cmp.Or(r.RecordSweepMinAge, recordSweepMinAge),
-			released: r.records.quota.Release}
-		if err := mgr.Add(sweeper); err != nil {
+		if err := mgr.Add(r.records.Sweeper(r.Client, r.RecordSweepInterval, r.RecordSweepMinAge)); err != nil {
 			return err
 		}
 	}

@@ -131,11 +131,21 @@ func removeCondition(seg *usersv1alpha1.Segment, condType string) {
 	meta.RemoveStatusCondition(&seg.Status.Conditions, condType)
 }
 
+// stallingError is an error the operator cannot resolve by retrying, with the reason to
+// report: a stallError, or one of a concern's package (memberrecord.Error).
+type stallingError interface {
+	error
+	StallReason() string
+}
+
 // stallError is a condition the operator cannot resolve by retrying: the user must act
 // (change the spec, adopt a segment, remove a conflict).
 type stallError struct{ reason, msg string }
 
 func (e *stallError) Error() string { return e.msg }
+
+// StallReason is the Segment's Ready reason.
+func (e *stallError) StallReason() string { return e.reason }
 
 func stall(reason, format string, args ...any) error {
 	return &stallError{reason: reason, msg: fmt.Sprintf(format, args...)}
@@ -174,7 +184,7 @@ func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment
 		return r.waitTurn(ctx, turnErr)
 	}
 	var (
-		stallErr *stallError
+		stallErr stallingError
 		waitErr  *waitError
 	)
 	switch {
@@ -182,7 +192,7 @@ func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment
 		reason, result = usersv1alpha1.ReasonCreating, ctrl.Result{RequeueAfter: waitErr.after}
 	case errors.As(err, &stallErr):
 		// Checked again each drift interval: the conflicting Segment may go, a segment appear.
-		reason, stuck, result = stallErr.reason, true, ctrl.Result{RequeueAfter: r.DriftInterval}
+		reason, stuck, result = stallErr.StallReason(), true, ctrl.Result{RequeueAfter: r.DriftInterval}
 	case isCredentialsError(err):
 		reason, stuck, result = usersv1alpha1.ReasonCredentialsError, true, ctrl.Result{RequeueAfter: r.DriftInterval}
 	case !isAPI:

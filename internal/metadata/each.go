@@ -1,4 +1,4 @@
-package controller
+package metadata
 
 import (
 	"context"
@@ -8,12 +8,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// eachMetadata lists the metadata only of the core objects of listKind ("SecretList",
+// Each lists the metadata only of the core objects of listKind ("SecretList",
 // "ConfigMapList") that opts select, a page of limit at a time, and calls visit on each
 // until it returns false. For lists the cache does not hold, or must not be trusted for:
 // a page at a time, so that a namespace of many large objects costs a bounded amount of
 // memory per call. visit must not keep the pointer: the page is reused.
-func eachMetadata(ctx context.Context, r client.Reader, listKind string, limit int64,
+func Each(ctx context.Context, r client.Reader, listKind string, limit int64,
 	visit func(*metav1.PartialObjectMetadata) bool, opts ...client.ListOption) error {
 	page := &metav1.PartialObjectMetadataList{}
 	page.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(listKind))

@@ -1,11 +1,9 @@
-package controller
+package memberrecord
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -21,13 +19,6 @@ import (
 	"github.com/segment-operator/segment-operator/internal/quota"
 )
 
-// The record of the members the operator added to a remote segment (the API cannot list
-// them) is a ledger.Ledger: 8-byte digests, about 7 bytes a member. While it is small it is
-// kept in status.memberRecord.digests; beyond inlineRecordBytes, in a ConfigMap of the
-// manager's own namespace (which no tenant can write), named after the Segment's UID and
-// marked with the remote segment it records. So the Segment stays small whatever its
-// member count, and a record of another remote segment (before a Recreate) is never taken
-// for this one's.
 const (
 	// inlineRecordBytes is the largest record kept in status: about 400 members.
 	inlineRecordBytes = 3000
@@ -47,10 +38,10 @@ const (
 	// recordBytesAnnotation is the size of a record ConfigMap's record, which its
 	// namespace is charged (see quota), so that the charges are known from its metadata.
 	recordBytesAnnotation = "users.chatbot.com/record-bytes"
-	// DefaultRecordBytesPerNamespace is the default bound on the bytes of the records of a
+	// DefaultBytesPerNamespace is the default bound on the bytes of the records of a
 	// namespace's Segments in the manager's namespace: about 2,300,000 members recorded, a
 	// hundred Segments of 20,000 members.
-	DefaultRecordBytesPerNamespace = 16 << 20
+	DefaultBytesPerNamespace = 16 << 20
 	// memoDigests bounds the digests of records kept in memory, all Segments together:
 	// 16 MB, some 15 records of the largest size. Any Segment editor can make large
 	// Segments; past the bound, records are read again from their ConfigMaps.
@@ -60,8 +51,8 @@ const (
 	absentRecords = 100_000
 )
 
-// memberRecords reads and writes Segments' member records.
-type memberRecords struct {
+// Records reads and writes Segments' member records. It is safe for concurrent use.
+type Records struct {
 	// namespace is the manager's own, where large records are kept.
 	namespace string
 	reader    client.Reader // uncached: the cache holds no record ConfigMap
@@ -86,66 +77,40 @@ type recordMemo struct {
 	ledger          *ledger.Ledger
 }
 
-// newMemberRecords returns the records kept in namespace, each namespace's of them at most
-// bytesPerNamespace (0: no bound).
-func newMemberRecords(namespace string, reader client.Reader, writer client.Client, bytesPerNamespace int64) *memberRecords {
-	m := &memberRecords{namespace: namespace, reader: reader, writer: writer}
+// New returns the records kept in namespace (the manager's own), read there through
+// reader (uncached) and written through c (whose cache is read for Namespaces), each
+// namespace's of them at most bytesPerNamespace (0: no bound).
+func New(namespace string, reader client.Reader, c client.Client, bytesPerNamespace int64) *Records {
+	m := &Records{namespace: namespace, reader: reader, writer: c}
 	m.memo = lru.NewWithEvictionFunc(0, func(_ lru.Key, v any) { m.digests -= v.(recordMemo).ledger.Len() })
 	m.absent = lru.New(absentRecords)
 	m.quota = quota.New(bytesPerNamespace, m.charges)
 	return m
 }
 
-// charges lists the record ConfigMaps, metadata only, and returns what each namespace is
-// charged for them. A record an earlier version wrote has no size annotation: it is read
-// (it is in the manager's namespace, where no tenant writes, and at most maxRecordBytes),
-// and given one, so that it is read once.
-func (m *memberRecords) charges(ctx context.Context) (quota.Charges, error) {
-	out := quota.Charges{}
-	charge := func(cm *metav1.PartialObjectMetadata, n int64) {
-		ns, _, _ := strings.Cut(cm.Annotations[recordOwnerAnnotation], "/")
-		if out[ns] == nil {
-			out[ns] = map[types.UID]int64{}
-		}
-		out[ns][types.UID(strings.TrimPrefix(cm.Name, recordName("")))] = n
-	}
-	var unsized []metav1.PartialObjectMetadata
-	err := eachMetadata(ctx, m.reader, "ConfigMapList", 500, func(cm *metav1.PartialObjectMetadata) bool {
-		_, isRecord := strings.CutPrefix(cm.Name, recordName(""))
-		if _, _, owned := strings.Cut(cm.Annotations[recordOwnerAnnotation], "/"); !isRecord || !owned {
-			return true
-		}
-		if n, err := strconv.ParseInt(cm.Annotations[recordBytesAnnotation], 10, 64); err == nil {
-			charge(cm, n)
-		} else {
-			unsized = append(unsized, *cm)
-		}
-		return true
-	}, client.InNamespace(m.namespace), client.MatchingLabels{usersv1alpha1.MemberRecordLabel: "true"})
-	if err != nil {
-		return nil, err
-	}
-	for i := range unsized {
-		cm := &corev1.ConfigMap{}
-		if err := m.reader.Get(ctx, client.ObjectKeyFromObject(&unsized[i]), cm); apierrors.IsNotFound(err) {
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		n := len(cm.BinaryData[recordKey])
-		charge(&unsized[i], int64(n))
-		sized := cm.DeepCopy()
-		sized.Annotations[recordBytesAnnotation] = strconv.Itoa(n)
-		if err := m.writer.Patch(ctx, sized, client.MergeFromWithOptions(cm, client.MergeFromWithOptimisticLock{})); err != nil {
-			logf.FromContext(ctx).Info("could not mark a member record ConfigMap with its size; it is read again at the next listing",
-				"configMap", m.namespace+"/"+cm.Name, "error", err.Error())
-		}
-	}
-	return out, nil
+// Loaded is a Segment's record as Load found it.
+type Loaded struct {
+	// Ledger is the record, a copy the caller may change.
+	Ledger *ledger.Ledger
+	// Migrated is true when the record is not in status yet (an earlier version's
+	// status.addedMembers, or a ConfigMap whose status write was lost): then Save it.
+	Migrated bool
+	// Lost is true when a record ConfigMap status names is missing or records another
+	// segment: the members are taken as not added (they are added again, which the API
+	// takes as a no-op).
+	Lost bool
 }
 
-// recordName is the name of the ConfigMap that holds a Segment's large record.
-func recordName(uid types.UID) string { return "segment-members-" + string(uid) }
+// Load returns the Segment's record; desired are the members the Segment wants (see
+// unnamed).
+func (m *Records) Load(ctx context.Context, seg *usersv1alpha1.Segment, desired []string) (Loaded, error) {
+	l, migrated, lost, err := m.load(ctx, seg, desired)
+	return Loaded{Ledger: l, Migrated: migrated, Lost: lost}, err
+}
+
+// Release drops what the Segment of namespace ns and UID uid is charged for its record,
+// deleted by the sweep, which knows of it only from the ConfigMap.
+func (m *Records) Release(ns string, uid types.UID) { m.quota.Release(ns, uid) }
 
 // load returns the Segment's record, a copy the caller may change; migrated is true when
 // it is not in status yet (an earlier version's status.addedMembers, or a ConfigMap whose
@@ -153,7 +118,7 @@ func recordName(uid types.UID) string { return "segment-members-" + string(uid) 
 // record ConfigMap status names is missing or records another segment: the members are
 // taken as not added (they are added again, which the API takes as a no-op). desired are
 // the members the Segment wants: see unnamed.
-func (m *memberRecords) load(ctx context.Context, seg *usersv1alpha1.Segment, desired []string) (l *ledger.Ledger, migrated, lost bool, err error) {
+func (m *Records) load(ctx context.Context, seg *usersv1alpha1.Segment, desired []string) (l *ledger.Ledger, migrated, lost bool, err error) {
 	rec := seg.Status.MemberRecord
 	if rec == nil || rec.Added == 0 {
 		// A record this process wrote to the Segment's ConfigMap whose status write was lost
@@ -211,7 +176,7 @@ func (m *memberRecords) load(ctx context.Context, seg *usersv1alpha1.Segment, de
 // process writes it remembers, so an unnamed one can only predate it. A record found is
 // merged with the one in status: both only grow, and either may hold members the other
 // lacks (status's, added after a restart that did not look).
-func (m *memberRecords) unnamed(ctx context.Context, seg *usersv1alpha1.Segment, inline *ledger.Ledger, desired []string) (*ledger.Ledger, bool, error) {
+func (m *Records) unnamed(ctx context.Context, seg *usersv1alpha1.Segment, inline *ledger.Ledger, desired []string) (*ledger.Ledger, bool, error) {
 	if m.namespace == "" || seg.OwnedID() == "" || len(desired) <= unlostMembers || m.knownAbsent(seg.UID) ||
 		len(inline.Missing(desired)) == 0 {
 		return nil, false, nil
@@ -235,7 +200,7 @@ func (m *memberRecords) unnamed(ctx context.Context, seg *usersv1alpha1.Segment,
 
 // knownAbsent says whether this process found no record ConfigMap for the Segment, and wrote
 // none since.
-func (m *memberRecords) knownAbsent(uid types.UID) bool {
+func (m *Records) knownAbsent(uid types.UID) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	_, ok := m.absent.Get(uid)
@@ -244,7 +209,7 @@ func (m *memberRecords) knownAbsent(uid types.UID) bool {
 
 // read returns the record ConfigMap's content, from memory if this process read or wrote
 // it last.
-func (m *memberRecords) read(ctx context.Context, uid types.UID, name string) (recordMemo, error) {
+func (m *Records) read(ctx context.Context, uid types.UID, name string) (recordMemo, error) {
 	if memo, ok := m.recall(uid); ok {
 		return memo, nil
 	}
@@ -262,7 +227,7 @@ func (m *memberRecords) read(ctx context.Context, uid types.UID, name string) (r
 }
 
 // recall returns the record this process last read or wrote for the Segment, if it keeps one.
-func (m *memberRecords) recall(uid types.UID) (recordMemo, bool) {
+func (m *Records) recall(uid types.UID) (recordMemo, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	v, ok := m.memo.Get(uid)
@@ -272,7 +237,7 @@ func (m *memberRecords) recall(uid types.UID) (recordMemo, bool) {
 	return v.(recordMemo), true
 }
 
-func (m *memberRecords) remember(uid types.UID, memo recordMemo) {
+func (m *Records) remember(uid types.UID, memo recordMemo) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.absent.Remove(uid)
@@ -287,73 +252,9 @@ func (m *memberRecords) remember(uid types.UID, memo recordMemo) {
 	}
 }
 
-// reserve makes sure that l can be recorded as the Segment's record, and charges its
-// namespace for it, or says why it cannot be: before members are sent, so that none is
-// sent that could not be recorded (and would be sent again).
-func (m *memberRecords) reserve(ctx context.Context, seg *usersv1alpha1.Segment, l *ledger.Ledger) error {
-	b, _ := l.MarshalBinary()
-	if err := m.recordLimit(l.Len(), len(b)); err != nil || len(b) <= inlineRecordBytes {
-		return err
-	}
-	if err := m.namespaceExists(ctx, l.Len()); err != nil {
-		return err
-	}
-	return m.charge(ctx, seg, len(b))
-}
-
-// recordLimit says why a record of members digests, size bytes encoded, cannot be kept, or
-// returns nil: too large for a ConfigMap, or too large for status with no namespace to keep
-// a ConfigMap in.
-func (m *memberRecords) recordLimit(members, size int) error {
-	switch {
-	case size > maxRecordBytes:
-		return stall(usersv1alpha1.ReasonMemberRecordTooLarge, "The record of the members added to this segment would hold %d members, "+
-			"more than the operator can keep (about 140,000, counting members added and since removed): nothing more is added. "+
-			"memberRemovalPolicy Recreate makes the segment anew with only the desired members", members)
-	case size > inlineRecordBytes && m.namespace == "":
-		return errNoRecordNamespace(members, "the manager was given none: run it with --member-record-namespace "+
-			"(the install sets $POD_NAMESPACE; out of a cluster, the kubeconfig context's namespace is the default)")
-	}
-	return nil
-}
-
-func errNoRecordNamespace(members int, why string) error {
-	return stall(usersv1alpha1.ReasonMemberRecordNamespaceMissing, "The record of the %d members added is too large for status "+
-		"(more than about 400), and the manager has no namespace to keep it in: %s. Nothing more is added", members, why)
-}
-
-// namespaceExists returns nil if the manager's namespace for records exists (in the
-// cache); else an error for a record of members.
-func (m *memberRecords) namespaceExists(ctx context.Context, members int) error {
-	ns := &metav1.PartialObjectMetadata{}
-	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-	err := m.writer.Get(ctx, types.NamespacedName{Name: m.namespace}, ns)
-	if apierrors.IsNotFound(err) {
-		return m.errNamespaceGone(members)
-	}
-	return err
-}
-
-func (m *memberRecords) errNamespaceGone(members int) error {
-	return errNoRecordNamespace(members, fmt.Sprintf("namespace %q (--member-record-namespace) does not exist: create it", m.namespace))
-}
-
-// charge charges the Segment's namespace size bytes for its record ConfigMap.
-func (m *memberRecords) charge(ctx context.Context, seg *usersv1alpha1.Segment, size int) error {
-	err := m.quota.Charge(ctx, seg.Namespace, seg.UID, int64(size))
-	if exceeded := (*quota.ExceededError)(nil); errors.As(err, &exceeded) {
-		return stall(usersv1alpha1.ReasonMemberRecordQuotaExceeded, "The record of the members added to this segment is too large "+
-			"for status and is kept in the manager's namespace, where the records of a namespace's Segments may take at most %d "+
-			"bytes (--max-member-record-bytes-per-namespace): this one would take %d, and the namespace's other Segments' %d. "+
-			"Nothing more is added until records go (a Segment of the namespace deleted) or an administrator raises the bound",
-			exceeded.Limit, exceeded.Charge, exceeded.Others)
-	}
-	return err
-}
-
-// save records l as the Segment's record: in status while small, else in its ConfigMap,
+// Save records l as the Segment's record: in status while small, else in its ConfigMap,
 // written now (status is written later). Status then no longer holds addedMembers.
-func (m *memberRecords) save(ctx context.Context, seg *usersv1alpha1.Segment, l *ledger.Ledger) error {
+func (m *Records) Save(ctx context.Context, seg *usersv1alpha1.Segment, l *ledger.Ledger) error {
 	b, _ := l.MarshalBinary()
 	rec := &usersv1alpha1.MemberRecord{Added: int32(l.Len())}
 	if old := seg.Status.MemberRecord; old != nil {
@@ -379,7 +280,7 @@ func (m *memberRecords) save(ctx context.Context, seg *usersv1alpha1.Segment, l 
 }
 
 // write stores a record in the Segment's ConfigMap, conditional on the version last seen.
-func (m *memberRecords) write(ctx context.Context, seg *usersv1alpha1.Segment, name string, b []byte, l *ledger.Ledger) error {
+func (m *Records) write(ctx context.Context, seg *usersv1alpha1.Segment, name string, b []byte, l *ledger.Ledger) error {
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: m.namespace,
 			Labels: map[string]string{usersv1alpha1.MemberRecordLabel: "true"},
@@ -414,20 +315,20 @@ func (m *memberRecords) write(ctx context.Context, seg *usersv1alpha1.Segment, n
 	return nil
 }
 
-func (m *memberRecords) forget(uid types.UID) {
+func (m *Records) forget(uid types.UID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.memo.Remove(uid)
 	m.absent.Remove(uid)
 }
 
-// drop deletes the Segment's record ConfigMap, named from its UID whatever status says: the
+// Drop deletes the Segment's record ConfigMap, named from its UID whatever status says: the
 // Segment is going. When status names one or this process wrote one, an error keeps the
 // Segment's finalizer. A Segment that owned a remote segment may also have one that status
 // does not name (its status write lost before a restart): that delete is tried, but may
 // fail (the sweep deletes what it leaves), so that a manager with no right to delete there
 // never holds up a deletion. A Segment that owned no remote segment has no record.
-func (m *memberRecords) drop(ctx context.Context, seg *usersv1alpha1.Segment) error {
+func (m *Records) Drop(ctx context.Context, seg *usersv1alpha1.Segment) error {
 	_, written := m.recall(seg.UID)
 	m.forget(seg.UID)
 	named := written || (seg.Status.MemberRecord != nil && seg.Status.MemberRecord.ConfigMap != "")

@@ -1,6 +1,7 @@
-package controller
+package memberrecord
 
 import (
+	"cmp"
 	"context"
 	"strings"
 	"time"
@@ -15,9 +16,10 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/metadata"
 )
 
-// A Segment's record ConfigMap goes with it (memberRecords.drop, in its finalizer). One
+// A Segment's record ConfigMap goes with it (Records.Drop, in its finalizer). One
 // whose Segment is gone without the finalizer running (removed by hand, or the CRD deleted
 // with no manager) would stay in the manager's namespace for good: the sweep deletes it.
 const (
@@ -47,11 +49,11 @@ func orphanRecords(cms []metav1.PartialObjectMetadata, segments sets.Set[types.U
 	return out
 }
 
-// recordSweeper deletes, every interval, the record ConfigMaps in namespace whose Segment
+// Sweeper deletes, every interval, the record ConfigMaps in namespace whose Segment
 // is gone. It runs on the leader only. Segments come from the cache; the records, which
 // the cache does not hold (it keeps only spec.membersFrom's ConfigMaps), from a paged
 // metadata list of the manager's own namespace, which no tenant can write.
-type recordSweeper struct {
+type Sweeper struct {
 	namespace string
 	cache     client.Reader
 	api       client.Reader
@@ -62,9 +64,20 @@ type recordSweeper struct {
 	released func(namespace string, uid types.UID)
 }
 
-func (s *recordSweeper) NeedLeaderElection() bool { return true }
+// Sweeper returns the sweep of m's records whose Segment is gone, for the manager to run:
+// Segments are read from cache; every interval (default an hour), records older than
+// minAge (default 10 minutes).
+func (m *Records) Sweeper(cache client.Reader, interval, minAge time.Duration) *Sweeper {
+	return &Sweeper{namespace: m.namespace, cache: cache, api: m.reader, writer: m.writer,
+		interval: cmp.Or(interval, recordSweepInterval), minAge: cmp.Or(minAge, recordSweepMinAge), released: m.Release}
+}
 
-func (s *recordSweeper) Start(ctx context.Context) error {
+// NeedLeaderElection says that the sweep runs on the leader only.
+func (s *Sweeper) NeedLeaderElection() bool { return true }
+
+// Start sweeps every interval until ctx ends.
+
+func (s *Sweeper) Start(ctx context.Context) error {
 	log := logf.FromContext(ctx).WithName("record-sweep")
 	wait.UntilWithContext(ctx, func(ctx context.Context) {
 		n, err := s.sweep(ctx)
@@ -81,9 +94,9 @@ func (s *recordSweeper) Start(ctx context.Context) error {
 // before the Segments: a record is written by a reconcile of its Segment, after the Segment
 // is in the cache, so any record listed has its Segment in the later list unless the
 // Segment is gone.
-func (s *recordSweeper) sweep(ctx context.Context) (int, error) {
+func (s *Sweeper) sweep(ctx context.Context) (int, error) {
 	var records []metav1.PartialObjectMetadata
-	err := eachMetadata(ctx, s.api, "ConfigMapList", 500, func(m *metav1.PartialObjectMetadata) bool {
+	err := metadata.Each(ctx, s.api, "ConfigMapList", 500, func(m *metav1.PartialObjectMetadata) bool {
 		records = append(records, *m)
 		return true
 	}, client.InNamespace(s.namespace), client.MatchingLabels{usersv1alpha1.MemberRecordLabel: "true"})

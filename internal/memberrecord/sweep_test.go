@@ -1,4 +1,4 @@
-package controller
+package memberrecord
 
 import (
 	"context"
@@ -92,7 +92,7 @@ func TestSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).Build()
-	sweeper := &recordSweeper{namespace: "operator", cache: c, api: c, writer: c, minAge: 10 * time.Minute}
+	sweeper := New("operator", c, c, 0).Sweeper(c, 0, 10*time.Minute)
 	n, err := sweeper.sweep(ctx)
 	if err != nil || n != 1200 {
 		t.Fatalf("sweep = %d, %v; want 1200 deleted", n, err)

@@ -1,4 +1,4 @@
-package controller
+package memberrecord
 
 import (
 	"context"
@@ -38,7 +38,7 @@ func TestMemberRecords(t *testing.T) {
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme.Scheme).
 		WithObjects(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "operator"}}).Build()
-	m := newMemberRecords("operator", c, c, 0)
+	m := New("operator", c, c, 0)
 
 	t.Run("nothing recorded", func(t *testing.T) {
 		l, migrated, lost, err := m.load(ctx, owned("a", "r1"), nil)
@@ -53,7 +53,7 @@ func TestMemberRecords(t *testing.T) {
 		if err != nil || !migrated || !l.Has("u1") || l.Len() != 2 {
 			t.Fatalf("load = %d, migrated %v, %v", l.Len(), migrated, err)
 		}
-		if err := m.save(ctx, seg, l); err != nil {
+		if err := m.Save(ctx, seg, l); err != nil {
 			t.Fatal(err)
 		}
 		if seg.Status.AddedMembers != nil || seg.Status.MemberRecord.Added != 2 || seg.Status.MemberRecord.Digests == nil ||
@@ -68,7 +68,7 @@ func TestMemberRecords(t *testing.T) {
 	t.Run("a large record goes to a ConfigMap, read back after a restart", func(t *testing.T) {
 		seg := owned("c", "r1")
 		l := ledger.New(ids("u", 10_000)...)
-		if err := m.save(ctx, seg, l); err != nil {
+		if err := m.Save(ctx, seg, l); err != nil {
 			t.Fatal(err)
 		}
 		rec := seg.Status.MemberRecord
@@ -80,17 +80,17 @@ func TestMemberRecords(t *testing.T) {
 		if again, migrated, _, err := m.load(ctx, lostStatus, nil); err != nil || !migrated || again.Len() != 10_000 {
 			t.Fatalf("with its status write lost: %d members, migrated %v, %v", again.Len(), migrated, err)
 		}
-		restarted := newMemberRecords("operator", c, c, 0)
+		restarted := New("operator", c, c, 0)
 		back, _, lost, err := restarted.load(ctx, seg, nil)
 		if err != nil || lost || back.Len() != 10_000 || !back.Has("u009999") {
 			t.Fatalf("read back %d, lost %v: %v", back.Len(), lost, err)
 		}
 		back.Add("more")
-		if err := restarted.save(ctx, seg, back); err != nil {
+		if err := restarted.Save(ctx, seg, back); err != nil {
 			t.Fatalf("rewrite: %v", err)
 		}
 		// m's memory is stale now: its next write is refused, and it reads anew.
-		if err := m.save(ctx, seg, ledger.New(ids("u", 10_001)...)); err == nil {
+		if err := m.Save(ctx, seg, ledger.New(ids("u", 10_001)...)); err == nil {
 			t.Fatal("a write over a version this process did not see went through")
 		}
 		if fresh, _, _, _ := m.load(ctx, seg, nil); fresh.Len() != 10_001 {
@@ -99,11 +99,11 @@ func TestMemberRecords(t *testing.T) {
 
 		// After a Recreate, the ConfigMap records the old segment: it is not read for the new one.
 		seg.Status.Ownership.ID = "r2"
-		fresh, _, lost, err := newMemberRecords("operator", c, c, 0).load(ctx, seg, nil)
+		fresh, _, lost, err := New("operator", c, c, 0).load(ctx, seg, nil)
 		if err != nil || !lost || fresh.Len() != 0 {
 			t.Fatalf("old segment's record: %d, lost %v, %v", fresh.Len(), lost, err)
 		}
-		resetRemote(seg)
+		Reset(seg)
 		if seg.Status.MemberRecord == nil || seg.Status.MemberRecord.ConfigMap == "" || seg.Status.MemberRecord.Added != 0 {
 			t.Fatalf("reset kept %+v", seg.Status.MemberRecord)
 		}
@@ -111,7 +111,7 @@ func TestMemberRecords(t *testing.T) {
 			t.Fatalf("reset record: %d, %v", l.Len(), err)
 		}
 
-		if err := m.drop(ctx, seg); err != nil {
+		if err := m.Drop(ctx, seg); err != nil {
 			t.Fatal(err)
 		}
 		var cms corev1.ConfigMapList
@@ -121,24 +121,24 @@ func TestMemberRecords(t *testing.T) {
 	})
 	t.Run("a ConfigMap that status does not name, after a restart: found, and dropped", func(t *testing.T) {
 		seg := owned("e", "r1")
-		if err := m.save(ctx, seg, ledger.New(ids("u", 10_000)...)); err != nil {
+		if err := m.Save(ctx, seg, ledger.New(ids("u", 10_000)...)); err != nil {
 			t.Fatal(err)
 		}
 		lostStatus := seg.DeepCopy()
 		lostStatus.Status.MemberRecord = nil // the status write lost, then the manager restarted
 
 		reads := &countingReader{Reader: c}
-		restarted := newMemberRecords("operator", reads, c, 0)
+		restarted := New("operator", reads, c, 0)
 		// At steady state, and for a small Segment, nothing is looked for.
 		if l, _, _, err := restarted.load(ctx, seg, ids("u", 10_000)); err != nil || l.Len() != 10_000 {
 			t.Fatalf("named: %d, %v", l.Len(), err)
 		}
 		reads.gets = 0
-		restarted = newMemberRecords("operator", reads, c, 0)
+		restarted = New("operator", reads, c, 0)
 		if l, migrated, _, err := restarted.load(ctx, lostStatus, ids("v", unlostMembers)); err != nil || l.Len() != 0 || migrated || reads.gets != 0 {
 			t.Fatalf("small fill: %d members, migrated %v, %d reads, %v", l.Len(), migrated, reads.gets, err)
 		}
-		restarted = newMemberRecords("operator", reads, c, 0)
+		restarted = New("operator", reads, c, 0)
 		l, migrated, lost, err := restarted.load(ctx, lostStatus, ids("u", 10_001))
 		if err != nil || !migrated || lost || l.Len() != 10_000 || reads.gets != 1 {
 			t.Fatalf("large fill: %d members, migrated %v, lost %v, %d reads, %v", l.Len(), migrated, lost, reads.gets, err)
@@ -146,11 +146,11 @@ func TestMemberRecords(t *testing.T) {
 		// Another segment's (before a Recreate) is not taken.
 		other := lostStatus.DeepCopy()
 		other.Status.Ownership.ID = "r2"
-		if l, migrated, _, err := newMemberRecords("operator", c, c, 0).load(ctx, other, ids("u", 10_001)); err != nil || l.Len() != 0 || migrated {
+		if l, migrated, _, err := New("operator", c, c, 0).load(ctx, other, ids("u", 10_001)); err != nil || l.Len() != 0 || migrated {
 			t.Fatalf("another segment's: %d, migrated %v, %v", l.Len(), migrated, err)
 		}
 
-		if err := newMemberRecords("operator", c, c, 0).drop(ctx, lostStatus); err != nil {
+		if err := New("operator", c, c, 0).Drop(ctx, lostStatus); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.Get(ctx, types.NamespacedName{Namespace: "operator", Name: recordName(seg.UID)}, &corev1.ConfigMap{}); !apierrors.IsNotFound(err) {
@@ -159,21 +159,21 @@ func TestMemberRecords(t *testing.T) {
 	})
 	t.Run("after a Recreate, a small record in status beside the old segment's ConfigMap name", func(t *testing.T) {
 		seg := owned("f", "r1")
-		if err := m.save(ctx, seg, ledger.New(ids("u", 10_000)...)); err != nil {
+		if err := m.Save(ctx, seg, ledger.New(ids("u", 10_000)...)); err != nil {
 			t.Fatal(err)
 		}
 		seg.Status.Ownership.ID = "r2"
-		resetRemote(seg) // keeps the ConfigMap's name, Added 0
-		if l, _, lost, err := newMemberRecords("operator", c, c, 0).load(ctx, seg, ids("u", 300)); err != nil || l.Len() != 0 || lost {
+		Reset(seg) // keeps the ConfigMap's name, Added 0
+		if l, _, lost, err := New("operator", c, c, 0).load(ctx, seg, ids("u", 300)); err != nil || l.Len() != 0 || lost {
 			t.Fatalf("just reset: %d, lost %v, %v", l.Len(), lost, err)
 		}
-		if err := m.save(ctx, seg, ledger.New(ids("u", 300)...)); err != nil {
+		if err := m.Save(ctx, seg, ledger.New(ids("u", 300)...)); err != nil {
 			t.Fatal(err)
 		}
 		if rec := seg.Status.MemberRecord; rec.Digests == nil || rec.ConfigMap == "" {
 			t.Fatalf("saved as %+v", rec)
 		}
-		l, _, lost, err := newMemberRecords("operator", c, c, 0).load(ctx, seg, ids("u", 300))
+		l, _, lost, err := New("operator", c, c, 0).load(ctx, seg, ids("u", 300))
 		if err != nil || lost || l.Len() != 300 {
 			t.Fatalf("the record in status: %d, lost %v, %v", l.Len(), lost, err)
 		}
@@ -181,11 +181,11 @@ func TestMemberRecords(t *testing.T) {
 	t.Run("the unnamed record is looked for once, and merged with the one in status", func(t *testing.T) {
 		seg := owned("g", "r1")
 		inStatus := ledger.New(ids("u", 350)...)
-		if err := m.save(ctx, seg, inStatus); err != nil { // inline
+		if err := m.Save(ctx, seg, inStatus); err != nil { // inline
 			t.Fatal(err)
 		}
 		reads := &countingReader{Reader: c}
-		fresh := newMemberRecords("operator", reads, c, 0)
+		fresh := New("operator", reads, c, 0)
 		if _, _, _, err := fresh.load(ctx, seg, ids("u", 350)); err != nil || reads.gets != 0 {
 			t.Fatalf("steady state: %d reads, %v", reads.gets, err)
 		}
@@ -199,20 +199,20 @@ func TestMemberRecords(t *testing.T) {
 		}
 
 		big := seg.DeepCopy()
-		if err := m.save(ctx, big, ledger.New(append(ids("v", 1000), "u000000")...)); err != nil { // a ConfigMap
+		if err := m.Save(ctx, big, ledger.New(append(ids("v", 1000), "u000000")...)); err != nil { // a ConfigMap
 			t.Fatal(err)
 		}
-		l, migrated, _, err := newMemberRecords("operator", c, c, 0).load(ctx, seg, ids("v", 1001))
+		l, migrated, _, err := New("operator", c, c, 0).load(ctx, seg, ids("v", 1001))
 		if err != nil || !migrated || l.Len() != 1000+350 || !l.Has("u000349") || !l.Has("v000999") {
 			t.Fatalf("merged: %d, migrated %v, %v", l.Len(), migrated, err)
 		}
 	})
 	t.Run("too large: refused before anything is sent", func(t *testing.T) {
-		if err := m.reserve(ctx, owned("f", "r1"), ledger.New(ids("u", 100_000)...)); err != nil {
+		if err := m.Reserve(ctx, owned("f", "r1"), ledger.New(ids("u", 100_000)...)); err != nil {
 			t.Fatalf("100,000 refused: %v", err)
 		}
-		err := m.reserve(ctx, owned("f", "r1"), ledger.New(ids("u", 200_000)...))
-		var st *stallError
+		err := m.Reserve(ctx, owned("f", "r1"), ledger.New(ids("u", 200_000)...))
+		var st *Error
 		if !errors.As(err, &st) || st.reason != usersv1alpha1.ReasonMemberRecordTooLarge {
 			t.Fatalf("200,000: %v", err)
 		}
@@ -232,14 +232,14 @@ func TestMemberRecords(t *testing.T) {
 			{"", "the manager was given none: run it with --member-record-namespace"},
 			{"gone", `namespace "gone" (--member-record-namespace) does not exist: create it`},
 		} {
-			m := newMemberRecords(tc.namespace, noNamespace, noNamespace, 0)
+			m := New(tc.namespace, noNamespace, noNamespace, 0)
 			large := ledger.New(ids("u", 1000)...)
-			if err := m.reserve(ctx, owned("d", "r1"), ledger.New(ids("u", 100)...)); err != nil {
+			if err := m.Reserve(ctx, owned("d", "r1"), ledger.New(ids("u", 100)...)); err != nil {
 				t.Fatalf("%q: 100 members, kept in status, refused: %v", tc.namespace, err)
 			}
-			for what, err := range map[string]error{"reserve": m.reserve(ctx, owned("d", "r1"), large),
-				"save": m.save(ctx, owned("d", "r1"), large)} {
-				var st *stallError
+			for what, err := range map[string]error{"reserve": m.Reserve(ctx, owned("d", "r1"), large),
+				"save": m.Save(ctx, owned("d", "r1"), large)} {
+				var st *Error
 				if !errors.As(err, &st) || st.reason != usersv1alpha1.ReasonMemberRecordNamespaceMissing || !strings.Contains(st.msg, tc.want) {
 					t.Fatalf("%q: %s = %v, want MemberRecordNamespaceMissing saying %q", tc.namespace, what, err, tc.want)
 				}
@@ -276,32 +276,32 @@ func TestMemberRecordsChargedToTheirNamespace(t *testing.T) {
 		record("team", "earlier-version", "", large), // no size: read once
 		record("other", "elsewhere", fmt.Sprint(10*n), nil),
 	).Build()
-	m := newMemberRecords("operator", c, c, 4*n)
+	m := New("operator", c, c, 4*n)
 	refused := func(err error) bool {
-		var st *stallError
+		var st *Error
 		return errors.As(err, &st) && st.reason == usersv1alpha1.ReasonMemberRecordQuotaExceeded
 	}
 	members := ledger.New(ids("u", 1000)...)
-	if err := m.reserve(ctx, seg("team", "third"), members); err != nil {
+	if err := m.Reserve(ctx, seg("team", "third"), members); err != nil {
 		t.Fatalf("the third record of the namespace: %v", err)
 	}
-	if err := m.save(ctx, seg("team", "third"), members); err != nil {
+	if err := m.Save(ctx, seg("team", "third"), members); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.reserve(ctx, seg("team", "third"), members); err != nil {
+	if err := m.Reserve(ctx, seg("team", "third"), members); err != nil {
 		t.Fatalf("a record charged already, not grown: %v", err)
 	}
-	if err := m.reserve(ctx, seg("team", "fourth"), members); err != nil {
+	if err := m.Reserve(ctx, seg("team", "fourth"), members); err != nil {
 		t.Fatalf("the fourth: %v", err)
 	}
-	err := m.reserve(ctx, seg("team", "fifth"), members)
+	err := m.Reserve(ctx, seg("team", "fifth"), members)
 	if !refused(err) || !strings.Contains(err.Error(), fmt.Sprintf("may take at most %d bytes (--max-member-record-bytes-per-namespace)", 4*n)) {
 		t.Fatalf("the fifth: %v, want MemberRecordQuotaExceeded", err)
 	}
-	if err := m.reserve(ctx, seg("team", "fifth"), ledger.New(ids("u", 100)...)); err != nil {
+	if err := m.Reserve(ctx, seg("team", "fifth"), ledger.New(ids("u", 100)...)); err != nil {
 		t.Fatalf("a record small enough for status is not charged: %v", err)
 	}
-	if err := m.reserve(ctx, seg("another", "first"), members); err != nil {
+	if err := m.Reserve(ctx, seg("another", "first"), members); err != nil {
 		t.Fatalf("another namespace refused for this one's records: %v", err)
 	}
 	saved := &corev1.ConfigMap{}
@@ -314,10 +314,10 @@ func TestMemberRecordsChargedToTheirNamespace(t *testing.T) {
 		unsized.Annotations[recordBytesAnnotation] != fmt.Sprint(n) {
 		t.Fatalf("an earlier version's record not given its size, to be read once: %v, %v", unsized.Annotations, err)
 	}
-	if err := m.drop(ctx, seg("team", "third")); err != nil {
+	if err := m.Drop(ctx, seg("team", "third")); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.reserve(ctx, seg("team", "fifth"), members); err != nil {
+	if err := m.Reserve(ctx, seg("team", "fifth"), members); err != nil {
 		t.Fatalf("refused after a record of the namespace went: %v", err)
 	}
 }
@@ -336,7 +336,7 @@ func (r *countingReader) Get(ctx context.Context, key client.ObjectKey, obj clie
 // The memo of records holds no more than memoDigests, whatever the number of large
 // Segments a tenant makes; a record is read again from its ConfigMap once evicted.
 func TestMemberRecordMemoIsBounded(t *testing.T) {
-	m := newMemberRecords("operator", nil, nil, 0)
+	m := New("operator", nil, nil, 0)
 	big := ledger.New(ids("u", 300_000)...)
 	for i := range 20 {
 		m.remember(types.UID(fmt.Sprint(i)), recordMemo{ledger: big})
