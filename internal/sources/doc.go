@@ -16,10 +16,10 @@
 //     a Segment naming 16 keys of 120,000 IDs reads two.
 //   - The manager: the sources being read and held at once weigh at most
 //     Limits.ParseBytes, all Segments of all namespaces together (a weighted semaphore). A
-//     Segment takes its share before it reads (what its keys in the memo weigh, which it
-//     holds on to, and the most a key may weigh for each other, at most SegmentBytes) and
-//     gives it back when its members are known. No number of tenants or Segments
-//     multiplies it.
+//     Segment takes its share before it reads (what its keys in the memo weigh, and the
+//     most a key may weigh for each other, at most SegmentBytes; taken anew if a key left
+//     the memo while it waited) and gives it back when its members are known. A Segment
+//     waiting holds nothing. No number of tenants or Segments multiplies it.
 //
 // # What is remembered
 //

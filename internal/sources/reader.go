@@ -163,17 +163,21 @@ func (r *Reader) Members(ctx context.Context, seg *usersv1alpha1.Segment) ([]str
 	if err := r.refused(seg.UID, versions); err != nil {
 		return nil, err
 	}
-	// The keys in the memo now are held from here on, so that the share stays true while
-	// the Segment waits for it: one evicted meanwhile is not read again unbudgeted.
-	known := make([]*parsed, len(srcs))
-	for i, src := range srcs {
-		if p, ok := r.memo.get(src.cm, src.uid, src.version, src.Key); ok {
-			known[i] = &p
+	// The keys in the memo are held only once the share is taken (none is kept alive by a
+	// Segment waiting), and then taken again if one went meanwhile: one evicted is read
+	// again within the share.
+	var (
+		share int64
+		known []*parsed
+	)
+	for need := r.share(r.known(srcs)); share < need; need = r.share(known) {
+		if share > 0 {
+			r.parsing.Release(share)
 		}
-	}
-	share := r.share(known)
-	if err := r.parsing.Acquire(ctx, share); err != nil {
-		return nil, fmt.Errorf("wait to read spec.membersFrom: %w", err)
+		if err := r.parsing.Acquire(ctx, need); err != nil {
+			return nil, fmt.Errorf("wait to read spec.membersFrom: %w", err)
+		}
+		share, known = need, r.known(srcs)
 	}
 	defer r.parsing.Release(share)
 	members, read, err := r.read(ctx, seg, srcs, known)
@@ -197,6 +201,17 @@ func (r *Reader) Members(ctx context.Context, seg *usersv1alpha1.Segment) ([]str
 	return members, nil
 }
 
+// known returns what the memo keeps of srcs' keys (nil: not kept).
+func (r *Reader) known(srcs []source) []*parsed {
+	known := make([]*parsed, len(srcs))
+	for i, src := range srcs {
+		if p, ok := r.memo.get(src.cm, src.uid, src.version, src.Key); ok {
+			known[i] = &p
+		}
+	}
+	return known
+}
+
 // keyRead is a key read from the API server, to keep in the memo once the Segment's
 // sources are accepted.
 type keyRead struct {
@@ -205,7 +220,8 @@ type keyRead struct {
 }
 
 // read unions spec.members and the keys of srcs, in order, stopping at the first key that
-// takes the Segment past a budget. known are the keys of srcs in the memo (nil: not).
+// takes the Segment past a budget. known are the keys of srcs in the memo when the share
+// was taken (nil: not).
 func (r *Reader) read(ctx context.Context, seg *usersv1alpha1.Segment, srcs []source, known []*parsed) ([]string, []keyRead, error) {
 	members := sets.New(seg.Spec.Members...)
 	var (
@@ -222,6 +238,8 @@ func (r *Reader) read(ctx context.Context, seg *usersv1alpha1.Segment, srcs []so
 		var p parsed
 		if known[i] != nil {
 			p = *known[i]
+		} else if kept, ok := r.memo.get(src.cm, src.uid, src.version, src.Key); ok {
+			p = kept // read by another Segment while this one waited: within its share
 		} else {
 			left := r.limits.SegmentBytes - weight
 			if o, ok := r.outcome(src); ok && o.err != nil {
