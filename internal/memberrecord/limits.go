@@ -136,9 +136,8 @@ func (m *Records) charges(ctx context.Context) (quota.Charges, error) {
 		}
 		n := len(cm.BinaryData[recordKey])
 		charge(&unsized[i], int64(n))
-		sized := cm.DeepCopy()
-		sized.Annotations[recordBytesAnnotation] = strconv.Itoa(n)
-		if err := m.writer.Patch(ctx, sized, client.MergeFromWithOptions(cm, client.MergeFromWithOptimisticLock{})); err != nil {
+		cm.Annotations[recordBytesAnnotation] = strconv.Itoa(n)
+		if err := m.writer.Update(ctx, cm); err != nil { // conditional on the version read; RBAC grants update, not patch
 			logf.FromContext(ctx).Info("could not mark a member record ConfigMap with its size; it is read again at the next listing",
 				"configMap", m.namespace+"/"+cm.Name, "error", err.Error())
 		}

@@ -333,6 +333,7 @@ func (m *Records) Drop(ctx context.Context, seg *usersv1alpha1.Segment) error {
 	m.forget(seg.UID)
 	named := written || (seg.Status.MemberRecord != nil && seg.Status.MemberRecord.ConfigMap != "")
 	if m.namespace == "" || (!named && seg.OwnedID() == "") {
+		m.quota.Release(seg.Namespace, seg.UID) // a charge for members never sent, if any
 		return nil
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: recordName(seg.UID), Namespace: m.namespace}}
@@ -346,6 +347,6 @@ func (m *Records) Drop(ctx context.Context, seg *usersv1alpha1.Segment) error {
 	default:
 		logf.FromContext(ctx).Info("could not delete a member record ConfigMap that status does not name; the sweep will",
 			"configMap", m.namespace+"/"+cm.Name, "error", err.Error())
-		return nil
+		return nil // charged still: the sweep releases it with the ConfigMap
 	}
 }

@@ -9,8 +9,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// reloadInterval is the least time between two listings made to confirm a refusal.
-const reloadInterval = time.Minute
+const (
+	// reloadInterval is the least time between two listings made to confirm a refusal.
+	reloadInterval = time.Minute
+	// retryAfter is how long a listing that failed answers for the next ones.
+	retryAfter = 5 * time.Second
+)
 
 // Charges are the bytes kept, by namespace and owner.
 type Charges map[string]map[types.UID]int64
@@ -29,6 +33,11 @@ type Quota struct {
 	mu       sync.Mutex
 	charges  map[string]map[types.UID]charge // nil until listed
 	loadedAt time.Time
+	// released are the owners released while a listing is under way (nil when none is),
+	// which it may still show.
+	released map[string]map[types.UID]bool
+	failedAt time.Time // of the last listing, if it failed
+	failed   error
 }
 
 // charge is one owner's: listed, or set by this process, which a listing showing less
@@ -92,6 +101,12 @@ func (q *Quota) Charge(ctx context.Context, ns string, owner types.UID, n int64)
 func (q *Quota) Release(ns string, owner types.UID) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.released != nil {
+		if q.released[ns] == nil {
+			q.released[ns] = map[types.UID]bool{}
+		}
+		q.released[ns][owner] = true
+	}
 	delete(q.charges[ns], owner)
 	if len(q.charges[ns]) == 0 {
 		delete(q.charges, ns)
@@ -117,13 +132,23 @@ func (q *Quota) reload(ctx context.Context) error {
 	defer q.loading.Unlock()
 	q.mu.Lock()
 	fresh := q.charges != nil && q.now().Sub(q.loadedAt) < reloadInterval
+	failed := q.failed != nil && q.now().Sub(q.failedAt) < retryAfter
+	if !fresh && !failed {
+		q.released = map[string]map[types.UID]bool{}
+	}
 	q.mu.Unlock()
-	if fresh {
+	switch {
+	case fresh:
 		return nil
+	case failed:
+		return q.failed
 	}
 	listed, err := q.load(ctx)
 	if err != nil {
-		return fmt.Errorf("list what namespaces keep: %w", err)
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		q.released, q.failedAt, q.failed = nil, q.now(), fmt.Errorf("list what namespaces keep: %w", err)
+		return q.failed
 	}
 	next := map[string]map[types.UID]charge{}
 	for ns, owners := range listed {
@@ -134,6 +159,11 @@ func (q *Quota) reload(ctx context.Context) error {
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	for ns, owners := range q.released { // released since the listing began: it may show them
+		for o := range owners {
+			delete(next[ns], o)
+		}
+	}
 	for ns, owners := range q.charges {
 		for o, c := range owners {
 			if c.local && c.n > next[ns][o].n {
@@ -144,6 +174,6 @@ func (q *Quota) reload(ctx context.Context) error {
 			}
 		}
 	}
-	q.charges, q.loadedAt = next, q.now()
+	q.charges, q.loadedAt, q.released, q.failed = next, q.now(), nil, nil
 	return nil
 }

@@ -140,6 +140,57 @@ func TestAListingBlocksNoOtherCharge(t *testing.T) {
 	}
 }
 
+// An owner released while a listing is under way does not come back with it.
+func TestAReleaseDuringAListingHolds(t *testing.T) {
+	listing, release := make(chan struct{}), make(chan struct{})
+	calls := 0
+	q := New(100, func(context.Context) (Charges, error) {
+		calls++
+		if calls == 1 {
+			return Charges{}, nil
+		}
+		close(listing)
+		<-release
+		return Charges{"a": {"gone": 90}}, nil // listed before its deletion
+	})
+	now := time.Unix(1_000_000, 0)
+	q.now = func() time.Time { return now }
+	if err := q.Charge(context.Background(), "a", "gone", 90); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(reloadInterval)
+	done := make(chan error)
+	go func() { done <- q.Charge(context.Background(), "a", "new", 20) }() // refused for now: lists again
+	<-listing
+	q.Release("a", "gone")
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("refused for a record released during the listing: %v", err)
+	}
+}
+
+// A listing that failed answers for the next charges a few seconds, rather than each
+// listing again.
+func TestAFailedListingIsNotRetriedAtOnce(t *testing.T) {
+	calls := 0
+	q := New(100, func(context.Context) (Charges, error) { calls++; return nil, errors.New("down") })
+	now := time.Unix(1_000_000, 0)
+	q.now = func() time.Time { return now }
+	for range 50 {
+		if err := q.Charge(context.Background(), "a", "s", 1); err == nil {
+			t.Fatal("charged without a listing")
+		}
+	}
+	if calls != 1 {
+		t.Fatalf("%d listings for 50 charges", calls)
+	}
+	now = now.Add(retryAfter)
+	_ = q.Charge(context.Background(), "a", "s", 1)
+	if calls != 2 {
+		t.Fatalf("not listed again after %s: %d", retryAfter, calls)
+	}
+}
+
 func TestNoLimitListsNothing(t *testing.T) {
 	q := New(0, func(context.Context) (Charges, error) { t.Fatal("listed"); return nil, nil })
 	if err := q.Charge(context.Background(), "a", "s", 1<<40); err != nil {
@@ -155,11 +206,14 @@ func TestAListingThatFailsRefusesNothingForGood(t *testing.T) {
 		}
 		return Charges{}, nil
 	})
+	now := time.Unix(1_000_000, 0)
+	q.now = func() time.Time { return now }
 	var exceeded *ExceededError
 	if err := q.Charge(context.Background(), "a", "s", 1); err == nil || errors.As(err, &exceeded) {
 		t.Fatalf("err = %v, want the listing's error, to retry", err)
 	}
 	fail = false
+	now = now.Add(retryAfter)
 	if err := q.Charge(context.Background(), "a", "s", 1); err != nil {
 		t.Fatal(err)
 	}
