@@ -62,7 +62,7 @@ func main() {
 		recordNamespace         string
 		recordBytes             = bytesFlag(memberrecord.DefaultBytesPerNamespace)
 		sourceBytes             = bytesFlag(sources.DefaultSegmentBytes)
-		parseBytes              = bytesFlag(sources.DefaultParseBytes)
+		parseBytes              bytesFlag // 0: twice sourceBytes
 		memoryLimitRatio        float64
 	)
 	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
@@ -78,7 +78,7 @@ func main() {
 	flag.StringVar(&recordNamespace, "member-record-namespace", "", "The manager's own namespace, where it keeps the records of the members it added to segments too large to record in status (ConfigMaps; default: $POD_NAMESPACE, which the install sets, else the namespace of the kubeconfig's current context).")
 	flag.Var(&recordBytes, "max-member-record-bytes-per-namespace", "Most bytes the member records of one namespace's Segments may take in the manager's namespace, where no ResourceQuota of theirs counts them (about 7 bytes a member added; 0: no bound). A Segment whose record would pass it gets MemberRecordQuotaExceeded, before any member is sent.")
 	flag.Var(&sourceBytes, "max-member-source-bytes-per-segment", "Most bytes one Segment's spec.membersFrom sources may weigh in all: their IDs once decompressed, and 48 bytes more for each ID (what the manager holds of it); reading stops at the first key past it (MembersSourceError). The default holds 120,000 IDs of 64 characters.")
-	flag.Var(&parseBytes, "max-member-source-bytes-at-once", "Most bytes of spec.membersFrom sources (weighed as above) the manager reads and holds at once, all Segments of all namespaces together; Segments wait for their share. At least --max-member-source-bytes-per-segment.")
+	flag.Var(&parseBytes, "max-member-source-bytes-at-once", "Most bytes of spec.membersFrom sources (weighed as above) the manager reads and holds at once, all Segments of all namespaces together; Segments wait for their share. At least --max-member-source-bytes-per-segment (0: twice it, 32Mi by default).")
 	flag.StringVar(&tokenFile, "chatbot-api-token-file", "", "File holding the ChatBot Developer access token, re-read when it changes. Without it, $CHATBOT_API_TOKEN.")
 	flag.DurationVar(&driftInterval, "drift-interval", 5*time.Minute, "How often each Segment is compared with the remote account; one listing per account serves all Segments in an interval.")
 	flag.IntVar(&maxConcurrent, "max-concurrent-reconciles", 16, "How many Segments are reconciled at once (workers mostly wait on the API: each costs a goroutine).")

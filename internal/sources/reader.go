@@ -27,8 +27,9 @@ const (
 	// DefaultSegmentBytes holds 120,000 IDs of 64 characters, with their line ends and
 	// idCost each.
 	DefaultSegmentBytes = 16 << 20
-	// DefaultParseBytes lets two Segments of the largest sources be read at once.
-	DefaultParseBytes = 32 << 20
+	// DefaultParseBytes lets two Segments of the largest sources be read at once: the
+	// default of ParseBytes is twice SegmentBytes.
+	DefaultParseBytes = 2 * DefaultSegmentBytes
 )
 
 const (
@@ -61,7 +62,7 @@ func (l Limits) WithDefaults() Limits {
 		l.SegmentBytes = DefaultSegmentBytes
 	}
 	if l.ParseBytes <= 0 {
-		l.ParseBytes = max(DefaultParseBytes, l.SegmentBytes)
+		l.ParseBytes = 2 * l.SegmentBytes
 	}
 	return l
 }

@@ -288,7 +288,7 @@ func TestLimitsDefaults(t *testing.T) {
 		valid    bool
 	}{
 		{Limits{}, Limits{SegmentBytes: DefaultSegmentBytes, ParseBytes: DefaultParseBytes}, true},
-		{Limits{SegmentBytes: 64 << 20}, Limits{SegmentBytes: 64 << 20, ParseBytes: 64 << 20}, true},
+		{Limits{SegmentBytes: 64 << 20}, Limits{SegmentBytes: 64 << 20, ParseBytes: 128 << 20}, true},
 		{Limits{SegmentBytes: 1 << 20, ParseBytes: 2 << 20}, Limits{SegmentBytes: 1 << 20, ParseBytes: 2 << 20}, true},
 		{Limits{SegmentBytes: 2 << 20, ParseBytes: 1 << 20}, Limits{SegmentBytes: 2 << 20, ParseBytes: 1 << 20}, false},
 	} {
