@@ -201,13 +201,7 @@ var _ = Describe("Tenancy: rewriting a Secret's token", func() {
 	It("makes the manager keep no more accounts than the namespace may use", func() {
 		ns := freshNamespace("rotator-")
 		DeferCleanup(cleanUp, ns)
-		name := "rotator-" + ns
-		user, err := testEnv.AddUser(envtest.User{Name: name}, nil)
-		Expect(err).NotTo(HaveOccurred())
-		tenant, err := client.New(user.Config(), client.Options{Scheme: scheme.Scheme})
-		Expect(err).NotTo(HaveOccurred())
-		bindEditor(ns, name)
-		bindWriter(ns, name, "secrets")
+		tenant := newTenant(ns)
 
 		secret := &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns, Labels: map[string]string{usersv1alpha1.CredentialsLabel: "true"}},
