@@ -164,7 +164,7 @@ func (a *Accounts) account(c Credentials, tenant string, held bool) (*Account, e
 	key := c.key()
 	now := a.opts.Now()
 	var heldIDs []string // listed only where they decide, and with no lock held
-	if tenant != "" && !held && a.mayRefuse(tenant, key) {
+	if tenant != "" && !held && a.mayRefuse(tenant, key, now) {
 		heldIDs = a.heldBy(tenant, now)
 	}
 	a.mu.Lock()
@@ -256,13 +256,13 @@ func (e *TooManyAccountsError) Error() string {
 
 // mayRefuse says whether admit may refuse tenant the account of key for the accounts its
 // Segments hold: it is a new one, and those the tenant used do not refuse it already.
-func (a *Accounts) mayRefuse(tenant, key string) bool {
+func (a *Accounts) mayRefuse(tenant, key string, now time.Time) bool {
 	if a.opts.PerTenant <= 0 || a.opts.Held == nil {
 		return false
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	used := a.tenants[tenant]
+	used := a.prune(tenant, now) // as admit will see them
 	_, in := used[key]
 	return !in && len(used) < a.opts.PerTenant
 }

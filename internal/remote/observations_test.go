@@ -459,7 +459,13 @@ func TestHeldAccountsCountUnused(t *testing.T) {
 	if _, err := accounts.For(token("three"), "tenant"); !errors.As(err, &tooMany) {
 		t.Fatalf("a third beside one used and one held: %v", err)
 	}
-	held = nil // the Segment deleted: its place is free, once what was listed is ten seconds old
+	// The accounts it used, gone stale: the held ones still count.
+	held = []string{token("suspended").AccountID(), token("also-held").AccountID()}
+	now = now.Add(time.Hour)
+	if _, err := accounts.For(token("fresh"), "tenant"); !errors.As(err, &tooMany) {
+		t.Fatalf("admitted beside two held accounts once the used ones went stale: %v", err)
+	}
+	held = nil // the Segments deleted: their places are free, once what was listed is ten seconds old
 	if _, err := accounts.For(token("three"), "tenant"); !errors.As(err, &tooMany) {
 		t.Fatalf("the held accounts listed again at once: %v", err)
 	}
