@@ -56,4 +56,11 @@
 // the observed remote segment to a plan. Manage carries the plan out;
 // ObserveOnly shows it in status.plan. Which segment a pending create made is another,
 // chooseCreated (intent.go). Both are table-tested; the envtest suite proves the wiring.
+//
+// # Concerns in packages of their own
+//
+//   - internal/sources: the desired members from spec.membersFrom, read within budgets.
+//   - internal/memberrecord: the record of the members added, its charge to the
+//     namespace (internal/quota), and the sweep of records whose Segment is gone.
+//   - internal/remote: the accounts, their shared listings, shares and member adds.
 package controller
