@@ -174,6 +174,10 @@ func (b *bytesFlag) Set(s string) error {
 	return nil
 }
 
+// fromKubeconfig says that the namespace for member records is the kubeconfig's: the
+// manager runs out of a cluster, in a namespace others may write.
+const fromKubeconfig = "the kubeconfig's current context"
+
 // recordNamespace returns the namespace where the manager keeps member records, and where
 // it comes from: the flag, $POD_NAMESPACE (which the install sets), or, out of a cluster,
 // the namespace of the kubeconfig's current context (the one kubectl uses).
@@ -189,7 +193,7 @@ func recordNamespace(flagged string) (ns, from string, err error) {
 		rules.ExplicitPath = f.Value.String()
 	}
 	ns, _, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).Namespace()
-	return ns, "the kubeconfig's current context", err
+	return ns, fromKubeconfig, err
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.
@@ -230,7 +234,7 @@ func run(cfg runConfig) error {
 	}
 	setupLog.Info("member records of large segments are kept in namespace "+recordNS, "from", from,
 		"maxBytesPerNamespace", cfg.recordBytes)
-	if cfg.recordNamespace == "" && os.Getenv("POD_NAMESPACE") == "" {
+	if from == fromKubeconfig {
 		setupLog.Info("out of a cluster: whoever may write ConfigMaps in namespace " + recordNS + " may change the records " +
 			"kept there; give the manager a namespace of its own with --member-record-namespace")
 	}
