@@ -1,0 +1,25 @@
+// Package ownership keeps the one rule of the operator: a Segment manages exactly the
+// remote segment its status.ownership.id names, and no two Segments own one segment.
+//
+// The record itself is in each Segment's status, which only the manager writes. This
+// package answers, for a Segment about to take a segment (claim, adopt, create), whether
+// another holds it, from two places:
+//
+//   - the cache, through two field indexes: Segments by the ID they own (IndexRemoteID;
+//     an earlier version's hold counts, see LegacyHold) and by the name of their pending
+//     create (IndexPendingCreate: a segment such a create may have made is not free);
+//   - the Registry, this process's own claims: the cache can lag behind a status write by
+//     a moment, in which another Segment must not take the same ID.
+//
+// The Registry also holds the name locks (one per account and remote name, from a create
+// call until its ID is claimed, and while a segment is chosen by name) and what this
+// process saw of each Segment's last create (when it ended; whether it certainly made
+// nothing), which resolving a pending create needs.
+//
+// # Lock order
+//
+// A name lock (LockName) is taken first, then the claim lock (held inside Claim,
+// ClaimListed and Choose, which check and record as one step), then the lock of the claims
+// map (held only inside the Registry's own methods). None is held across a call to
+// ChatBot.
+package ownership

@@ -1,0 +1,229 @@
+package ownership
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/keymutex"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/chatbot"
+)
+
+// Registry is this process's part of the ownership record: the claims it made that the
+// cache may not show yet, the name locks, and what it saw of each Segment's last create.
+type Registry struct {
+	// reader is the manager's cache, with the indexes of IndexFields.
+	reader client.Reader
+	// createTimeout bounds a create call from its intent to its answer (see Deadline).
+	createTimeout time.Duration
+
+	names keymutex.KeyMutex
+
+	// claimMu makes a claim's check and its record one step, so that two Segments cannot
+	// both take one segment between them.
+	claimMu sync.Mutex
+	// mu guards claims: the remote IDs this process recorded as owned, by Segment.
+	mu     sync.Mutex
+	claims map[string]claimant
+
+	// ended is when each Segment's last create call of this process ended, by UID: its
+	// resolution needs a listing begun after.
+	ended sync.Map // types.UID → time.Time
+	// noEffect is the intent time of each Segment's last create of this process that
+	// certainly made nothing (a 4xx, or never sent), by UID.
+	noEffect sync.Map // types.UID → time.Time
+}
+
+// claimant is a Segment that recorded a remote ID in this process.
+type claimant struct {
+	uid  types.UID
+	name types.NamespacedName
+}
+
+// NewRegistry returns an empty registry that reads the Segments of reader, the manager's
+// cache with the indexes of IndexFields. createTimeout bounds a create call from its intent
+// to its answer, in every process (0: 30s).
+func NewRegistry(reader client.Reader, createTimeout time.Duration) *Registry {
+	if createTimeout <= 0 {
+		createTimeout = 30 * time.Second
+	}
+	return &Registry{
+		reader: reader, createTimeout: createTimeout, claims: map[string]claimant{},
+		names: keymutex.NewHashed(1024), // buckets: unrelated names rarely wait for each other
+	}
+}
+
+// CreateTimeout bounds a create call from its intent to its answer, rate limiter wait
+// included: no create is sent later than that, whatever process made it.
+func (r *Registry) CreateTimeout() time.Duration { return r.createTimeout }
+
+// Deadline is when the create of intent is sent at the latest.
+func (r *Registry) Deadline(intent *usersv1alpha1.CreateIntent) time.Time {
+	return intent.At.Add(r.createTimeout)
+}
+
+// LockName holds the lock of one remote name in one account until unlock is called (more
+// than once is fine): no Segment choosing a segment by that name can take one another's
+// create has just made.
+func (r *Registry) LockName(account, name string) (unlock func()) {
+	key := account + "\x00" + name
+	r.names.LockKey(key)
+	return sync.OnceFunc(func() { _ = r.names.UnlockKey(key) })
+}
+
+// Claim records id as seg's unless another Segment owns it; then it returns that one,
+// described for seg's status (see Owner).
+func (r *Registry) Claim(ctx context.Context, seg *usersv1alpha1.Segment, id string) (string, error) {
+	r.claimMu.Lock()
+	defer r.claimMu.Unlock()
+	return r.claimIfFree(ctx, seg, id, r.Owner)
+}
+
+// ClaimListed records listed, a segment of account, as seg's unless another Segment owns
+// it or may have made it (TakenBy); then it returns that one.
+func (r *Registry) ClaimListed(ctx context.Context, seg *usersv1alpha1.Segment, account string, listed chatbot.Segment) (string, error) {
+	r.claimMu.Lock()
+	defer r.claimMu.Unlock()
+	return r.claimIfFree(ctx, seg, listed.ID, func(ctx context.Context, seg *usersv1alpha1.Segment, _ string) (string, error) {
+		return r.TakenBy(ctx, seg, account, listed)
+	})
+}
+
+func (r *Registry) claimIfFree(ctx context.Context, seg *usersv1alpha1.Segment, id string,
+	holder func(context.Context, *usersv1alpha1.Segment, string) (string, error)) (string, error) {
+	other, err := holder(ctx, seg, id)
+	if err == nil && other == "" {
+		r.record(id, seg)
+	}
+	return other, err
+}
+
+// Choose lets choose pick, under the claim lock, a segment for seg among those no other
+// Segment owns (ownedByOther), and records the one it returns ("": none) as seg's.
+func (r *Registry) Choose(ctx context.Context, seg *usersv1alpha1.Segment, choose func(ownedByOther func(id string) bool) string) (string, error) {
+	r.claimMu.Lock()
+	defer r.claimMu.Unlock()
+	var ownerErr error
+	id := choose(func(id string) bool {
+		other, err := r.Owner(ctx, seg, id)
+		if ownerErr == nil {
+			ownerErr = err
+		}
+		return other != ""
+	})
+	if ownerErr != nil {
+		return "", ownerErr
+	}
+	if id != "" {
+		r.record(id, seg)
+	}
+	return id, nil
+}
+
+// Owner describes the other Segment that owns remote segment id, or returns "".
+func (r *Registry) Owner(ctx context.Context, seg *usersv1alpha1.Segment, id string) (string, error) {
+	if other, ok := r.claimedBy(id); ok && other.uid != seg.UID {
+		return describe(seg, other.name), nil
+	}
+	var list usersv1alpha1.SegmentList
+	if err := r.reader.List(ctx, &list, client.MatchingFields{IndexRemoteID: id}); err != nil {
+		return "", err
+	}
+	for _, other := range list.Items {
+		if other.UID != seg.UID {
+			return describe(seg, client.ObjectKeyFromObject(&other)), nil
+		}
+	}
+	return "", nil
+}
+
+// TakenBy is Owner, or else describes another Segment whose pending create in account may
+// have made listed: that create is resolved first (it may be a manager restarted between a
+// create and its record), so nobody else may claim the segment. Only segments made within a
+// create's deadline are held so: a Segment whose create stays unresolved (suspended,
+// uncertain) cannot hold its name against later segments.
+func (r *Registry) TakenBy(ctx context.Context, seg *usersv1alpha1.Segment, account string, listed chatbot.Segment) (string, error) {
+	if owner, err := r.Owner(ctx, seg, listed.ID); err != nil || owner != "" {
+		return owner, err
+	}
+	var list usersv1alpha1.SegmentList
+	if err := r.reader.List(ctx, &list, client.MatchingFields{IndexPendingCreate: listed.Name}); err != nil {
+		return "", err
+	}
+	for _, other := range list.Items {
+		i := other.PendingCreate()
+		if other.UID != seg.UID && i != nil && (i.Account == "" || i.Account == account) && MayHaveMade(i, r.Deadline(i), listed) {
+			return describe(seg, client.ObjectKeyFromObject(&other)) + ", whose interrupted create may have made it,", nil
+		}
+	}
+	return "", nil
+}
+
+// Release forgets this process's claim of remote segment id: it was deleted, or its record
+// was never written.
+func (r *Registry) Release(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.claims, id)
+}
+
+// Forget drops all the registry knows of the Segment with uid: it is going, and one whose
+// status write failed must not keep its claim until the manager restarts.
+func (r *Registry) Forget(uid types.UID) {
+	r.mu.Lock()
+	for id, c := range r.claims {
+		if c.uid == uid {
+			delete(r.claims, id)
+		}
+	}
+	r.mu.Unlock()
+	r.ended.Delete(uid)
+	r.noEffect.Delete(uid)
+}
+
+func (r *Registry) claimedBy(id string) (claimant, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, ok := r.claims[id]
+	return c, ok
+}
+
+func (r *Registry) record(id string, seg *usersv1alpha1.Segment) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.claims[id] = claimant{uid: seg.UID, name: client.ObjectKeyFromObject(seg)}
+}
+
+// CreateEnded notes that the Segment's create call ended now, whatever it made.
+func (r *Registry) CreateEnded(uid types.UID) { r.ended.Store(uid, time.Now()) }
+
+// CreateMadeNothing notes that the Segment's create of the intent at intentAt certainly
+// made nothing (refused, or never sent). Should the write that clears the intent fail (a
+// conflict with the Segment's deletion, say), the next reconcile still knows, without a
+// listing that may never succeed.
+func (r *Registry) CreateMadeNothing(uid types.UID, intentAt time.Time) {
+	r.noEffect.Store(uid, intentAt)
+}
+
+// Ended returns when this process saw the Segment's last create call end, if it did.
+func (r *Registry) Ended(uid types.UID) (time.Time, bool) {
+	t, ok := r.ended.Load(uid)
+	if !ok {
+		return time.Time{}, false
+	}
+	return t.(time.Time), true
+}
+
+// MadeNothing reports whether this process saw the create of the intent at intentAt refused
+// or never sent.
+func (r *Registry) MadeNothing(uid types.UID, intentAt time.Time) bool {
+	at, ok := r.noEffect.Load(uid)
+	return ok && at.(time.Time).Equal(intentAt)
+}
+
+// Resolved forgets when the Segment's last create ended: what it made is decided.
+func (r *Registry) Resolved(uid types.UID) { r.ended.Delete(uid) }
