@@ -1,10 +1,3 @@
-// Package chatbot is a typed client for the ChatBot.com user segments API.
-//
-// The API has five endpoints: list segments, create a segment, add users to segments,
-// rename a segment and delete a segment. It has no get-by-id (observing one segment means
-// listing them all), no list-members (the member set of a segment cannot be read back, only
-// its member count) and no remove-member (a member, once added, stays until the segment is
-// deleted). Callers must design around all three.
 package chatbot
 
 import (

@@ -1,5 +1,3 @@
-// Package metrics defines the operator's Prometheus metrics, served on the manager's
-// metrics endpoint beside controller-runtime's own.
 package metrics
 
 import (

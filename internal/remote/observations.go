@@ -1,10 +1,3 @@
-// Package remote keeps the operator's view of ChatBot accounts: one client and one shared
-// observation of the account's segments per set of credentials.
-//
-// The API has no get-by-id, so observing any segment means listing the whole account. Doing
-// that once per Segment per reconcile would make the cost grow with Segments x reconciles;
-// instead one listing serves every Segment of the account for a bounded time, and the
-// operator's own writes are applied to it as they succeed.
 package remote
 
 import (

@@ -1,5 +1,3 @@
-// Package text shortens text for the places that bound it: condition messages, event
-// notes and error messages.
 package text
 
 import "unicode/utf8"
