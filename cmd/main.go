@@ -26,6 +26,7 @@ import (
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
 	"github.com/segment-operator/segment-operator/internal/controller"
+	"github.com/segment-operator/segment-operator/internal/credentials"
 	"github.com/segment-operator/segment-operator/internal/memberrecord"
 	"github.com/segment-operator/segment-operator/internal/metrics"
 	"github.com/segment-operator/segment-operator/internal/remote"
@@ -108,7 +109,7 @@ func main() {
 		setupLog.Info("Go memory limit", limit.logValues()...)
 	}
 
-	scope, err := controller.ParseSecretScope(namespaceCredentials)
+	scope, err := credentials.ParseSecretScope(namespaceCredentials)
 	if err != nil {
 		setupLog.Error(err, "bad flag")
 		os.Exit(2)
@@ -148,7 +149,7 @@ type runConfig struct {
 	allowedAPIURLs          []string
 	// defaultCredentialsNamespaces may use the manager's own token, besides labelled ones.
 	defaultCredentialsNamespaces []string
-	secretScope                  controller.SecretScope
+	secretScope                  credentials.SecretScope
 	recordNamespace              string // "": $POD_NAMESPACE, or the kubeconfig context's
 	recordBytes                  int64
 	sourceLimits                 sources.Limits
@@ -263,7 +264,7 @@ func run(cfg runConfig) error {
 		share = max(1, cfg.maxConcurrent/2)
 	}
 	accounts := remote.NewAccounts(remote.AccountOptions{QPS: cfg.apiQPS, Burst: cfg.apiBurst, Share: share,
-		PerTenant: cfg.accountsPerNamespace, Held: controller.HeldAccounts(mgr.GetClient()),
+		PerTenant: cfg.accountsPerNamespace, Held: credentials.HeldAccounts(mgr.GetClient()),
 		Observer: metrics.ObserveAPICall, Forgotten: metrics.ForgetAccount, IdleTTL: 3 * cfg.driftInterval})
 	if err := metrics.Register(mgr.GetClient(), accounts); err != nil {
 		return fmt.Errorf("register metrics: %w", err)

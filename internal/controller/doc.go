@@ -63,4 +63,6 @@
 //   - internal/memberrecord: the record of the members added, its charge to the
 //     namespace (internal/quota), and the sweep of records whose Segment is gone.
 //   - internal/remote: the accounts, their shared listings, shares and member adds.
+//   - internal/credentials: which account a Segment uses (its Secret, or the manager's own
+//     token where granted), and the credentials-in-use finalizer on what it uses.
 package controller

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -349,4 +350,30 @@ func sample(items []string) string {
 		return fmt.Sprintf("%s and %d more", strings.Join(items[:3], ", "), len(items)-3)
 	}
 	return strings.Join(items, ", ")
+}
+
+// Field indexes on Segments by what they own.
+const (
+	indexRemoteID      = "status.ownership.id"
+	indexPendingCreate = "status.ownership.createPending"
+)
+
+// indexByRemoteID indexes Segments by the remote segment they own (status.ownership.id,
+// or a hold an earlier version recorded and not yet claimed): one that only observes a
+// segment does not keep another from managing it.
+func indexByRemoteID(o client.Object) []string {
+	seg := o.(*usersv1alpha1.Segment)
+	if id := cmp.Or(seg.OwnedID(), legacyHold(seg)); id != "" {
+		return []string{id}
+	}
+	return nil
+}
+
+// indexByPendingCreate indexes Segments by the name of their pending create: a segment
+// such a create may have made is not free for others to claim.
+func indexByPendingCreate(o client.Object) []string {
+	if i := o.(*usersv1alpha1.Segment).PendingCreate(); i != nil {
+		return []string{i.Name}
+	}
+	return nil
 }

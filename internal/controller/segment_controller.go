@@ -16,6 +16,7 @@ import (
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/credentials"
 	"github.com/segment-operator/segment-operator/internal/memberrecord"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/internal/sources"
@@ -43,11 +44,10 @@ type SegmentReconciler struct {
 	AllowedAPIURLs []string
 	// SecretScope is where Segments may name credentials Secrets; it must match the
 	// manager's cache (CacheOptions) and its RBAC.
-	SecretScope SecretScope
-	// secrets reads credentials Secrets: the manager's cache, or listedSecrets when the
-	// scope lists namespaces.
-	secrets       client.Reader
-	listedSecrets *namespacedSecrets
+	SecretScope credentials.SecretScope
+	// credentials, made by SetupWithManager from the fields above, tells which account a
+	// Segment uses.
+	credentials *credentials.Resolver
 	// DriftInterval is how often a Segment is checked against the remote account, and how
 	// old an account listing may be when it is used. One listing per account serves every
 	// Segment of that account within the interval.
@@ -146,7 +146,7 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ct
 		return ctrl.Result{}, st.write(ctx, seg)
 	}
 
-	acct, err := r.account(ctx, seg)
+	acct, err := r.credentials.Account(ctx, seg)
 	if err == nil {
 		var leave func()
 		if leave, err = r.enter(seg, acct); err == nil {
@@ -291,7 +291,7 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 
 // deleteOwned deletes the segment the Segment owns, or the one its pending create made.
 func (r *SegmentReconciler) deleteOwned(ctx context.Context, seg *usersv1alpha1.Segment) error {
-	acct, err := r.account(ctx, seg)
+	acct, err := r.credentials.Account(ctx, seg)
 	if err != nil {
 		return err
 	}

@@ -9,11 +9,14 @@ import (
 	"k8s.io/utils/keymutex"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/credentials"
 	"github.com/segment-operator/segment-operator/internal/memberrecord"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/internal/sources"
@@ -40,39 +43,26 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexPendingCreate, indexByPendingCreate); err != nil {
 		return err
 	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexCredentials, indexByCredentials); err != nil {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexMembersFrom, indexByMembersFrom); err != nil {
 		return err
 	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexMembersFrom, indexByMembersFrom); err != nil {
+	var err error
+	r.credentials, err = credentials.New(ctx, mgr, credentials.Options{
+		Client:                       r.Client,
+		Accounts:                     r.Accounts,
+		DefaultCredentials:           r.DefaultCredentials,
+		DefaultCredentialsNamespaces: r.DefaultCredentialsNamespaces,
+		AllowedAPIURLs:               r.AllowedAPIURLs,
+		SecretScope:                  r.SecretScope,
+	})
+	if err != nil {
 		return err
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&usersv1alpha1.Segment{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.Namespace{}, r.namespaceHandler(), builder.OnlyMetadata,
-			builder.WithPredicates(predicate.LabelChangedPredicate{})).
 		Watches(&corev1.ConfigMap{}, r.namedBy(indexMembersFrom), builder.OnlyMetadata)
-	r.secrets = r.Client
-	switch {
-	case r.SecretScope.All:
-		if err := setupCredentialsController(mgr, r.Client, nil); err != nil {
-			return err
-		}
-		b = b.Watches(&corev1.Secret{}, r.namedBy(indexCredentials))
-	case r.SecretScope.Listed():
-		listed, err := newNamespacedSecrets(mgr, r.SecretScope.Namespaces, r.Client)
-		if err != nil {
-			return err
-		}
-		r.secrets, r.listedSecrets = listed, listed
-		if err := setupCredentialsController(mgr, r.Client, listed); err != nil {
-			return err
-		}
-		for _, src := range listed.sources(r.namedBy(indexCredentials)) {
-			b = b.WatchesRawSource(src)
-		}
-	} // else no Secret is watched or read: the RBAC may grant none
-	return b.
+	return r.credentials.Watch(b, r.namedBy).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
@@ -80,4 +70,20 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 		}).
 		Named("segment").
 		Complete(r)
+}
+
+// namedBy enqueues, when an object changes, the Segments of its namespace that name it
+// under index (their credentials Secret, a ConfigMap of their spec.membersFrom).
+func (r *SegmentReconciler) namedBy(index string) handler.EventHandler {
+	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+		var list usersv1alpha1.SegmentList
+		if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
+			return nil
+		}
+		reqs := make([]reconcile.Request, 0, len(list.Items))
+		for _, seg := range list.Items {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&seg)})
+		}
+		return reqs
+	})
 }

@@ -17,6 +17,7 @@ import (
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/credentials"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/internal/text"
 )
@@ -193,7 +194,7 @@ func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment
 	case errors.As(err, &stallErr):
 		// Checked again each drift interval: the conflicting Segment may go, a segment appear.
 		reason, stuck, result = stallErr.StallReason(), true, ctrl.Result{RequeueAfter: r.DriftInterval}
-	case isCredentialsError(err):
+	case credentials.IsError(err):
 		reason, stuck, result = usersv1alpha1.ReasonCredentialsError, true, ctrl.Result{RequeueAfter: r.DriftInterval}
 	case !isAPI:
 		// A Kubernetes API error or similar: let controller-runtime back off and log it.

@@ -30,6 +30,7 @@ import (
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
 	"github.com/segment-operator/segment-operator/internal/controller"
+	"github.com/segment-operator/segment-operator/internal/credentials"
 	"github.com/segment-operator/segment-operator/internal/metrics"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/test/localenv"
@@ -237,13 +238,13 @@ var _ = BeforeSuite(func() {
 		Scheme:                 scheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  controller.CacheOptions(controller.SecretScope{All: true}),
+		Cache:                  controller.CacheOptions(credentials.SecretScope{All: true}),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	// A client-side rate limit, as in production, so that calls wait for it as they do there
 	// (and identical member sets may share add-members calls).
 	accounts = remote.NewAccounts(remote.AccountOptions{QPS: 50, Burst: 5, Share: accountShare, PerTenant: accountsPerTenant,
-		Held: controller.HeldAccounts(mgr.GetClient()), Observer: metrics.ObserveAPICall})
+		Held: credentials.HeldAccounts(mgr.GetClient()), Observer: metrics.ObserveAPICall})
 	Expect(metrics.Register(mgr.GetClient(), accounts)).To(Succeed())
 	managerClient = &flakyClient{Client: mgr.GetClient()}
 	Expect((&controller.SegmentReconciler{
@@ -256,7 +257,7 @@ var _ = BeforeSuite(func() {
 			return remote.Credentials{BaseURL: simURL, Token: managerToken}, nil
 		},
 		AllowedAPIURLs:          []string{sim2URL, notFoundURL, liarURL, stuckURL},
-		SecretScope:             controller.SecretScope{All: true},
+		SecretScope:             credentials.SecretScope{All: true},
 		DriftInterval:           driftInterval,
 		MaxConcurrentReconciles: 4,
 		NamespaceShare:          accountShare,

@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
-	"github.com/segment-operator/segment-operator/internal/controller"
+	"github.com/segment-operator/segment-operator/internal/credentials"
 )
 
 var _ = Describe("Credentials Secrets in listed namespaces, with namespaced RBAC", Ordered, func() {
@@ -37,7 +37,7 @@ var _ = Describe("Credentials Secrets in listed namespaces, with namespaced RBAC
 		_, ok := sim.Segment(seg.Status.ID)
 		Expect(ok).To(BeTrue())
 		Eventually(finalizers(&corev1.Secret{}, bound, "creds"), timeout, poll).Should(ConsistOf(usersv1alpha1.CredentialsInUseFinalizer))
-		Expect(finalizers(&rbacv1.RoleBinding{}, bound, controller.CredentialsRoleBinding)()).To(
+		Expect(finalizers(&rbacv1.RoleBinding{}, bound, credentials.RoleBinding)()).To(
 			ConsistOf(usersv1alpha1.CredentialsInUseFinalizer), "the RoleBinding is held before the Secret")
 	})
 
@@ -50,7 +50,7 @@ var _ = Describe("Credentials Secrets in listed namespaces, with namespaced RBAC
 
 		grantSecrets(late)
 		waitReadyWithin(seg, syncTimeout)
-		Eventually(finalizers(&rbacv1.RoleBinding{}, late, controller.CredentialsRoleBinding), timeout, poll).Should(
+		Eventually(finalizers(&rbacv1.RoleBinding{}, late, credentials.RoleBinding), timeout, poll).Should(
 			ConsistOf(usersv1alpha1.CredentialsInUseFinalizer))
 	})
 
@@ -75,7 +75,7 @@ var _ = Describe("Credentials Secrets in listed namespaces, with namespaced RBAC
 		cond := waitReason(seg, usersv1alpha1.ReasonCredentialsError, timeout)
 		Expect(cond.Message).To(ContainSubstring("--namespace-credentials"))
 		Consistently(finalizers(&corev1.Secret{}, unlisted, "creds"), 2*time.Second, poll).Should(BeEmpty())
-		Expect(finalizers(&rbacv1.RoleBinding{}, unlisted, controller.CredentialsRoleBinding)()).To(BeEmpty())
+		Expect(finalizers(&rbacv1.RoleBinding{}, unlisted, credentials.RoleBinding)()).To(BeEmpty())
 		Expect(sim.Segments()).NotTo(ContainElement(HaveField("Name", "refused")))
 	})
 
@@ -86,7 +86,7 @@ var _ = Describe("Credentials Secrets in listed namespaces, with namespaced RBAC
 		first := get(bound, "first")
 		ids := []string{first.Status.ID, second.Status.ID}
 
-		Expect(k8sClient.Delete(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: controller.CredentialsRoleBinding, Namespace: bound}})).To(Succeed())
+		Expect(k8sClient.Delete(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: credentials.RoleBinding, Namespace: bound}})).To(Succeed())
 		Expect(k8sClient.Delete(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: bound}})).To(Succeed())
 		Expect(k8sClient.DeleteAllOf(ctx, &usersv1alpha1.Segment{}, client.InNamespace(bound))).To(Succeed())
 		Eventually(func(g Gomega) {
@@ -94,7 +94,7 @@ var _ = Describe("Credentials Secrets in listed namespaces, with namespaced RBAC
 			g.Expect(k8sClient.List(ctx, &list, client.InNamespace(bound))).To(Succeed())
 			g.Expect(list.Items).To(BeEmpty())
 			g.Expect(gone(&corev1.Secret{}, bound, "creds")).To(BeTrue(), "the Secret is gone once nothing needs it")
-			g.Expect(gone(&rbacv1.RoleBinding{}, bound, controller.CredentialsRoleBinding)).To(BeTrue(),
+			g.Expect(gone(&rbacv1.RoleBinding{}, bound, credentials.RoleBinding)).To(BeTrue(),
 				"the RoleBinding is gone once no Secret is in use")
 		}, timeout, poll).Should(Succeed())
 		for _, id := range ids {
@@ -108,7 +108,7 @@ var _ = Describe("Credentials Secrets in listed namespaces, with namespaced RBAC
 		Expect(k8sClient.Delete(ctx, seg)).To(Succeed())
 		Eventually(func() bool { return gone(&usersv1alpha1.Segment{}, late, "waits") }, timeout, poll).Should(BeTrue())
 		Eventually(finalizers(&corev1.Secret{}, late, "creds"), timeout, poll).Should(BeEmpty())
-		Eventually(finalizers(&rbacv1.RoleBinding{}, late, controller.CredentialsRoleBinding), timeout, poll).Should(BeEmpty())
+		Eventually(finalizers(&rbacv1.RoleBinding{}, late, credentials.RoleBinding), timeout, poll).Should(BeEmpty())
 	})
 })
 

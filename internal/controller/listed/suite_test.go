@@ -31,6 +31,7 @@ import (
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
 	"github.com/segment-operator/segment-operator/internal/controller"
+	"github.com/segment-operator/segment-operator/internal/credentials"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/test/localenv"
 )
@@ -102,7 +103,7 @@ var _ = BeforeSuite(func() {
 	Expect(k8sClient.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "secrets-only", Namespace: odd},
 		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch", "patch"}}}})).To(Succeed())
 	Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: controller.CredentialsRoleBinding, Namespace: odd},
+		ObjectMeta: metav1.ObjectMeta{Name: credentials.RoleBinding, Namespace: odd},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "secrets-only"},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: managerUser}},
 	})).To(Succeed())
@@ -130,7 +131,7 @@ var _ = AfterSuite(func() {
 
 // startManager runs the manager as cmd/main.go does with --namespace-credentials=team-bound,team-late,team-odd.
 func startManager(cfg *rest.Config, simURL string) {
-	scope, err := controller.ParseSecretScope(bound + "," + late + "," + odd)
+	scope, err := credentials.ParseSecretScope(bound + "," + late + "," + odd)
 	Expect(err).NotTo(HaveOccurred())
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme.Scheme,
@@ -179,7 +180,7 @@ func clusterRole(path string) string {
 //	  --clusterrole=segment-operator-credentials-namespaced-role --serviceaccount=...
 func grantSecrets(ns string) {
 	Expect(k8sClient.Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: controller.CredentialsRoleBinding, Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: credentials.RoleBinding, Namespace: ns},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: credentialsRoleName},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: managerUser}},
 	})).To(Succeed())

@@ -1,4 +1,4 @@
-package controller
+package credentials
 
 import (
 	"fmt"
@@ -6,12 +6,9 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 )
@@ -79,47 +76,40 @@ func (s SecretScope) refusal(ns string) error {
 		"where an administrator granted it to the namespace, or ask for the namespace to be listed", ns)
 }
 
-// CacheOptions restrict what the manager's cache holds: of Secrets, only credentials
-// Secrets (labelled users.chatbot.com/credentials=true), and of those only the keys it
-// reads; of ConfigMaps, only a little metadata of member lists (labelled
-// users.chatbot.com/members=true, see membersOnly); of every object, no managedFields (the
-// manager never reads them). Only with credentials Secrets read in every namespace are
-// Secrets watched by this cache.
-func CacheOptions(scope SecretScope) cache.Options {
-	opts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
-	opts.ByObject = map[client.Object]cache.ByObject{&corev1.ConfigMap{}: {
-		Label:     labels.SelectorFromSet(labels.Set{usersv1alpha1.MembersLabel: "true"}),
-		Transform: membersOnly,
-	}}
-	if !scope.All { // listed namespaces have caches of their own (namespacedSecrets)
-		return opts
+// SharedCache returns what the manager's shared cache holds of Secrets, and whether it
+// holds any: only with credentials Secrets read in every namespace, and then only those
+// labelled users.chatbot.com/credentials=true. Listed namespaces have caches of their own
+// (namespacedSecrets).
+func (s SecretScope) SharedCache() (cache.ByObject, bool) {
+	if !s.All {
+		return cache.ByObject{}, false
 	}
-	opts.ByObject[&corev1.Secret{}] = cache.ByObject{
+	return secretsCache(), true
+}
+
+// secretsCache is what a cache holds of Secrets: credentials Secrets, and of those only the
+// keys the manager reads.
+func secretsCache() cache.ByObject {
+	return cache.ByObject{
 		Label:     labels.SelectorFromSet(labels.Set{usersv1alpha1.CredentialsLabel: "true"}),
 		Transform: credentialsOnly,
 	}
-	return opts
 }
 
-// membersOnly keeps of a member list ConfigMap only what the manager reads of its metadata
-// (see internal/sources): name, namespace, UID, version and the members label. Any editor may
-// label many ConfigMaps, with annotations (kubectl apply's copy of the data), labels and
-// finalizers of up to a few hundred KiB each.
-func membersOnly(in any) (any, error) {
-	obj, err := meta.Accessor(in)
-	if err != nil {
+// credentialsOnly keeps of a Secret what the manager reads (its token and apiURL keys, its
+// name and version) and drops the rest before it is cached: any editor may label a Secret
+// of up to 1 MiB, and kubectl's last-applied annotation copies every key.
+func credentialsOnly(in any) (any, error) {
+	s, ok := in.(*corev1.Secret)
+	if !ok {
 		return in, nil
 	}
-	kept := &metav1.PartialObjectMetadata{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMap"},
-		ObjectMeta: metav1.ObjectMeta{Name: obj.GetName(), Namespace: obj.GetNamespace(), UID: obj.GetUID(),
-			ResourceVersion: obj.GetResourceVersion()},
+	kept := map[string][]byte{}
+	for _, k := range []string{usersv1alpha1.CredentialsTokenKey, usersv1alpha1.CredentialsURLKey} {
+		if v, ok := s.Data[k]; ok {
+			kept[k] = v
+		}
 	}
-	if v, ok := obj.GetLabels()[usersv1alpha1.MembersLabel]; ok {
-		kept.Labels = map[string]string{usersv1alpha1.MembersLabel: v}
-	}
-	if _, typed := in.(*corev1.ConfigMap); typed { // should a typed read ever cache one
-		return &corev1.ConfigMap{ObjectMeta: kept.ObjectMeta}, nil
-	}
-	return kept, nil
+	s.Data, s.StringData, s.Annotations, s.ManagedFields = kept, nil, nil, nil
+	return s, nil
 }

@@ -1,4 +1,4 @@
-package controller
+package credentials
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -27,11 +26,11 @@ import (
 	"github.com/segment-operator/segment-operator/internal/text"
 )
 
-// CredentialsRoleBinding is the name of the RoleBinding that grants the manager access to
+// RoleBinding is the name of the RoleBinding that grants the manager access to
 // credentials Secrets in a namespace listed by --namespace-credentials (it binds the
 // ClusterRole of config/rbac/credentials_namespaced_role.yaml, which lets the manager patch
 // no other RoleBinding).
-const CredentialsRoleBinding = "segment-operator-credentials"
+const RoleBinding = "segment-operator-credentials"
 
 // namespacedSecrets reads the credentials Secrets of the namespaces --namespace-credentials
 // lists, with access granted by a RoleBinding in each, and none cluster-wide.
@@ -50,7 +49,7 @@ const CredentialsRoleBinding = "segment-operator-credentials"
 type namespacedSecrets struct {
 	caches map[string]*namespaceSecrets
 	// apiReader reads RoleBindings, which are not watched (the manager may get and patch
-	// only the one named CredentialsRoleBinding).
+	// only the one this package names, RoleBinding).
 	apiReader client.Reader
 	writer    client.Writer
 }
@@ -83,15 +82,12 @@ func newNamespacedSecrets(mgr manager.Manager, namespaces []string, writer clien
 	for _, ns := range namespaces {
 		n := &namespaceSecrets{namespace: ns}
 		c, err := cache.New(mgr.GetConfig(), cache.Options{
-			HTTPClient:        mgr.GetHTTPClient(),
-			Scheme:            mgr.GetScheme(),
-			Mapper:            mgr.GetRESTMapper(),
-			DefaultNamespaces: map[string]cache.Config{ns: {}},
-			DefaultTransform:  cache.TransformStripManagedFields(),
-			ByObject: map[client.Object]cache.ByObject{&corev1.Secret{}: {
-				Label:     labels.SelectorFromSet(labels.Set{usersv1alpha1.CredentialsLabel: "true"}),
-				Transform: credentialsOnly,
-			}},
+			HTTPClient:               mgr.GetHTTPClient(),
+			Scheme:                   mgr.GetScheme(),
+			Mapper:                   mgr.GetRESTMapper(),
+			DefaultNamespaces:        map[string]cache.Config{ns: {}},
+			DefaultTransform:         cache.TransformStripManagedFields(),
+			ByObject:                 map[client.Object]cache.ByObject{&corev1.Secret{}: secretsCache()},
 			DefaultWatchErrorHandler: n.watchFailed,
 		})
 		if err != nil {
@@ -167,7 +163,7 @@ func (s *namespacedSecrets) ready(ns string) (*namespaceSecrets, error) {
 		}
 		return nil, fmt.Errorf("the manager cannot read credentials Secrets in namespace %q yet (%s): an administrator must "+
 			"create the RoleBinding %q there, which binds the manager's credentials-namespaced ClusterRole to its "+
-			"ServiceAccount (see the README, Credentials)", ns, why, CredentialsRoleBinding)
+			"ServiceAccount (see the README, Credentials)", ns, why, RoleBinding)
 	}
 	return n, nil
 }
@@ -213,8 +209,8 @@ func (s *namespacedSecrets) holdBinding(ctx context.Context, ns string) error {
 	switch {
 	case controllerutil.ContainsFinalizer(rb, usersv1alpha1.CredentialsInUseFinalizer):
 	case !rb.DeletionTimestamp.IsZero():
-		return &credentialsError{err: fmt.Errorf("the RoleBinding %q of namespace %q, which grants the manager its access to "+
-			"credentials Secrets, is being deleted", CredentialsRoleBinding, ns)}
+		return &Error{err: fmt.Errorf("the RoleBinding %q of namespace %q, which grants the manager its access to "+
+			"credentials Secrets, is being deleted", RoleBinding, ns)}
 	default:
 		if err := s.patchBinding(ctx, rb, addSecretFinalizer); err != nil {
 			return err
@@ -276,15 +272,15 @@ func (s *namespacedSecrets) anyHeld(ctx context.Context, ns string) (bool, error
 
 func (s *namespacedSecrets) binding(ctx context.Context, ns string) (*rbacv1.RoleBinding, error) {
 	rb := &rbacv1.RoleBinding{}
-	err := s.apiReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: CredentialsRoleBinding}, rb)
+	err := s.apiReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: RoleBinding}, rb)
 	if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
 		// The Segment says so: only an administrator of the namespace can mend it.
-		return nil, &credentialsError{err: fmt.Errorf("the manager's access to the credentials Secrets of namespace %q must be "+
+		return nil, &Error{err: fmt.Errorf("the manager's access to the credentials Secrets of namespace %q must be "+
 			"granted by a RoleBinding named %q, which it keeps until no Secret there is in use (see the README, Credentials): %w",
-			ns, CredentialsRoleBinding, err)}
+			ns, RoleBinding, err)}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read the RoleBinding %q of namespace %q: %w", CredentialsRoleBinding, ns, err)
+		return nil, fmt.Errorf("read the RoleBinding %q of namespace %q: %w", RoleBinding, ns, err)
 	}
 	return rb, nil
 }

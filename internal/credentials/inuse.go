@@ -1,4 +1,4 @@
-package controller
+package credentials
 
 import (
 	"context"
@@ -28,7 +28,8 @@ import (
 // ProviderConfig the same way while ProviderConfigUsages name it.
 //
 // The Segment controller puts the finalizer on before a Segment's first call with the
-// Secret; the credentials controller below takes it off once no Segment needs the Secret.
+// Secret (Resolver.Account); the credentials controller below takes it off once no Segment
+// needs the Secret.
 
 // secretFinalizerChange is what the credentials-in-use finalizer needs on a Secret.
 type secretFinalizerChange int
@@ -61,19 +62,19 @@ func needsCredentials(seg *usersv1alpha1.Segment) bool {
 // holdSecret puts the credentials-in-use finalizer on the Segment's Secret, read from the
 // cache, unless it is there or the Secret is being deleted; in a namespace listed by
 // --namespace-credentials, on the RoleBinding that grants access to it first.
-func (r *SegmentReconciler) holdSecret(ctx context.Context, secret *corev1.Secret) error {
-	if r.listedSecrets != nil {
+func (r *Resolver) holdSecret(ctx context.Context, secret *corev1.Secret) error {
+	if r.listed != nil {
 		// Checked even when the Secret is held already (the credentials controller may have
 		// held it first): a Secret held without its RoleBinding would hang the namespace's
 		// deletion. Most often answered from memory.
-		if err := r.listedSecrets.holdBinding(ctx, secret.Namespace); err != nil {
+		if err := r.listed.holdBinding(ctx, secret.Namespace); err != nil {
 			return err
 		}
 	}
 	if controllerutil.ContainsFinalizer(secret, usersv1alpha1.CredentialsInUseFinalizer) || !secret.DeletionTimestamp.IsZero() {
 		return nil
 	}
-	return patchSecretFinalizers(ctx, r.Client, secret, addSecretFinalizer)
+	return patchSecretFinalizers(ctx, r.opts.Client, secret, addSecretFinalizer)
 }
 
 // patchSecretFinalizers adds or removes the credentials-in-use finalizer on a Secret. Only
@@ -95,9 +96,9 @@ func patchInUseFinalizer(ctx context.Context, c client.Writer, obj client.Object
 	return client.IgnoreNotFound(c.Patch(ctx, obj, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})))
 }
 
-// credentialsReconciler takes the credentials-in-use finalizer off Secrets no Segment needs
+// inUseReconciler takes the credentials-in-use finalizer off Secrets no Segment needs
 // any more (and puts it on those that a Segment needs, should it be missing).
-type credentialsReconciler struct {
+type inUseReconciler struct {
 	client.Client
 	// Secrets reads credentials Secrets: the manager's cache, or listed's.
 	Secrets client.Reader
@@ -109,7 +110,7 @@ type credentialsReconciler struct {
 	listed *namespacedSecrets
 }
 
-func (r *credentialsReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *inUseReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	if r.listed != nil {
 		if _, listed := r.listed.caches[req.Namespace]; !listed {
 			return ctrl.Result{}, nil // a Segment there names a Secret: the manager reads none there
@@ -163,7 +164,7 @@ func (r *credentialsReconciler) Reconcile(ctx context.Context, req ctrl.Request)
 
 // settle keeps the finalizer on the RoleBinding of a listed namespace while a Secret there
 // has it, after the change just made to the Secret named key.
-func (r *credentialsReconciler) settle(ctx context.Context, key types.NamespacedName, change secretFinalizerChange) error {
+func (r *inUseReconciler) settle(ctx context.Context, key types.NamespacedName, change secretFinalizerChange) error {
 	if r.listed == nil {
 		return nil
 	}
@@ -177,7 +178,7 @@ func (r *credentialsReconciler) settle(ctx context.Context, key types.Namespaced
 // anySecretHeld reports whether a credentials Secret of the namespace carries the
 // credentials-in-use finalizer, after the change just made to the one named key (the cache
 // may not show it yet).
-func (r *credentialsReconciler) anySecretHeld(ctx context.Context, key types.NamespacedName, change secretFinalizerChange) (bool, error) {
+func (r *inUseReconciler) anySecretHeld(ctx context.Context, key types.NamespacedName, change secretFinalizerChange) (bool, error) {
 	if change == addSecretFinalizer {
 		return true, nil
 	}
@@ -197,11 +198,11 @@ func (r *credentialsReconciler) anySecretHeld(ctx context.Context, key types.Nam
 	return false, nil
 }
 
-// setupCredentialsController runs the credentials controller: it looks at a labelled
+// setupInUseController runs the credentials controller: it looks at a labelled
 // Secret when it changes or goes, and when a Segment naming it changes or goes. Secrets are
 // read and watched through the manager's cache, or through listed's when set.
-func setupCredentialsController(mgr ctrl.Manager, c client.Client, listed *namespacedSecrets) error {
-	r := &credentialsReconciler{Client: c, Secrets: c, APIReader: mgr.GetAPIReader()}
+func setupInUseController(mgr ctrl.Manager, c client.Client, listed *namespacedSecrets) error {
+	r := &inUseReconciler{Client: c, Secrets: c, APIReader: mgr.GetAPIReader()}
 	b := ctrl.NewControllerManagedBy(mgr)
 	if listed == nil {
 		b = b.For(&corev1.Secret{})

@@ -1,7 +1,6 @@
-package controller
+package credentials
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,8 +12,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/sets"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
@@ -22,32 +24,85 @@ import (
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
-// Field indexes on Segments.
-const (
-	indexRemoteID      = "status.ownership.id"
-	indexPendingCreate = "status.ownership.createPending"
-	indexCredentials   = "spec.credentialsRef.name"
-)
-
-// indexByRemoteID indexes Segments by the remote segment they own (status.ownership.id,
-// or a hold an earlier version recorded and not yet claimed): one that only observes a
-// segment does not keep another from managing it.
-func indexByRemoteID(o client.Object) []string {
-	seg := o.(*usersv1alpha1.Segment)
-	if id := cmp.Or(seg.OwnedID(), legacyHold(seg)); id != "" {
-		return []string{id}
-	}
-	return nil
+// Options are what a Resolver decides from.
+type Options struct {
+	// Client reads Segments and Namespaces, and credentials Secrets when the manager's cache
+	// holds them (SecretScope.All); it writes the credentials-in-use finalizer.
+	Client client.Client
+	// Accounts hands out the account of a Segment's credentials, within the bound of its
+	// namespace (remote.AccountOptions.PerTenant).
+	Accounts *remote.Accounts
+	// DefaultCredentials are the manager's own, for Segments without spec.credentialsRef in
+	// the namespaces granted them; their base URL is also that of every Secret without apiURL.
+	DefaultCredentials func() (remote.Credentials, error)
+	// DefaultCredentialsNamespaces may use DefaultCredentials, besides the namespaces
+	// labelled users.chatbot.com/default-credentials=true; "*" means every namespace.
+	DefaultCredentialsNamespaces []string
+	// AllowedAPIURLs are the API base URLs a credentials Secret may name under apiURL,
+	// besides the default credentials' own; "*" allows any.
+	AllowedAPIURLs []string
+	// SecretScope is where Segments may name credentials Secrets; it must match the
+	// manager's cache and its RBAC.
+	SecretScope SecretScope
 }
 
-// indexByPendingCreate indexes Segments by the name of their pending create: a segment
-// such a create may have made is not free for others to claim.
-func indexByPendingCreate(o client.Object) []string {
-	if i := o.(*usersv1alpha1.Segment).PendingCreate(); i != nil {
-		return []string{i.Name}
-	}
-	return nil
+// Resolver tells which ChatBot account a Segment uses (Account), and keeps the
+// credentials Secret it uses from going while the Segment needs it.
+type Resolver struct {
+	opts Options
+	// secrets reads credentials Secrets: the manager's cache, or listed when the scope
+	// lists namespaces.
+	secrets client.Reader
+	listed  *namespacedSecrets
 }
+
+// New sets up the reading of credentials Secrets on mgr (the manager's cache, or a cache per
+// listed namespace), the credentials controller that keeps the credentials-in-use
+// finalizer, and the index of Segments by the Secret they name. Call it before the manager
+// starts.
+func New(ctx context.Context, mgr ctrl.Manager, opts Options) (*Resolver, error) {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexCredentials, indexByCredentials); err != nil {
+		return nil, err
+	}
+	r := &Resolver{opts: opts, secrets: opts.Client}
+	switch {
+	case opts.SecretScope.All:
+		if err := setupInUseController(mgr, opts.Client, nil); err != nil {
+			return nil, err
+		}
+	case opts.SecretScope.Listed():
+		listed, err := newNamespacedSecrets(mgr, opts.SecretScope.Namespaces, opts.Client)
+		if err != nil {
+			return nil, err
+		}
+		r.secrets, r.listed = listed, listed
+		if err := setupInUseController(mgr, opts.Client, listed); err != nil {
+			return nil, err
+		}
+	} // else no Secret is watched or read: the RBAC may grant none
+	return r, nil
+}
+
+// Watch adds to the Segment controller's builder b what may change a Segment's account:
+// its credentials Secret, through the handler namedBy returns for the index of Segments by
+// the Secret they name; and, for Segments using the manager's own credentials, the labels
+// of their namespace (the grant may have come or gone).
+func (r *Resolver) Watch(b *builder.Builder, namedBy func(index string) handler.EventHandler) *builder.Builder {
+	b = b.Watches(&corev1.Namespace{}, r.namespaceHandler(), builder.OnlyMetadata,
+		builder.WithPredicates(predicate.LabelChangedPredicate{}))
+	switch {
+	case r.opts.SecretScope.All:
+		b = b.Watches(&corev1.Secret{}, namedBy(indexCredentials))
+	case r.listed != nil:
+		for _, src := range r.listed.sources(namedBy(indexCredentials)) {
+			b = b.WatchesRawSource(src)
+		}
+	}
+	return b
+}
+
+// indexCredentials indexes Segments by the Secret their spec.credentialsRef names.
+const indexCredentials = "spec.credentialsRef.name"
 
 func indexByCredentials(o client.Object) []string {
 	if ref := o.(*usersv1alpha1.Segment).Spec.CredentialsRef; ref != nil {
@@ -56,37 +111,21 @@ func indexByCredentials(o client.Object) []string {
 	return nil
 }
 
-// credentialsOnly keeps of a Secret what the manager reads (its token and apiURL keys, its
-// name and version) and drops the rest before it is cached: any editor may label a Secret
-// of up to 1 MiB, and kubectl's last-applied annotation copies every key.
-func credentialsOnly(in any) (any, error) {
-	s, ok := in.(*corev1.Secret)
-	if !ok {
-		return in, nil
-	}
-	kept := map[string][]byte{}
-	for _, k := range []string{usersv1alpha1.CredentialsTokenKey, usersv1alpha1.CredentialsURLKey} {
-		if v, ok := s.Data[k]; ok {
-			kept[k] = v
-		}
-	}
-	s.Data, s.StringData, s.Annotations, s.ManagedFields = kept, nil, nil, nil
-	return s, nil
-}
-
-// account returns the ChatBot account the Segment belongs to.
-func (r *SegmentReconciler) account(ctx context.Context, seg *usersv1alpha1.Segment) (*remote.Account, error) {
+// Account returns the ChatBot account the Segment belongs to. Its credentials Secret is
+// marked in use before it serves a call. An *Error means the credentials could not be had
+// or used.
+func (r *Resolver) Account(ctx context.Context, seg *usersv1alpha1.Segment) (*remote.Account, error) {
 	creds, secret, err := r.credentials(ctx, seg)
 	if err != nil {
-		return nil, &credentialsError{err: err}
+		return nil, &Error{err: err}
 	}
-	get := r.Accounts.For
+	get := r.opts.Accounts.For
 	if holdsAccount(seg, creds) {
-		get = r.Accounts.Held
+		get = r.opts.Accounts.Held
 	}
 	acct, err := get(creds, seg.Namespace)
 	if err != nil {
-		return nil, &credentialsError{err: err}
+		return nil, &Error{err: err}
 	}
 	if secret != nil {
 		// Before the Secret serves a call: the Segment will need it again to delete what it
@@ -137,17 +176,17 @@ func HeldAccounts(c client.Reader) func(namespace string) []string {
 // credentials reads the Segment's credentials Secret (returned too), or returns the
 // manager's own. Only a Secret in the Segment's namespace can be named: there is no
 // cross-namespace reference.
-func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.Segment) (remote.Credentials, *corev1.Secret, error) {
+func (r *Resolver) credentials(ctx context.Context, seg *usersv1alpha1.Segment) (remote.Credentials, *corev1.Secret, error) {
 	ref := seg.Spec.CredentialsRef
 	if ref == nil {
 		if err := r.defaultCredentialsGranted(ctx, seg.Namespace); err != nil {
 			return remote.Credentials{}, nil, err
 		}
-		creds, err := r.DefaultCredentials()
+		creds, err := r.opts.DefaultCredentials()
 		return creds, nil, err
 	}
-	if !r.SecretScope.Allows(seg.Namespace) {
-		return remote.Credentials{}, nil, r.SecretScope.refusal(seg.Namespace)
+	if !r.opts.SecretScope.Allows(seg.Namespace) {
+		return remote.Credentials{}, nil, r.opts.SecretScope.refusal(seg.Namespace)
 	}
 	var secret corev1.Secret
 	err := r.secrets.Get(ctx, types.NamespacedName{Namespace: seg.Namespace, Name: ref.Name}, &secret)
@@ -164,7 +203,7 @@ func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.
 			ref.Name, usersv1alpha1.CredentialsTokenKey)
 	}
 	// Only the default base URL is used here, which comes even when the default token does not.
-	def, _ := r.DefaultCredentials()
+	def, _ := r.opts.DefaultCredentials()
 	creds := remote.Credentials{Token: token, BaseURL: def.BaseURL}
 	if u := strings.TrimSpace(string(secret.Data[usersv1alpha1.CredentialsURLKey])); u != "" {
 		if !r.apiURLAllowed(u, def.BaseURL) {
@@ -179,14 +218,14 @@ func (r *SegmentReconciler) credentials(ctx context.Context, seg *usersv1alpha1.
 
 // defaultCredentialsGranted returns nil if Segments of namespace ns may use the manager's
 // own credentials, and else an error that says how they may.
-func (r *SegmentReconciler) defaultCredentialsGranted(ctx context.Context, ns string) error {
-	if slices.Contains(r.DefaultCredentialsNamespaces, "*") || slices.Contains(r.DefaultCredentialsNamespaces, ns) {
+func (r *Resolver) defaultCredentialsGranted(ctx context.Context, ns string) error {
+	if slices.Contains(r.opts.DefaultCredentialsNamespaces, "*") || slices.Contains(r.opts.DefaultCredentialsNamespaces, ns) {
 		return nil
 	}
 	// Metadata only: the cache keeps no more of a Namespace than its labels need.
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-	if err := r.Get(ctx, types.NamespacedName{Name: ns}, meta); err != nil {
+	if err := r.opts.Client.Get(ctx, types.NamespacedName{Name: ns}, meta); err != nil {
 		return fmt.Errorf("read namespace %q: %w", ns, err)
 	}
 	if meta.Labels[usersv1alpha1.DefaultCredentialsLabel] == "true" {
@@ -198,12 +237,12 @@ func (r *SegmentReconciler) defaultCredentialsGranted(ctx context.Context, ns st
 }
 
 // apiURLAllowed reports whether a credentials Secret may send the manager to u.
-func (r *SegmentReconciler) apiURLAllowed(u, defaultURL string) bool {
+func (r *Resolver) apiURLAllowed(u, defaultURL string) bool {
 	norm := func(s string) string { return strings.TrimRight(strings.TrimSpace(s), "/") }
 	if norm(u) == norm(defaultURL) {
 		return true
 	}
-	for _, allowed := range r.AllowedAPIURLs {
+	for _, allowed := range r.opts.AllowedAPIURLs {
 		if allowed == "*" || norm(allowed) == norm(u) {
 			return true
 		}
@@ -211,28 +250,12 @@ func (r *SegmentReconciler) apiURLAllowed(u, defaultURL string) bool {
 	return false
 }
 
-// namedBy enqueues, when an object changes, the Segments of its namespace that name it
-// under index (their credentials Secret, a ConfigMap of their spec.membersFrom).
-func (r *SegmentReconciler) namedBy(index string) handler.EventHandler {
-	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-		var list usersv1alpha1.SegmentList
-		if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
-			return nil
-		}
-		reqs := make([]reconcile.Request, 0, len(list.Items))
-		for _, seg := range list.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&seg)})
-		}
-		return reqs
-	})
-}
-
 // namespaceHandler enqueues the Segments of a namespace that use the manager's own
 // credentials when its labels change: the grant may have come or gone.
-func (r *SegmentReconciler) namespaceHandler() handler.EventHandler {
+func (r *Resolver) namespaceHandler() handler.EventHandler {
 	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		var list usersv1alpha1.SegmentList
-		if err := r.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
+		if err := r.opts.Client.List(ctx, &list, client.InNamespace(o.GetName())); err != nil {
 			return nil
 		}
 		var reqs []reconcile.Request
@@ -245,13 +268,15 @@ func (r *SegmentReconciler) namespaceHandler() handler.EventHandler {
 	})
 }
 
-// credentialsError means the Segment's credentials could not be had or used.
-type credentialsError struct{ err error }
+// Error means a Segment's credentials could not be had or used: a retry does not mend
+// that, a change to its spec, its Secret or its namespace's grant does.
+type Error struct{ err error }
 
-func (e *credentialsError) Error() string { return "credentials: " + e.err.Error() }
-func (e *credentialsError) Unwrap() error { return e.err }
+func (e *Error) Error() string { return "credentials: " + e.err.Error() }
+func (e *Error) Unwrap() error { return e.err }
 
-func isCredentialsError(err error) bool {
-	var ce *credentialsError
+// IsError reports whether err is, or wraps, an *Error.
+func IsError(err error) bool {
+	var ce *Error
 	return errors.As(err, &ce)
 }
