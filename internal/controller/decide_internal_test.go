@@ -2,6 +2,8 @@ package controller
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -11,54 +13,10 @@ import (
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
-	"github.com/segment-operator/segment-operator/internal/ledger"
+	"github.com/segment-operator/segment-operator/internal/credentials"
+	"github.com/segment-operator/segment-operator/internal/ownership"
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
-
-func TestPlanFor(t *testing.T) {
-	observed := func(name string) *chatbot.Segment { return &chatbot.Segment{ID: "x", Name: name} }
-	for _, tc := range []struct {
-		name     string
-		spec     usersv1alpha1.SegmentSpec
-		added    []string
-		observed *chatbot.Segment
-		want     remotePlan
-		summary  string
-	}{
-		{name: "no segment: create with every member", spec: usersv1alpha1.SegmentSpec{Name: "n", Members: []string{"b", "a"}},
-			added: []string{"old"}, want: remotePlan{create: true, add: []string{"a", "b"}}, summary: "create the segment, add 2 members"},
-		{name: "in sync", spec: usersv1alpha1.SegmentSpec{Name: "n", Members: []string{"a"}}, added: []string{"a"},
-			observed: observed("n"), want: remotePlan{}},
-		{name: "renamed out of band", spec: usersv1alpha1.SegmentSpec{Name: "n"}, observed: observed("other"),
-			want: remotePlan{renameFrom: "other", renameTo: "n"}, summary: `rename it from "other" to "n"`},
-		{name: "members to add: only those not added", spec: usersv1alpha1.SegmentSpec{Name: "n", Members: []string{"a", "b", "c"}},
-			added: []string{"a"}, observed: observed("n"), want: remotePlan{add: []string{"b", "c"}}, summary: "add 2 members"},
-		{name: "removed members under Warn are reported", spec: usersv1alpha1.SegmentSpec{Name: "n", Members: []string{"a"}},
-			added: []string{"a", "z"}, observed: observed("n"), want: remotePlan{notRemovable: 1},
-			summary: "report 1 member the API cannot remove"},
-		{name: "removed members under Recreate: recreate with every member",
-			spec:  usersv1alpha1.SegmentSpec{Name: "n", Members: []string{"a"}, MemberRemovalPolicy: usersv1alpha1.MemberRemovalPolicyRecreate},
-			added: []string{"a", "z"}, observed: observed("other"),
-			want:    remotePlan{recreate: true, add: []string{"a"}, notRemovable: 1},
-			summary: "delete the segment and create it anew to remove 1 member, add 1 member"},
-		{name: "an adopted segment (spec.id) is never recreated",
-			spec:  usersv1alpha1.SegmentSpec{ID: "x", Name: "n", MemberRemovalPolicy: usersv1alpha1.MemberRemovalPolicyRecreate},
-			added: []string{"z"}, observed: observed("n"), want: remotePlan{notRemovable: 1},
-			summary: "report 1 member the API cannot remove"},
-		{name: "metadata.name when spec.name is empty", observed: observed("seg"), want: remotePlan{}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "seg"}, Spec: tc.spec}
-			got := planFor(seg, ledger.New(tc.added...), seg.Spec.Members, tc.observed)
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("planFor = %+v, want %+v", got, tc.want)
-			}
-			if s := summarize(got); s != tc.summary {
-				t.Errorf("summary %q, want %q", s, tc.summary)
-			}
-		})
-	}
-}
 
 func TestChooseCreated(t *testing.T) {
 	at := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
@@ -82,13 +40,13 @@ func TestChooseCreated(t *testing.T) {
 		{name: "owned by another Segment: not ours", listed: []chatbot.Segment{seg("a", "Made", at.Add(time.Second)), seg("b", "Made", at.Add(time.Second))},
 			owned: func(id string) bool { return id == "a" }, want: createdChoice{id: "b"}},
 		{name: "made before the intent: not ours", listed: []chatbot.Segment{seg("a", "Made", at.Add(-time.Hour))}, want: createdChoice{}},
-		{name: "ChatBot's clock a little behind: still ours", listed: []chatbot.Segment{seg("a", "Made", at.Add(-createSkew))},
+		{name: "ChatBot's clock a little behind: still ours", listed: []chatbot.Segment{seg("a", "Made", at.Add(-ownership.CreateSkew))},
 			want: createdChoice{id: "a"}},
-		{name: "ChatBot's clock further behind than the skew allows", listed: []chatbot.Segment{seg("a", "Made", at.Add(-createSkew-time.Millisecond))},
+		{name: "ChatBot's clock further behind than the skew allows", listed: []chatbot.Segment{seg("a", "Made", at.Add(-ownership.CreateSkew-time.Millisecond))},
 			want: createdChoice{}},
-		{name: "made after the create's deadline: not ours", listed: []chatbot.Segment{seg("a", "Made", at.Add(30*time.Second+createSkew+time.Millisecond))},
+		{name: "made after the create's deadline: not ours", listed: []chatbot.Segment{seg("a", "Made", at.Add(30*time.Second+ownership.CreateSkew+time.Millisecond))},
 			want: createdChoice{}},
-		{name: "made by the deadline, by ChatBot's clock a little ahead: ours", listed: []chatbot.Segment{seg("a", "Made", at.Add(30*time.Second+createSkew))},
+		{name: "made by the deadline, by ChatBot's clock a little ahead: ours", listed: []chatbot.Segment{seg("a", "Made", at.Add(30*time.Second+ownership.CreateSkew))},
 			want: createdChoice{id: "a"}},
 		{name: "renamed in the spec meanwhile: the intent's name counts", listed: []chatbot.Segment{seg("a", "New name", at.Add(time.Second)),
 			seg("b", "Made", at.Add(time.Second))}, want: createdChoice{id: "b"}},
@@ -220,21 +178,6 @@ func TestSetOutcome(t *testing.T) {
 	}
 }
 
-func TestPlural(t *testing.T) {
-	for _, tc := range []struct {
-		got, want string
-	}{
-		{plural(1, "member"), "1 member"},
-		{plural(0, "member"), "0 members"},
-		{plural(2, "member was", "members were"), "2 members were"},
-		{plural(1, "member was", "members were"), "1 member was"},
-	} {
-		if tc.got != tc.want {
-			t.Errorf("got %q, want %q", tc.got, tc.want)
-		}
-	}
-}
-
 // The in-process memos (createsNoEffect) recognise a pending create by its time, compared
 // with the intent read back from the API server, which keeps it to the microsecond.
 func TestNewIntentSurvivesTheAPIServer(t *testing.T) {
@@ -255,34 +198,119 @@ func TestNewIntentSurvivesTheAPIServer(t *testing.T) {
 	}
 }
 
-// The member count is the only signal of members removed outside the operator: a re-add
-// only when more go missing, never a loop, and nothing judged from a count our adds raised.
-func TestDecideDrift(t *testing.T) {
-	readd := func(missing int32) *usersv1alpha1.MembersReadded {
-		return &usersv1alpha1.MembersReadded{Missing: missing, At: metav1.Now()}
+// classify decides, for each kind of failure, the reason, whether it stalls, and how it is
+// retried; the wiring into status is TestFailDecidesWhenToRetry's.
+func TestClassify(t *testing.T) {
+	const drift = time.Minute
+	api := func(op string, status int, retryAfter time.Duration) error {
+		return fmt.Errorf("wrapped: %w", &chatbot.APIError{Op: op, StatusCode: status, RetryAfter: retryAfter})
 	}
 	for _, tc := range []struct {
-		name         string
-		known, users int
-		counted      bool
-		readded      *usersv1alpha1.MembersReadded
-		want         memberDrift
+		name string
+		err  error
+		want verdict // err is checked apart
+		// jittered: after is want.after plus up to a quarter
+		jittered bool
 	}{
-		{"all there", 100, 100, true, nil, memberDrift{}},
-		{"members added outside hide nothing we can see", 100, 130, true, nil, memberDrift{}},
-		{"ten gone: re-add", 100, 90, true, nil, memberDrift{missing: 10, readd: true}},
-		{"the same ten still gone: report only", 100, 90, true, readd(10), memberDrift{missing: 10}},
-		{"members added since, the same ten gone: report only", 150, 140, true, readd(10), memberDrift{missing: 10}},
-		{"more gone: re-add once more", 100, 85, true, readd(10), memberDrift{missing: 15, readd: true}},
-		{"fewer gone than at the re-add: report only", 100, 95, true, readd(10), memberDrift{missing: 5}},
-		{"a count our adds raised: judge nothing", 100, 100, false, readd(10), memberDrift{unknown: true}},
-		{"the API counts them all again: forget the re-add", 100, 100, true, readd(10), memberDrift{settled: true}},
-		{"nothing added yet", 0, 0, true, nil, memberDrift{}},
+		{"turned away: nothing recorded", &turnError{after: 3 * time.Second}, verdict{turn: true, after: 3 * time.Second}, false},
+		{"another run's create", &waitError{after: 7 * time.Second}, verdict{reason: usersv1alpha1.ReasonCreating, after: 7 * time.Second}, false},
+		{"a stall", stall(usersv1alpha1.ReasonConflict, "taken"), verdict{reason: usersv1alpha1.ReasonConflict, stalled: true, after: drift}, false},
+		{"credentials", &credentials.Error{}, verdict{reason: usersv1alpha1.ReasonCredentialsError, stalled: true, after: drift}, false},
+		{"a Kubernetes API error: not ours to record", errors.New("etcd is away"), verdict{}, false},
+		{"401 held back", &chatbot.APIError{Op: chatbot.OpList, StatusCode: 401, Local: true, RetryAfter: 20 * time.Second},
+			verdict{reason: usersv1alpha1.ReasonUnauthorized, stalled: true, after: 20 * time.Second}, true},
+		{"401", api(chatbot.OpList, 401, 0), verdict{reason: usersv1alpha1.ReasonUnauthorized, stalled: true, after: drift}, false},
+		{"a redirect", api(chatbot.OpList, 307, 0), verdict{reason: usersv1alpha1.ReasonRemoteRejected, stalled: true, after: drift}, false},
+		{"429 with Retry-After", api(chatbot.OpAdd, 429, 5*time.Second), verdict{reason: usersv1alpha1.ReasonRateLimited, after: 5 * time.Second}, true},
+		{"429", api(chatbot.OpAdd, 429, 0), verdict{reason: usersv1alpha1.ReasonRateLimited, backoff: true}, false},
+		{"503 with Retry-After", api(chatbot.OpAdd, 503, 2*time.Second), verdict{reason: usersv1alpha1.ReasonRemoteError, after: 2 * time.Second}, true},
+		{"500", api(chatbot.OpCreate, 500, 0), verdict{reason: usersv1alpha1.ReasonRemoteError, backoff: true}, false},
+		{"404 on delete: the segment is gone", api(chatbot.OpDelete, 404, 0), verdict{reason: usersv1alpha1.ReasonRemoteError, backoff: true}, false},
+		{"404 on list: no such endpoint", api(chatbot.OpList, 404, 0), verdict{reason: usersv1alpha1.ReasonEndpointNotFound, stalled: true, after: drift}, false},
+		{"400", api(chatbot.OpRename, 400, 0), verdict{reason: usersv1alpha1.ReasonRemoteRejected, stalled: true}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := decideDrift(tc.known, tc.users, tc.counted, tc.readded); got != tc.want {
-				t.Errorf("decideDrift = %+v, want %+v", got, tc.want)
+			got := classify(tc.err, drift)
+			if !errors.Is(got.err, tc.err) {
+				t.Errorf("err %v, not the failure", got.err)
+			}
+			after := got.after
+			if tc.jittered && after >= tc.want.after && after <= tc.want.after+tc.want.after/4 {
+				after = tc.want.after
+			}
+			got.err, got.after = nil, after
+			if got != tc.want {
+				t.Errorf("classify = %+v, want %+v", got, tc.want)
 			}
 		})
+	}
+}
+
+// What a deleted Segment's finalizer waits for, by policy and by what the Segment holds.
+func TestFinalizeChoice(t *testing.T) {
+	owned := &usersv1alpha1.SegmentOwnership{ID: "x", Account: "a"}
+	pending := &usersv1alpha1.SegmentOwnership{CreatePending: &usersv1alpha1.CreateIntent{Name: "n"}}
+	for _, tc := range []struct {
+		name      string
+		spec      usersv1alpha1.SegmentSpec
+		ownership *usersv1alpha1.SegmentOwnership
+		want      release
+	}{
+		{"owns nothing: released at once", usersv1alpha1.SegmentSpec{}, &usersv1alpha1.SegmentOwnership{}, releaseNow},
+		{"no record at all", usersv1alpha1.SegmentSpec{}, nil, releaseNow},
+		{"owns one: deleted", usersv1alpha1.SegmentSpec{}, owned, deleteRemote},
+		{"a pending create: what it made is deleted", usersv1alpha1.SegmentSpec{}, pending, deleteRemote},
+		{"suspended: held", usersv1alpha1.SegmentSpec{Suspend: true}, owned, holdSuspended},
+		{"suspended, owning nothing: released", usersv1alpha1.SegmentSpec{Suspend: true}, &usersv1alpha1.SegmentOwnership{}, releaseNow},
+		{"Orphan: left", usersv1alpha1.SegmentSpec{DeletionPolicy: usersv1alpha1.DeletionPolicyOrphan}, owned, leaveOwned},
+		{"Orphan, suspended: left", usersv1alpha1.SegmentSpec{DeletionPolicy: usersv1alpha1.DeletionPolicyOrphan, Suspend: true}, owned, leaveOwned},
+		{"ObserveOnly: left", usersv1alpha1.SegmentSpec{ManagementPolicy: usersv1alpha1.ManagementPolicyObserveOnly}, owned, leaveOwned},
+		{"Orphan, a pending create: left", usersv1alpha1.SegmentSpec{DeletionPolicy: usersv1alpha1.DeletionPolicyOrphan}, pending, leavePending},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seg := &usersv1alpha1.Segment{Spec: tc.spec, Status: usersv1alpha1.SegmentStatus{Ownership: tc.ownership}}
+			if got := finalizeChoice(seg); got != tc.want {
+				t.Errorf("finalizeChoice = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// Absence is confirmed by a listing begun after the segment was made (status.createdAt,
+// plus the clock skew), only where it leads to a create: never for spec.id.
+func TestConfirmGoneAfter(t *testing.T) {
+	created := metav1.NewTime(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	seg := &usersv1alpha1.Segment{Status: usersv1alpha1.SegmentStatus{CreatedAt: &created}}
+	if got, want := confirmGoneAfter(seg), created.Add(time.Second+ownership.CreateSkew); !got.Equal(want) {
+		t.Errorf("confirmGoneAfter = %v, want %v", got, want)
+	}
+	seg.Spec.ID = "x"
+	if got := confirmGoneAfter(seg); !got.IsZero() {
+		t.Errorf("confirmGoneAfter for spec.id = %v, want zero", got)
+	}
+	seg.Status.CreatedAt = nil
+	if got := goneAfter(seg); time.Since(got) > time.Minute {
+		t.Errorf("goneAfter without createdAt = %v, want now", got)
+	}
+}
+
+// The account moved when the credentials name another account than the one the owned
+// segment was recorded in; an earlier version's record (no account) has not moved.
+func TestAccountMoved(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    *usersv1alpha1.SegmentOwnership
+		want bool
+	}{
+		{"same account", &usersv1alpha1.SegmentOwnership{ID: "x", Account: "a"}, false},
+		{"another account", &usersv1alpha1.SegmentOwnership{ID: "x", Account: "b"}, true},
+		{"no account recorded", &usersv1alpha1.SegmentOwnership{ID: "x"}, false},
+		{"owns nothing", &usersv1alpha1.SegmentOwnership{Account: "b"}, false},
+		{"no record", nil, false},
+	} {
+		seg := &usersv1alpha1.Segment{Status: usersv1alpha1.SegmentStatus{Ownership: tc.o}}
+		if got := accountMoved(seg, "a"); got != tc.want {
+			t.Errorf("%s: accountMoved = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

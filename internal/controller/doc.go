@@ -23,7 +23,8 @@
 //     before managing (ObserveOnly, then Manage), or under adoptionPolicy AdoptByName the
 //     only unowned one with the name. A claim first checks that no other Segment owns it
 //     (the ownership index, and claims this process made that the cache may not show yet)
-//     or may have made it (another Segment's pending create of that name, not resolved).
+//     or may have made it (another Segment's pending create of that name, not resolved):
+//     see internal/ownership.
 //   - legacy hold: the status.id of a Segment an earlier version (no ownership record)
 //     left Ready and Synced for its current generation, with the finalizer. It counts as
 //     owned until the Segment's first reconcile checks it and records it; the earlier
@@ -49,20 +50,40 @@
 // Released is no write: deletion removes the finalizer once the owned segment (or what a
 // pending create made) is deleted, or left under deletionPolicy Orphan.
 //
+// # The flow
+//
+// Reconcile (reconciler.go) tells one story, and every step returns to it:
+//
+//	read → upgrade an earlier version's record → deleted? finalize : suspended? record : enter
+//	enter: the Segment's account (internal/credentials) and its share of the workers
+//	observe-only: find the segment, plan.For, show the plan in status.plan
+//	manage: desired members (internal/sources) → claim (claim.go) → observe the owned segment
+//	        → load the member record → plan.Manage → apply: create | recreate | rename, add members
+//	the outcome (or the failure, classify) is written to status once, in a deferred step
+//
+// Two writes are made on the way, where durability demands them: the intent before the
+// create call (create), and the claim of an existing segment (adopt). The new ID a create
+// made is recorded by the final write.
+//
 // # Decisions
 //
-// What to do about the owned segment is a pure function, planFor (plan.go): from the
-// Segment, its desired members (spec.members and spec.membersFrom, see desiredMembers) and
-// the observed remote segment to a plan. Manage carries the plan out;
-// ObserveOnly shows it in status.plan. Which segment a pending create made is another,
-// chooseCreated (intent.go). Both are table-tested; the envtest suite proves the wiring.
+// Every decision is a pure function, table-tested: the plan (internal/plan: For, and
+// Manage with the drift re-add), and in decide.go which segment a pending create made
+// (chooseCreated), the upgrade from an earlier version (migrate), what a deleted Segment's
+// finalizer waits for (finalizeChoice) and how a failure is retried (classify). The
+// envtest suite proves the wiring.
 //
 // # Concerns in packages of their own
 //
+//   - internal/ownership: the claims of this process, the name locks, what it saw of each
+//     create, and the indexes the ownership check reads; its lock order is in its doc.
+//   - internal/credentials: which account a Segment uses, and the in-use finalizer that
+//     keeps its Secret until it is done.
+//   - internal/remote: the accounts; remote.External is the only way the flow talks to
+//     one (observe, create, rename, delete, add members), and keeps the shared listing
+//     current.
 //   - internal/sources: the desired members from spec.membersFrom, read within budgets.
 //   - internal/memberrecord: the record of the members added, its charge to the
 //     namespace (internal/quota), and the sweep of records whose Segment is gone.
-//   - internal/remote: the accounts, their shared listings, shares and member adds.
-//   - internal/credentials: which account a Segment uses (its Secret, or the manager's own
-//     token where granted), and the credentials-in-use finalizer on what it uses.
+//   - internal/plan: what it takes to make the remote segment match.
 package controller

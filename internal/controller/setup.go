@@ -5,8 +5,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/utils/keymutex"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -18,18 +18,85 @@ import (
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/credentials"
 	"github.com/segment-operator/segment-operator/internal/memberrecord"
+	"github.com/segment-operator/segment-operator/internal/ownership"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/internal/sources"
 )
 
-// SetupWithManager registers the reconciler and its indexes. Segments are reconciled when
-// their spec or annotations change, when their credentials Secret or a ConfigMap of their
-// spec.membersFrom changes, and every DriftInterval; status updates (the operator's own) do not trigger a reconcile. A change
+// SegmentReconciler makes each remote ChatBot segment match its Segment.
+type SegmentReconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	Accounts *remote.Accounts
+	// DefaultCredentials are used by Segments without spec.credentialsRef, in the namespaces
+	// allowed to (DefaultCredentialsNamespaces, or the namespace label
+	// users.chatbot.com/default-credentials=true).
+	DefaultCredentials func() (remote.Credentials, error)
+	// DefaultCredentialsNamespaces may use DefaultCredentials, besides the labelled ones;
+	// "*" means every namespace. The manager's token reaches every segment of its account:
+	// a namespace that may use it may adopt, observe and delete any of them that no other
+	// Segment manages, so it is granted, not assumed.
+	DefaultCredentialsNamespaces []string
+	// AllowedAPIURLs are the API base URLs a credentials Secret may name under apiURL,
+	// besides the default credentials' own; "*" allows any. Without this check, anyone who
+	// may write a Secret in some namespace could make the manager call any URL its network
+	// reaches, and read parts of the answer in status.
+	AllowedAPIURLs []string
+	// SecretScope is where Segments may name credentials Secrets; it must match the
+	// manager's cache (credentials.CacheOptions) and its RBAC.
+	SecretScope credentials.SecretScope
+	// DriftInterval is how often a Segment is checked against the remote account, and how
+	// old an account listing may be when it is used. One listing per account serves every
+	// Segment of that account within the interval.
+	DriftInterval time.Duration
+	// MaxConcurrentReconciles is how many Segments are reconciled at once.
+	MaxConcurrentReconciles int
+	// NamespaceShare is the most Segments of one namespace reconciled at once (0: no
+	// bound), as remote.AccountOptions.Share is of one account: a tenant cannot take more
+	// workers by naming more accounts.
+	NamespaceShare int
+	// MemberSources are the budgets of reading spec.membersFrom (zero: the defaults).
+	MemberSources sources.Limits
+	// MemberRecordNamespace is the manager's own namespace, where the records of the
+	// members added to large segments are kept (see internal/memberrecord).
+	MemberRecordNamespace string
+	// MemberRecordBytesPerNamespace bounds the bytes of the records of one namespace's
+	// Segments kept there (0: no bound; see memberrecord.DefaultBytesPerNamespace).
+	MemberRecordBytesPerNamespace int64
+	// RecordSweepInterval and RecordSweepMinAge set the sweep of records whose Segment is
+	// gone (memberrecord.Sweeper): every hour, records older than 10 minutes, when zero.
+	RecordSweepInterval, RecordSweepMinAge time.Duration
+	// CreateTimeout bounds a create call from its intent to its answer, rate limiter wait
+	// included (default 30s): no create is sent later than that, whatever process made it.
+	CreateTimeout time.Duration
+
+	// The concerns the story calls, made by SetupWithManager.
+	credentials *credentials.Resolver
+	owners      *ownership.Registry
+	sources     *sources.Reader
+	records     *memberrecord.Records
+	shares      *remote.Shares // of the workers, by namespace
+}
+
+// +kubebuilder:rbac:groups=users.chatbot.com,resources=segments,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=users.chatbot.com,resources=segments/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=users.chatbot.com,resources=segments/finalizers,verbs=update
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// Secrets: config/rbac/credentials_role.yaml, bound cluster-wide unless per-namespace
+// credentials are off (see SecretScope).
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch
+// Member records in the manager's namespace: config/rbac/member_record_role.yaml.
+
+// SetupWithManager makes the concerns the story calls, and registers the reconciler and
+// its indexes. Segments are reconciled when their spec or annotations change, when their
+// credentials Secret or a ConfigMap of their spec.membersFrom changes, and every
+// DriftInterval; status updates (the operator's own) do not trigger a reconcile. A change
 // to a namespace's labels (the grant of the manager's own credentials) reconciles the
 // Segments there that use them.
 func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	r.names = keymutex.NewHashed(1024) // buckets: unrelated names rarely wait for each other
-	r.namespaceShares = remote.NewShares(r.NamespaceShare)
+	r.owners = ownership.NewRegistry(r.Client, r.CreateTimeout)
+	r.shares = remote.NewShares(r.NamespaceShare)
 	r.sources = sources.NewReader(r.Client, mgr.GetAPIReader(), r.MemberSources)
 	r.records = memberrecord.New(r.MemberRecordNamespace, mgr.GetAPIReader(), r.Client, r.MemberRecordBytesPerNamespace)
 	if r.MemberRecordNamespace != "" {
@@ -37,10 +104,7 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 			return err
 		}
 	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexRemoteID, indexByRemoteID); err != nil {
-		return err
-	}
-	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexPendingCreate, indexByPendingCreate); err != nil {
+	if err := ownership.IndexFields(ctx, mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexMembersFrom, indexByMembersFrom); err != nil {
@@ -61,8 +125,8 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&usersv1alpha1.Segment{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.ConfigMap{}, r.namedBy(indexMembersFrom), builder.OnlyMetadata)
-	return r.credentials.Watch(b, r.namedBy).
+		Watches(&corev1.ConfigMap{}, namedBy(r.Client, indexMembersFrom), builder.OnlyMetadata)
+	return r.credentials.Watch(b, func(index string) handler.EventHandler { return namedBy(r.Client, index) }).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
@@ -74,10 +138,10 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 
 // namedBy enqueues, when an object changes, the Segments of its namespace that name it
 // under index (their credentials Secret, a ConfigMap of their spec.membersFrom).
-func (r *SegmentReconciler) namedBy(index string) handler.EventHandler {
+func namedBy(c client.Reader, index string) handler.EventHandler {
 	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		var list usersv1alpha1.SegmentList
-		if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
+		if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
 			return nil
 		}
 		reqs := make([]reconcile.Request, 0, len(list.Items))

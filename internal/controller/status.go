@@ -2,23 +2,21 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
-	ctrl "sigs.k8s.io/controller-runtime"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
-	"github.com/segment-operator/segment-operator/internal/credentials"
-	"github.com/segment-operator/segment-operator/internal/remote"
+	"github.com/segment-operator/segment-operator/internal/memberrecord"
+	"github.com/segment-operator/segment-operator/internal/plan"
 	"github.com/segment-operator/segment-operator/internal/text"
 )
 
@@ -160,143 +158,104 @@ type waitError struct {
 
 func (e *waitError) Error() string { return e.msg }
 
-// fail records err in status and decides when to try again:
-//   - rate limited (429) and other retryable errors (5xx, network): after the server's
-//     Retry-After if it gave one, else with exponential backoff;
-//   - a segment gone (404 on rename or add members): with backoff from half a second;
-//   - the token refused (401, 403) or missing: not before the next drift check, by which a
-//     rotated token or Secret is picked up (a changed Secret triggers a reconcile itself);
-//     while the account holds calls back after a 401, when that wait ends;
-//   - a redirect (not followed) or a listing over the client's cap: each drift interval;
-//   - the request refused (other 4xx): not until the spec changes;
-//   - a conflict, an uncertain create, a missing adopted segment, a 404 on listing or
-//     creating (a wrong base URL): each drift interval.
-//
-// The last three mark the Segment Stalled, which kstatus, Flux and Argo CD report as failed.
-func (r *SegmentReconciler) fail(ctx context.Context, seg *usersv1alpha1.Segment, st *statusWriter, err error) (ctrl.Result, error) {
-	var (
-		reason string
-		stuck  bool
-		result ctrl.Result
-		retErr error
-	)
-	apiErr, isAPI := chatbot.AsAPIError(err)
-	if turnErr := (*turnError)(nil); errors.As(err, &turnErr) {
-		return r.waitTurn(ctx, turnErr)
+// note records a Normal event on the Segment.
+func note(rec events.EventRecorder, seg *usersv1alpha1.Segment, reason, action, format string, args ...any) {
+	rec.Eventf(seg, nil, corev1.EventTypeNormal, reason, action, "%s", eventNote(format, args...))
+}
+
+// warn records a Warning event on the Segment.
+func warn(rec events.EventRecorder, seg *usersv1alpha1.Segment, reason, action, format string, args ...any) {
+	rec.Eventf(seg, nil, corev1.EventTypeWarning, reason, action, "%s", eventNote(format, args...))
+}
+
+// eventNote formats an event's note and cuts it to what the API server accepts: it drops
+// an event whose note is longer, and the arguments (names, IDs, API messages) may be long.
+func eventNote(format string, args ...any) string {
+	return text.Cut(fmt.Sprintf(format, args...), maxEventNote)
+}
+
+// forgetCreate drops the pending create at the user's request, and says what may be left.
+func forgetCreate(rec events.EventRecorder, seg *usersv1alpha1.Segment) {
+	i := seg.PendingCreate()
+	warn(rec, seg, "CreateForgotten", "Create", "Forgot the create of a segment named %q attempted at %s (annotation %s): "+
+		"any segment it made, named so and created then, is left in ChatBot", i.Name, intentTime(i), usersv1alpha1.AnnotationForgetCreate)
+	seg.Status.Ownership.CreatePending = nil
+}
+
+// reportMissing reports members the count says are missing, and records a re-add of the
+// desired members made for it (the plan made it when drift.Readd).
+func reportMissing(rec events.EventRecorder, seg *usersv1alpha1.Segment, observed *chatbot.Segment, drift plan.Drift) {
+	if drift.Unknown {
+		return // the count says what we added: the last report stands until a listing says otherwise
 	}
-	var (
-		stallErr stallingError
-		waitErr  *waitError
-	)
+	record := seg.Status.MemberRecord
 	switch {
-	case errors.As(err, &waitErr):
-		reason, result = usersv1alpha1.ReasonCreating, ctrl.Result{RequeueAfter: waitErr.after}
-	case errors.As(err, &stallErr):
-		// Checked again each drift interval: the conflicting Segment may go, a segment appear.
-		reason, stuck, result = stallErr.StallReason(), true, ctrl.Result{RequeueAfter: r.DriftInterval}
-	case credentials.IsError(err):
-		reason, stuck, result = usersv1alpha1.ReasonCredentialsError, true, ctrl.Result{RequeueAfter: r.DriftInterval}
-	case !isAPI:
-		// A Kubernetes API error or similar: let controller-runtime back off and log it.
-		return ctrl.Result{}, err
-	case apiErr.Unauthorized() && apiErr.Local:
-		// Held back while the account's token is refused: asked again when the wait ends
-		// (one call for the account), or at once when the Secret changes.
-		reason, stuck, result = usersv1alpha1.ReasonUnauthorized, true, ctrl.Result{RequeueAfter: jitter(apiErr.RetryAfter)}
-	case apiErr.Unauthorized():
-		reason, stuck, result = usersv1alpha1.ReasonUnauthorized, true, ctrl.Result{RequeueAfter: r.DriftInterval}
-	case apiErr.StatusCode >= 300 && apiErr.StatusCode < 400, apiErr.TooLarge:
-		// A redirect not followed, a listing over the cap: not for retrying at once, nor
-		// for good (the API may move back, the account shrink).
-		reason, stuck, result = usersv1alpha1.ReasonRemoteRejected, true, ctrl.Result{RequeueAfter: r.DriftInterval}
-	case apiErr.StatusCode == http.StatusTooManyRequests && apiErr.RetryAfter > 0:
-		reason, result = usersv1alpha1.ReasonRateLimited, ctrl.Result{RequeueAfter: jitter(apiErr.RetryAfter)}
-	case apiErr.StatusCode == http.StatusTooManyRequests:
-		// No Retry-After: back off, doubling each time, rather than ask again every second.
-		reason, retErr = usersv1alpha1.ReasonRateLimited, err
-	case apiErr.Retryable() && apiErr.RetryAfter > 0:
-		reason, result = usersv1alpha1.ReasonRemoteError, ctrl.Result{RequeueAfter: jitter(apiErr.RetryAfter)}
-	case apiErr.Retryable():
-		reason, retErr = usersv1alpha1.ReasonRemoteError, err
-	case apiErr.NotFound() && namesSegment(apiErr.Op):
-		// The segment vanished between observing and acting (it is dropped from the
-		// listing): start over, with backoff in case the listing keeps showing it.
-		reason, retErr = usersv1alpha1.ReasonRemoteError, err
-	case apiErr.NotFound():
-		// Listing or creating cannot 404 on a good base URL: nothing to retry soon.
-		reason, stuck, result = usersv1alpha1.ReasonEndpointNotFound, true, ctrl.Result{RequeueAfter: r.DriftInterval}
-		err = fmt.Errorf("%w: the API has no such endpoint; check the API base URL (--chatbot-api-url, or apiURL in the credentials Secret)", err)
-	default:
-		reason, stuck = usersv1alpha1.ReasonRemoteRejected, true
+	case drift.Readd && record != nil:
+		record.Readded = &usersv1alpha1.MembersReadded{Missing: int32(drift.Missing), At: metav1.Now()}
+	case drift.Settled && record != nil:
+		record.Readded = nil
 	}
-
-	o := outcome{reason: reason, msg: err.Error(), progress: reconciling}
-	if stuck {
-		o.progress = stalled
-		if prev := meta.FindStatusCondition(st.written.Conditions, usersv1alpha1.ConditionStalled); prev == nil || prev.Reason != reason {
-			r.warn(seg, reason, "Reconcile", "%s", err.Error())
-		}
-	} else {
-		o.msg = "Retrying: " + o.msg
+	before := seg.Status.MissingMembers
+	seg.Status.MissingMembers = int32(drift.Missing)
+	if drift.Missing == 0 {
+		removeCondition(seg, usersv1alpha1.ConditionMembersMissing)
+		return
 	}
-	setOutcome(seg, o)
-	logf.FromContext(ctx).Info("reconcile failed", "reason", reason, "error", err.Error(), "retryIn", result.RequeueAfter)
-	if werr := st.write(ctx, seg); werr != nil {
-		return ctrl.Result{}, errors.Join(err, werr)
+	what := "they were added again"
+	if !drift.Readd {
+		what = "they were added again when the count first showed it, and are not again unless more go missing " +
+			"(ChatBot may not take back users it deleted)"
 	}
-	return result, retErr
+	msg := fmt.Sprintf("Remote segment %s counts %d members, fewer than the %s the operator added: members were removed, "+
+		"or users deleted, outside the operator; %s. The count cannot tell which members, nor see a removal hidden by "+
+		"members added outside the operator", seg.OwnedID(), observed.Users,
+		text.Plural(drift.Missing+observed.Users, "desired member"), what)
+	setCondition(seg, usersv1alpha1.ConditionMembersMissing, true, usersv1alpha1.ReasonRemovedOutside, msg)
+	if drift.Readd || int32(drift.Missing) != before {
+		warn(rec, seg, usersv1alpha1.ConditionMembersMissing, "AddMembers", "%s", msg)
+	}
 }
 
-// turnError sends a reconcile back because its share of the workers (its account's, or its
-// namespace's) is in use, or its account's rate-limit queue is long.
-type turnError struct {
-	after time.Duration
-	msg   string
-}
-
-func (e *turnError) Error() string { return e.msg }
-
-// enter admits the Segment's reconcile into its account's share of the workers and its
-// namespace's (see remote.Share), or returns a turnError; the caller must call leave when
-// done. A tenant's namespace so holds no more workers whatever the number of accounts its
-// Secrets name, and no more than its part of an account other namespaces wait for.
-func (r *SegmentReconciler) enter(seg *usersv1alpha1.Segment, acct *remote.Account) (leave func(), err error) {
-	turnedAway := func(share *remote.Share, of string, wait time.Duration) *turnError {
-		return &turnError{after: wait, msg: fmt.Sprintf("Waiting for its turn: %s of Segments of this %s are "+
-			"under way (--max-concurrent-reconciles-per-account)", plural(share.Size(), "reconcile"), of)}
+// reportNotRemovable says, visibly, how many removals from the desired members the API
+// cannot carry out: it has no remove-member endpoint. The record keeps digests, not IDs, so
+// it counts them exactly but cannot name them.
+func reportNotRemovable(rec events.EventRecorder, seg *usersv1alpha1.Segment, extra int) {
+	before := seg.Status.NotRemovableMembers
+	seg.Status.NotRemovableMembers = int32(extra)
+	if extra == 0 {
+		removeCondition(seg, usersv1alpha1.ConditionMembersNotRemovable)
+		return
 	}
-	leaveAccount, wait := acct.Share.Enter(string(seg.UID), seg.Namespace)
-	if leaveAccount == nil {
-		err := turnedAway(acct.Share, "account", wait)
-		err.msg += fmt.Sprintf(", or its namespace holds its part of them while other namespaces wait, or the calls "+
-			"queued for its rate limit (--chatbot-api-qps) would keep it waiting over %s", remote.MaxQueueWait)
-		return nil, err
+	msg := fmt.Sprintf("%s removed from spec.members or spec.membersFrom, but the ChatBot API cannot remove members: "+
+		"they stay in remote segment %s until it is deleted (memberRemovalPolicy Recreate does that)",
+		text.Plural(extra, "member was", "members were"), seg.OwnedID())
+	setCondition(seg, usersv1alpha1.ConditionMembersNotRemovable, true, usersv1alpha1.ReasonRemovedFromSpec, msg)
+	if int32(extra) != before {
+		warn(rec, seg, usersv1alpha1.ConditionMembersNotRemovable, "RemoveMembers", "%s", msg)
 	}
-	ns := r.namespaceShares.For(seg.Namespace)
-	leaveNamespace, wait := ns.Enter(string(seg.UID), "")
-	if leaveNamespace == nil {
-		leaveAccount()
-		return nil, turnedAway(ns, "namespace", wait)
+}
+
+// recordObserved copies what the API reports of the remote segment into status.
+func recordObserved(seg *usersv1alpha1.Segment, observed chatbot.Segment) {
+	seg.Status.Name = observed.Name
+	seg.Status.RemoteMembers = int32(observed.Users)
+	if !observed.CreatedAt.IsZero() {
+		// metav1.Time is stored in whole seconds: keeping the API's milliseconds would make
+		// every reconcile see a change, and send a status write, where there is none.
+		t := metav1.NewTime(observed.CreatedAt.Truncate(time.Second))
+		seg.Status.CreatedAt = &t
 	}
-	return func() { leaveNamespace(); leaveAccount() }, nil
 }
 
-// waitTurn ends a reconcile turned away by its share of the workers: it comes back after
-// the wait, and no worker waits meanwhile. Nothing is written: a Segment is turned away
-// before any remote work, so there is nothing to record (what migrate changed in memory is
-// written with its next outcome), and a turn-away is not an outcome. A Segment waiting its
-// turn so costs no write, however often it is turned away.
-func (r *SegmentReconciler) waitTurn(ctx context.Context, turn *turnError) (ctrl.Result, error) {
-	logf.FromContext(ctx).V(1).Info("waiting for its turn", "why", turn.msg, "retryIn", turn.after)
-	return ctrl.Result{RequeueAfter: turn.after}, nil
+// resetRemote forgets what status says of the remote segment: it is gone, or about to be
+// created anew.
+func resetRemote(seg *usersv1alpha1.Segment) {
+	seg.Status.ID = ""
+	seg.Status.Name = ""
+	seg.Status.RemoteMembers = 0
+	seg.Status.CreatedAt = nil
+	seg.Status.AddedMembers = nil
+	seg.Status.NotRemovableMembers = 0
+	seg.Status.MissingMembers = 0
+	memberrecord.Reset(seg)
 }
-
-// namesSegment reports whether a 404 from operation op means that the segment it names
-// does not exist, rather than that the endpoint does not.
-func namesSegment(op string) bool {
-	return op == chatbot.OpRename || op == chatbot.OpAdd || op == chatbot.OpDelete
-}
-
-// jitter spreads retries of many Segments over up to a quarter more than d, so that a rate
-// limit lifting does not meet them all at once.
-func jitter(d time.Duration) time.Duration { return wait.Jitter(d, 0.25) }

@@ -27,12 +27,25 @@ const (
 // earlier than a recorded intent may still be the interrupted create's.
 const CreateSkew = 5 * time.Second
 
-// IndexFields registers the indexes the registry reads.
+// Index is a field index on Segments that the registry reads.
+type Index struct {
+	Field   string
+	Extract client.IndexerFunc
+}
+
+// Indexes are the field indexes the registry reads, for a cache or a fake client.
+func Indexes() []Index {
+	return []Index{{IndexRemoteID, indexByRemoteID}, {IndexPendingCreate, indexByPendingCreate}}
+}
+
+// IndexFields registers Indexes with the manager's cache.
 func IndexFields(ctx context.Context, indexer client.FieldIndexer) error {
-	if err := indexer.IndexField(ctx, &usersv1alpha1.Segment{}, IndexRemoteID, indexByRemoteID); err != nil {
-		return err
+	for _, i := range Indexes() {
+		if err := indexer.IndexField(ctx, &usersv1alpha1.Segment{}, i.Field, i.Extract); err != nil {
+			return err
+		}
 	}
-	return indexer.IndexField(ctx, &usersv1alpha1.Segment{}, IndexPendingCreate, indexByPendingCreate)
+	return nil
 }
 
 // indexByRemoteID indexes Segments by the remote segment they own (status.ownership.id,

@@ -29,10 +29,11 @@ func registry(t *testing.T, objs ...client.Object) *Registry {
 	if err := usersv1alpha1.AddToScheme(s); err != nil {
 		t.Fatal(err)
 	}
-	c := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...).
-		WithIndex(&usersv1alpha1.Segment{}, IndexRemoteID, indexByRemoteID).
-		WithIndex(&usersv1alpha1.Segment{}, IndexPendingCreate, indexByPendingCreate).Build()
-	return NewRegistry(c, 10*time.Second)
+	b := fake.NewClientBuilder().WithScheme(s).WithObjects(objs...)
+	for _, i := range Indexes() {
+		b = b.WithIndex(&usersv1alpha1.Segment{}, i.Field, i.Extract)
+	}
+	return NewRegistry(b.Build(), 10*time.Second)
 }
 
 // A claim checks the cache's record and this process's claims; another namespace's owner

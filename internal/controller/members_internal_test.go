@@ -56,7 +56,7 @@ func TestDesiredMembersStallsOnlyForTheSource(t *testing.T) {
 			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "team"},
 				Spec: usersv1alpha1.SegmentSpec{Members: []string{"m1"},
 					MembersFrom: []usersv1alpha1.MembersSource{{ConfigMap: tc.source, Key: "ids"}}}}
-			got, err := r.desiredMembers(context.Background(), seg)
+			got, err := desiredMembers(context.Background(), r.sources, seg)
 			var stalled *stallError
 			switch {
 			case tc.stall != "" && (!errors.As(err, &stalled) || stalled.reason != usersv1alpha1.ReasonMembersSourceError ||
@@ -88,7 +88,7 @@ func TestAConfigMapEnqueuesTheSegmentsNamingIt(t *testing.T) {
 			from("elsewhere", "d", "list"), from("team", "e")).Build()
 	r := &SegmentReconciler{Client: c}
 	q := &enqueued{}
-	r.namedBy(indexMembersFrom).Create(context.Background(),
+	namedBy(r.Client, indexMembersFrom).Create(context.Background(),
 		event.TypedCreateEvent[client.Object]{Object: &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "list", Namespace: "team"}}}, q)
 	if got := q.names(); !slices.Equal(got, []string{"team/a", "team/b"}) {
 		t.Fatalf("enqueued %q, want team/a and team/b", got)

@@ -13,8 +13,8 @@ import (
 
 // desiredMembers returns the Segment's members (see sources.Reader.Members); sources it
 // cannot use stop the Segment (MembersSourceError) until they change.
-func (r *SegmentReconciler) desiredMembers(ctx context.Context, seg *usersv1alpha1.Segment) ([]string, error) {
-	members, err := r.sources.Members(ctx, seg)
+func desiredMembers(ctx context.Context, reader *sources.Reader, seg *usersv1alpha1.Segment) ([]string, error) {
+	members, err := reader.Members(ctx, seg)
 	if bad := (*sources.Error)(nil); errors.As(err, &bad) {
 		return nil, stall(usersv1alpha1.ReasonMembersSourceError, "%s", bad.Error())
 	}

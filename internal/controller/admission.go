@@ -1,0 +1,43 @@
+package controller
+
+import (
+	"fmt"
+	"time"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/remote"
+	"github.com/segment-operator/segment-operator/internal/text"
+)
+
+// turnError sends a reconcile back because its share of the workers (its account's, or its
+// namespace's) is in use, or its account's rate-limit queue is long.
+type turnError struct {
+	after time.Duration
+	msg   string
+}
+
+func (e *turnError) Error() string { return e.msg }
+
+// admit admits the Segment's reconcile into its account's share of the workers and its
+// namespace's (see remote.Share), or returns a turnError; leave, never nil, must be called
+// when done. A tenant's namespace so holds no more workers whatever the number of accounts
+// its Secrets name, and no more than its part of an account other namespaces wait for.
+func admit(seg *usersv1alpha1.Segment, acct *remote.Account, namespace *remote.Share) (leave func(), err error) {
+	turnedAway := func(share *remote.Share, of string, wait time.Duration) *turnError {
+		return &turnError{after: wait, msg: fmt.Sprintf("Waiting for its turn: %s of Segments of this %s are "+
+			"under way (--max-concurrent-reconciles-per-account)", text.Plural(share.Size(), "reconcile"), of)}
+	}
+	leaveAccount, wait := acct.Share.Enter(string(seg.UID), seg.Namespace)
+	if leaveAccount == nil {
+		err := turnedAway(acct.Share, "account", wait)
+		err.msg += fmt.Sprintf(", or its namespace holds its part of them while other namespaces wait, or the calls "+
+			"queued for its rate limit (--chatbot-api-qps) would keep it waiting over %s", remote.MaxQueueWait)
+		return func() {}, err
+	}
+	leaveNamespace, wait := namespace.Enter(string(seg.UID), "")
+	if leaveNamespace == nil {
+		leaveAccount()
+		return func() {}, turnedAway(namespace, "namespace", wait)
+	}
+	return func() { leaveNamespace(); leaveAccount() }, nil
+}
