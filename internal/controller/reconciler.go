@@ -30,8 +30,10 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	st := newStatusWriter(r.Client, seg)
-	if err := upgrade(ctx, r.owners, r.Recorder, seg, migrate(seg)); err != nil {
-		return ctrl.Result{}, err // no status write: an earlier version's hold must survive to the next try
+	if old := migrate(seg); old != (legacy{}) {
+		if err := upgrade(ctx, r.owners, r.Recorder, seg, old); err != nil {
+			return ctrl.Result{}, err // no status write: an earlier version's hold must survive to the next try
+		}
 	}
 	ctx = logf.IntoContext(ctx, logf.FromContext(ctx).WithValues("remoteID", seg.OwnedID()))
 	if !seg.DeletionTimestamp.IsZero() {
@@ -133,19 +135,16 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 
 	// Decide, act, record.
 	p, drift := plan.Manage(seg, rec.Ledger, desired, observed, observed != nil && acct.Counted(observed.ID))
-	if err := r.apply(ctx, seg, acct, st, p, rec.Ledger, desired); err != nil {
+	if err := r.apply(ctx, seg, acct, st, p, rec.Ledger); err != nil {
 		return err
 	}
-	reportMissing(r.Recorder, seg, observed, drift)
-	setOutcome(seg, outcome{ready: true, reason: usersv1alpha1.ReasonSynced,
-		msg: fmt.Sprintf("Remote segment %s is named %q and has all %s", seg.OwnedID(), seg.RemoteName(),
-			text.Plural(len(desired), "desired member"))})
+	synced(r.Recorder, seg, observed, drift, p.NotRemovableAfter(), len(desired))
 	return nil
 }
 
 // apply carries out a plan for the Segment's owned segment.
 func (r *SegmentReconciler) apply(ctx context.Context, seg *usersv1alpha1.Segment, acct remote.External, st *statusWriter,
-	p plan.Plan, added *ledger.Ledger, desired []string) error {
+	p plan.Plan, added *ledger.Ledger) error {
 	created, reason := "", "Created"
 	switch {
 	case p.Create:
@@ -185,11 +184,7 @@ func (r *SegmentReconciler) apply(ctx context.Context, seg *usersv1alpha1.Segmen
 	case n > 0:
 		note(r.Recorder, seg, "MembersAdded", "AddMembers", "Added %s to remote segment %s", text.Plural(n, "member"), seg.OwnedID())
 	}
-	if err != nil {
-		return err
-	}
-	reportNotRemovable(r.Recorder, seg, added.NotIn(desired))
-	return nil
+	return err
 }
 
 // create creates the remote segment. The create call is not idempotent, so the attempt is

@@ -182,6 +182,17 @@ func forgetCreate(rec events.EventRecorder, seg *usersv1alpha1.Segment) {
 	seg.Status.Ownership.CreatePending = nil
 }
 
+// synced records the outcome of a managed Segment whose plan was carried out: the members
+// the API cannot remove (reportNotRemovable), those the count says are missing
+// (reportMissing), and Ready.
+func synced(rec events.EventRecorder, seg *usersv1alpha1.Segment, observed *chatbot.Segment, drift plan.Drift, notRemovable, desired int) {
+	reportNotRemovable(rec, seg, notRemovable)
+	reportMissing(rec, seg, observed, drift)
+	setOutcome(seg, outcome{ready: true, reason: usersv1alpha1.ReasonSynced,
+		msg: fmt.Sprintf("Remote segment %s is named %q and has all %s", seg.OwnedID(), seg.RemoteName(),
+			text.Plural(desired, "desired member"))})
+}
+
 // reportMissing reports members the count says are missing, and records a re-add of the
 // desired members made for it (the plan made it when drift.Readd).
 func reportMissing(rec events.EventRecorder, seg *usersv1alpha1.Segment, observed *chatbot.Segment, drift plan.Drift) {

@@ -97,6 +97,16 @@ func JudgeDrift(known, users int, counted bool, readded *usersv1alpha1.MembersRe
 	return Drift{Missing: missing, Readd: readded == nil || missing > int(readded.Missing)}
 }
 
+// NotRemovableAfter is how many members the API cannot remove once the plan is carried
+// out: a create or a recreate starts from a segment with only desired members, and adding
+// desired members removes none of the others.
+func (p Plan) NotRemovableAfter() int {
+	if p.Create || p.Recreate {
+		return 0
+	}
+	return p.NotRemovable
+}
+
 // Summary says in words what the plan would change; "" when nothing.
 func (p Plan) Summary() string {
 	var parts []string

@@ -143,3 +143,40 @@ func TestStatusSamplesTheMembersToAdd(t *testing.T) {
 		t.Errorf("Status = %+v, want %+v", got, want)
 	}
 }
+
+// Members the API cannot remove stay reported after the plan unless it makes the segment
+// anew; the count is the one apply leaves in the record (added.NotIn(desired)).
+func TestNotRemovableAfter(t *testing.T) {
+	desired := []string{"a", "b"}
+	for _, tc := range []struct {
+		name   string
+		policy usersv1alpha1.MemberRemovalPolicy
+		added  []string
+		seen   bool
+		want   int
+	}{
+		{name: "created: none", added: []string{"z"}, want: 0},
+		{name: "kept: the extra ones stay", added: []string{"a", "z", "y"}, seen: true, want: 2},
+		{name: "recreated: none", policy: usersv1alpha1.MemberRemovalPolicyRecreate, added: []string{"a", "z"}, seen: true, want: 0},
+		{name: "in sync", added: []string{"a", "b"}, seen: true, want: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "n"}, Spec: usersv1alpha1.SegmentSpec{MemberRemovalPolicy: tc.policy}}
+			var observed *chatbot.Segment
+			if tc.seen {
+				observed = &chatbot.Segment{ID: "x", Name: "n"}
+			}
+			added := ledger.New(tc.added...)
+			p := For(seg, added, desired, observed)
+			if got := p.NotRemovableAfter(); got != tc.want {
+				t.Errorf("NotRemovableAfter = %d, want %d", got, tc.want)
+			}
+			if !p.Create && !p.Recreate { // what apply leaves: the plan's members added to the record
+				added.Add(p.Add...)
+				if got := added.NotIn(desired); got != tc.want {
+					t.Errorf("the record after the adds counts %d not removable, the plan %d", got, tc.want)
+				}
+			}
+		})
+	}
+}
