@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
+	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/version"
+)
+
+// client returns a client of the cluster the kubeconfig flags name, and the namespace
+// they name (the context's, or default).
+func (o *options) client() (client.Client, string, error) {
+	cfg, err := o.kube.ToRESTConfig()
+	if err != nil {
+		return nil, "", fmt.Errorf("kubeconfig: %w", err)
+	}
+	cfg.UserAgent = "kubectl-segments/" + version.Get()
+	ns, _, err := o.kube.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, "", fmt.Errorf("kubeconfig: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, "", err
+	}
+	if err := usersv1alpha1.AddToScheme(scheme); err != nil {
+		return nil, "", err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, "", fmt.Errorf("connect to the cluster: %w", err)
+	}
+	return c, ns, nil
+}
+
+// lister lists a ChatBot account, and can do nothing else: the plugin holds no other way
+// to reach ChatBot.
+type lister interface {
+	ListSegments(ctx context.Context) ([]chatbot.Segment, error)
+}
+
+// tokenFlags say where the ChatBot token comes from: a file, a credentials Secret the user
+// may read, or $CHATBOT_API_TOKEN.
+type tokenFlags struct {
+	file, secret, apiURL string
+}
+
+// lister returns a lister of the account the flags name. A Secret is read in namespace ns
+// with c (nil when no cluster is needed); its apiURL key, if any, replaces the default.
+func (t tokenFlags) lister(ctx context.Context, c client.Reader, ns string) (lister, error) {
+	token, baseURL, from := "", t.apiURL, ""
+	switch {
+	case t.file != "":
+		b, err := os.ReadFile(t.file)
+		if err != nil {
+			return nil, fmt.Errorf("read the token: %w", err)
+		}
+		token, from = strings.TrimSpace(string(b)), "--token-file "+t.file
+	case t.secret != "":
+		if c == nil {
+			return nil, fmt.Errorf("--credentials-secret needs a cluster")
+		}
+		var s corev1.Secret
+		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: t.secret}, &s); err != nil {
+			return nil, fmt.Errorf("read the credentials Secret %s/%s: %w", ns, t.secret, err)
+		}
+		token, from = strings.TrimSpace(string(s.Data[usersv1alpha1.CredentialsTokenKey])), "Secret "+ns+"/"+t.secret
+		if u := strings.TrimSpace(string(s.Data[usersv1alpha1.CredentialsURLKey])); u != "" && baseURL == "" {
+			baseURL = u
+		}
+	default:
+		token, from = strings.TrimSpace(os.Getenv("CHATBOT_API_TOKEN")), "$CHATBOT_API_TOKEN"
+	}
+	if token == "" {
+		return nil, fmt.Errorf("no ChatBot token: give --token-file, --credentials-secret, or set $CHATBOT_API_TOKEN (%s is empty)", from)
+	}
+	return chatbot.New(baseURL, token, chatbot.WithUserAgent("kubectl-segments/"+version.Get()))
+}
+
+// addTo adds the token flags to a command.
+func (t *tokenFlags) addTo(flags interface {
+	StringVar(p *string, name, value, usage string)
+}) {
+	flags.StringVar(&t.file, "token-file", "", "File holding the ChatBot Developer access token (else --credentials-secret, else $CHATBOT_API_TOKEN).")
+	flags.StringVar(&t.secret, "credentials-secret", "", "A credentials Secret of the namespace to read the token (and apiURL) from.")
+	flags.StringVar(&t.apiURL, "api-url", "", "Base URL of the ChatBot API (default "+chatbot.DefaultBaseURL+", or the Secret's apiURL).")
+}
