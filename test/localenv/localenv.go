@@ -142,6 +142,13 @@ func (e *Env) writeKubeconfig(name, path string, groups []string) error {
 	return os.WriteFile(path, kc, 0o600)
 }
 
+// UserKubeconfig writes a kubeconfig for a new user name in groups, into WorkDir, and
+// returns its path: a test grants the user what it needs with RBAC.
+func (e *Env) UserKubeconfig(name string, groups ...string) (string, error) {
+	path := filepath.Join(e.opts.WorkDir, name+".kubeconfig")
+	return path, e.writeKubeconfig(name, path, groups)
+}
+
 // Assets builds (or finds cached) kube-apiserver, etcd and kubectl; it returns their directory.
 func Assets(root string) (string, error) {
 	if dir := os.Getenv("KUBEBUILDER_ASSETS"); dir != "" {
@@ -170,9 +177,11 @@ func (e *Env) ManagerPID() int {
 // APIServerURL is the control plane's address.
 func (e *Env) APIServerURL() string { return e.testEnv.Config.Host }
 
-// Build compiles the manager and the simulator from the checkout into WorkDir/bin.
+// Build compiles the manager, the simulator and the kubectl plugin from the checkout into
+// WorkDir/bin.
 func (e *Env) Build() error {
-	for bin, pkg := range map[string]string{"manager": "./cmd", "chatbot-sim": "./cmd/chatbot-sim"} {
+	for bin, pkg := range map[string]string{"manager": "./cmd", "chatbot-sim": "./cmd/chatbot-sim",
+		"kubectl-segments": "./cmd/kubectl-segments"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(e.opts.WorkDir, "bin", bin), pkg)
 		cmd.Dir = e.opts.Root
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -249,6 +258,26 @@ func (e *Env) Kubectl(ctx context.Context, stdin []byte, args ...string) (string
 		return string(out), fmt.Errorf("kubectl %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
+}
+
+// Plugin runs the kubectl plugin (kubectl segments) built by Build against the control
+// plane, with the kubeconfig given ("" for the admin's), the extra environment env, in the
+// checkout's root; it returns stdout, stderr and the exit code (an error only when it
+// could not run).
+func (e *Env) Plugin(ctx context.Context, kubeconfig string, env []string, args ...string) (stdout, stderr string, code int, err error) {
+	if kubeconfig == "" {
+		kubeconfig = e.Kubeconfig
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(e.opts.WorkDir, "bin", "kubectl-segments"), append([]string{"--kubeconfig", kubeconfig}, args...)...)
+	cmd.Dir = e.opts.Root
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err = cmd.Run()
+	if exit := (*exec.ExitError)(nil); errors.As(err, &exit) {
+		return out.String(), errOut.String(), exit.ExitCode(), nil
+	}
+	return out.String(), errOut.String(), 0, err
 }
 
 // SimState reads the simulator's full state through its control endpoint.
