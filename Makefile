@@ -78,9 +78,10 @@ bench: manifests envtest ## Benchmark at scale against a rate-limited simulator,
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build the manager (bin/manager) and the simulator (bin/chatbot-sim).
+build: manifests generate fmt vet ## Build the manager (bin/manager), the simulator (bin/chatbot-sim) and the kubectl plugin (bin/kubectl-segments).
 	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/manager ./cmd
 	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/chatbot-sim ./cmd/chatbot-sim
+	go build -ldflags "$(LDFLAGS)" -o $(LOCALBIN)/kubectl-segments ./cmd/kubectl-segments
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager from your host against the cluster in $$KUBECONFIG (needs $$CHATBOT_API_TOKEN).
@@ -122,7 +123,7 @@ RELEASE_REPO ?= ghcr.io/segment-operator/segment-operator
 RELEASE_IMG ?= $(RELEASE_REPO):$(VERSION)
 
 .PHONY: release
-release: ## Write dist/ for a release, from a clean checkout: install.yaml and the chart package for $(RELEASE_IMG), admission-policy.yaml; VERSION=vX.Y.Z is required.
+release: ## Write dist/ for a release, from a clean checkout: install.yaml and the chart package for $(RELEASE_IMG), admission-policy.yaml, the kubectl plugin's archives and krew manifest; VERSION=vX.Y.Z is required.
 	@[ "$(origin VERSION)" != file ] || { echo "make release needs the version: make release VERSION=v1.2.3" >&2; exit 1; }
 	@[[ "$(VERSION)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$$ ]] || { echo "VERSION=$(VERSION) is not a semantic version vX.Y.Z[-pre]" >&2; exit 1; }
 	@[ -z "$$(git status --porcelain)" ] || { echo "make release needs a clean checkout (git status); commit or stash first" >&2; exit 1; }
@@ -130,6 +131,7 @@ release: ## Write dist/ for a release, from a clean checkout: install.yaml and t
 	$(MAKE) --no-print-directory build-installer IMG=$(RELEASE_IMG)
 	@[ -z "$$(git status --porcelain)" ] || { git status --short >&2; echo "make manifests generate changed the checkout: commit what they generate, then release" >&2; exit 1; }
 	go run ./hack/chart package -chart $(CHART_DIR) -version $(VERSION) -image $(RELEASE_IMG) -out dist
+	hack/plugin-release.sh $(VERSION) dist
 	@echo
 	@echo "dist/ holds release $(VERSION); its install.yaml and chart run $(RELEASE_IMG)."
 	@echo "The image is built by ko (.ko.yaml: distroless base, linux/amd64 and linux/arm64), no Docker;"
