@@ -14,6 +14,7 @@ import (
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
+	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/internal/version"
 )
 
@@ -23,6 +24,12 @@ func (o *options) client() (client.Client, string, error) {
 	cfg, err := o.kube.ToRESTConfig()
 	if err != nil {
 		return nil, "", fmt.Errorf("kubeconfig: %w", err)
+	}
+	// With no kubeconfig at all, client-go falls back to http://localhost:8080, and the
+	// error would be a refused connection there.
+	if raw, err := o.kube.ToRawKubeConfigLoader().RawConfig(); err == nil && len(raw.Clusters) == 0 &&
+		(o.kube.APIServer == nil || *o.kube.APIServer == "") && os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
+		return nil, "", fmt.Errorf("no kubeconfig: none at $KUBECONFIG or ~/.kube/config; give --kubeconfig or --server")
 	}
 	cfg.UserAgent = "kubectl-segments/" + version.Get()
 	ns, _, err := o.kube.ToRawKubeConfigLoader().Namespace()
@@ -58,21 +65,37 @@ type tokenFlags struct {
 // lister returns a lister of the account the flags name. A Secret is read in namespace ns
 // with c (nil when no cluster is needed); its apiURL key, if any, replaces the default.
 func (t tokenFlags) lister(ctx context.Context, c client.Reader, ns string) (lister, error) {
+	a, err := t.account(ctx, c, ns)
+	return a.lister, err
+}
+
+// account is the ChatBot account the token flags name.
+type account struct {
+	lister
+	// id is the account's ID as the manager records it in status.ownership.account: the
+	// same base URL and token give the same ID.
+	id string
+	// from says where the token came from, for messages.
+	from string
+}
+
+// account returns the account the flags name, as lister does.
+func (t tokenFlags) account(ctx context.Context, c client.Reader, ns string) (account, error) {
 	token, baseURL, from := "", t.apiURL, ""
 	switch {
 	case t.file != "":
 		b, err := os.ReadFile(t.file)
 		if err != nil {
-			return nil, fmt.Errorf("read the token: %w", err)
+			return account{}, fmt.Errorf("read the token: %w", err)
 		}
 		token, from = strings.TrimSpace(string(b)), "--token-file "+t.file
 	case t.secret != "":
 		if c == nil {
-			return nil, fmt.Errorf("--credentials-secret needs a cluster")
+			return account{}, fmt.Errorf("--credentials-secret needs a cluster")
 		}
 		var s corev1.Secret
 		if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: t.secret}, &s); err != nil {
-			return nil, fmt.Errorf("read the credentials Secret %s/%s: %w", ns, t.secret, err)
+			return account{}, fmt.Errorf("read the credentials Secret %s/%s: %w", ns, t.secret, err)
 		}
 		token, from = strings.TrimSpace(string(s.Data[usersv1alpha1.CredentialsTokenKey])), "Secret "+ns+"/"+t.secret
 		if u := strings.TrimSpace(string(s.Data[usersv1alpha1.CredentialsURLKey])); u != "" && baseURL == "" {
@@ -82,9 +105,13 @@ func (t tokenFlags) lister(ctx context.Context, c client.Reader, ns string) (lis
 		token, from = strings.TrimSpace(os.Getenv("CHATBOT_API_TOKEN")), "$CHATBOT_API_TOKEN"
 	}
 	if token == "" {
-		return nil, fmt.Errorf("no ChatBot token: give --token-file, --credentials-secret, or set $CHATBOT_API_TOKEN (%s is empty)", from)
+		return account{}, fmt.Errorf("no ChatBot token: give --token-file, --credentials-secret, or set $CHATBOT_API_TOKEN (%s is empty)", from)
 	}
-	return chatbot.New(baseURL, token, chatbot.WithUserAgent("kubectl-segments/"+version.Get()))
+	l, err := chatbot.New(baseURL, token, chatbot.WithUserAgent("kubectl-segments/"+version.Get()))
+	if err != nil {
+		return account{}, err
+	}
+	return account{lister: l, id: remote.Credentials{BaseURL: baseURL, Token: token}.AccountID(), from: from}, nil
 }
 
 // addTo adds the token flags to a command.

@@ -37,6 +37,11 @@ var _ = BeforeSuite(func() {
 	Expect(env.StartSimulator()).To(Succeed())
 	kubectl("apply", "-f", "config/rbac/role.yaml")
 	kubectl("create", "clusterrolebinding", "manager", "--clusterrole=manager-role", "--user="+localenv.ManagerUser)
+	// config/rbac/member_record_role.yaml, in the namespace the manager keeps member records
+	// in (default, its kubeconfig's): deleting a Segment that owned a remote segment deletes
+	// its record ConfigMap there.
+	kubectl("create", "role", "member-record-role", "-n", "default", "--verb=create,update,delete", "--resource=configmaps")
+	kubectl("create", "rolebinding", "member-record", "-n", "default", "--role=member-record-role", "--user="+localenv.ManagerUser)
 	Expect(env.StartManager()).To(Succeed())
 })
 
