@@ -22,7 +22,7 @@ func (e *turnError) Error() string { return e.msg }
 // namespace's (see remote.Share), or returns a turnError; leave, never nil, must be called
 // when done. A tenant's namespace so holds no more workers whatever the number of accounts
 // its Secrets name, and no more than its part of an account other namespaces wait for.
-func admit(seg *usersv1alpha1.Segment, acct *remote.Account, namespace *remote.Share) (leave func(), err error) {
+func admit(seg *usersv1alpha1.Segment, acct *remote.Account, shares *remote.Shares) (leave func(), err error) {
 	turnedAway := func(share *remote.Share, of string, wait time.Duration) *turnError {
 		return &turnError{after: wait, msg: fmt.Sprintf("Waiting for its turn: %s of Segments of this %s are "+
 			"under way (--max-concurrent-reconciles-per-account)", text.Plural(share.Size(), "reconcile"), of)}
@@ -34,6 +34,7 @@ func admit(seg *usersv1alpha1.Segment, acct *remote.Account, namespace *remote.S
 			"queued for its rate limit (--chatbot-api-qps) would keep it waiting over %s", remote.MaxQueueWait)
 		return func() {}, err
 	}
+	namespace := shares.For(seg.Namespace)
 	leaveNamespace, wait := namespace.Enter(string(seg.UID), "")
 	if leaveNamespace == nil {
 		leaveAccount()

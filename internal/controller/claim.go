@@ -72,49 +72,51 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 	return r.adopt(ctx, seg, acct, st, id, "name")
 }
 
-// adopt records id as the segment the Segment owns: the ownership check (unless the
-// Segment's own create made it, which resolve claimed), the finalizer, then one conditional
-// status write. how says why, for the event; "" for the Segment's own create.
+// adopt records id as the segment the Segment owns: under the claim lock, the ownership
+// check (unless the Segment's own create made it, which resolve claimed), the finalizer,
+// then one conditional status write. how says why, for the event; "" for the Segment's own
+// create.
 func (r *SegmentReconciler) adopt(ctx context.Context, seg *usersv1alpha1.Segment, acct remote.External, st *statusWriter, id, how string) error {
-	if how != "" {
-		var owner string
-		var err error
-		if listed, ok := acct.Lookup(id); ok {
-			owner, err = r.owners.ClaimListed(ctx, seg, acct.AccountID(), listed)
-		} else {
-			owner, err = r.owners.Claim(ctx, seg, id)
-		}
-		if err != nil {
+	bind := func(record func()) error {
+		if err := ensureFinalizer(ctx, r.Client, seg); err != nil {
 			return err
-		} else if owner != "" {
-			return stall(usersv1alpha1.ReasonConflict, "Remote segment %s is already managed by %s; this Segment leaves it alone", id, owner)
 		}
-	}
-	if err := ensureFinalizer(ctx, r.Client, seg); err != nil {
-		r.owners.Release(id) // not recorded: the next reconcile claims it again
-		return err
-	}
-	if id != seg.Status.ID {
-		resetRemote(seg)
-	}
-	seg.Status.ID = id
-	seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{ID: id, Account: acct.AccountID()}
-	if observed, ok := acct.Lookup(id); ok {
-		recordObserved(seg, observed)
-	}
-	if err := st.write(ctx, seg); err != nil { // the claim: one conditional write
-		if !apierrors.IsConflict(err) {
-			// Not recorded: the next reconcile claims it again. A conflict is kept: the copy
-			// was stale, and the stored Segment may own it already.
-			r.owners.Release(id)
+		if id != seg.Status.ID {
+			resetRemote(seg)
 		}
-		return fmt.Errorf("record remote segment %s as managed: %w", id, err)
+		seg.Status.ID = id
+		seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{ID: id, Account: acct.AccountID()}
+		if observed, ok := acct.Lookup(id); ok {
+			recordObserved(seg, observed)
+		}
+		record()
+		if err := st.write(ctx, seg); err != nil { // the claim: one conditional write
+			if !apierrors.IsConflict(err) {
+				// Not recorded: the next reconcile claims it again. A conflict is kept: the copy
+				// was stale, and the stored Segment may own it already.
+				r.owners.Release(id)
+			}
+			return fmt.Errorf("record remote segment %s as managed: %w", id, err)
+		}
+		return nil
 	}
 	if how == "" {
+		if err := bind(func() { r.owners.Record(seg, id) }); err != nil {
+			return err
+		}
 		note(r.Recorder, seg, "Created", "Create", "Found remote segment %s, made by this Segment's interrupted create", id)
-	} else {
-		note(r.Recorder, seg, "Adopted", "Adopt", "Now managing existing remote segment %s (found by %s)", id, how)
+		return nil
 	}
+	var listed *chatbot.Segment
+	if s, ok := acct.Lookup(id); ok {
+		listed = &s
+	}
+	if owner, err := r.owners.ClaimWith(ctx, seg, acct.AccountID(), id, listed, bind); err != nil {
+		return err
+	} else if owner != "" {
+		return stall(usersv1alpha1.ReasonConflict, "Remote segment %s is already managed by %s; this Segment leaves it alone", id, owner)
+	}
+	note(r.Recorder, seg, "Adopted", "Adopt", "Now managing existing remote segment %s (found by %s)", id, how)
 	return nil
 }
 
@@ -208,7 +210,7 @@ func rebind(ctx context.Context, owners *ownership.Registry, seg *usersv1alpha1.
 		return nil
 	}
 	if o.Account != "" {
-		if owner, err := owners.Claim(ctx, seg, o.ID); err != nil {
+		if owner, err := owners.Check(ctx, seg, o.ID); err != nil {
 			return err
 		} else if owner != "" {
 			return stall(usersv1alpha1.ReasonConflict, "Remote segment %s was recorded in account %s; this Segment's credentials "+

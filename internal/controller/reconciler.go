@@ -43,6 +43,10 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	// From here every path ends in one status write, of the outcome or of the failure.
 	leave := func() {}
 	defer func() {
+		if p := recover(); p != nil {
+			leave()
+			panic(p) // nothing is written of a reconcile cut short
+		}
 		if err != nil {
 			result, err = r.fail(ctx, seg, st, err)
 		} else {
@@ -72,7 +76,7 @@ func (r *SegmentReconciler) enter(ctx context.Context, seg *usersv1alpha1.Segmen
 	if err != nil {
 		return nil, func() {}, err
 	}
-	leave, err := admit(seg, acct, r.shares.For(seg.Namespace))
+	leave, err := admit(seg, acct, r.shares)
 	return acct, leave, err
 }
 

@@ -19,7 +19,9 @@
 // # Lock order
 //
 // A name lock (LockName) is taken first, then the claim lock (held inside Claim,
-// ClaimListed and Choose, which check and record as one step), then the lock of the claims
-// map (held only inside the Registry's own methods). None is held across a call to
-// ChatBot.
+// ClaimWith, Check and Choose, which check and record as one step; ClaimWith holds it
+// across its bind, the Kubernetes writes that make a claim durable), then the lock of the
+// claims map (held only inside the Registry's own methods). Only a name lock is held
+// across a call to ChatBot: the create call, up to its deadline. The name locks are
+// hashed into 1024 buckets, so two names rarely, but may, wait for each other.
 package ownership

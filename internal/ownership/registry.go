@@ -57,10 +57,6 @@ func NewRegistry(reader client.Reader, createTimeout time.Duration) *Registry {
 	}
 }
 
-// CreateTimeout bounds a create call from its intent to its answer, rate limiter wait
-// included: no create is sent later than that, whatever process made it.
-func (r *Registry) CreateTimeout() time.Duration { return r.createTimeout }
-
 // Deadline is when the create of intent is sent at the latest.
 func (r *Registry) Deadline(intent *usersv1alpha1.CreateIntent) time.Time {
 	return intent.At.Add(r.createTimeout)
@@ -80,27 +76,46 @@ func (r *Registry) LockName(account, name string) (unlock func()) {
 func (r *Registry) Claim(ctx context.Context, seg *usersv1alpha1.Segment, id string) (string, error) {
 	r.claimMu.Lock()
 	defer r.claimMu.Unlock()
-	return r.claimIfFree(ctx, seg, id, r.Owner)
-}
-
-// ClaimListed records listed, a segment of account, as seg's unless another Segment owns
-// it or may have made it (TakenBy); then it returns that one.
-func (r *Registry) ClaimListed(ctx context.Context, seg *usersv1alpha1.Segment, account string, listed chatbot.Segment) (string, error) {
-	r.claimMu.Lock()
-	defer r.claimMu.Unlock()
-	return r.claimIfFree(ctx, seg, listed.ID, func(ctx context.Context, seg *usersv1alpha1.Segment, _ string) (string, error) {
-		return r.TakenBy(ctx, seg, account, listed)
-	})
-}
-
-func (r *Registry) claimIfFree(ctx context.Context, seg *usersv1alpha1.Segment, id string,
-	holder func(context.Context, *usersv1alpha1.Segment, string) (string, error)) (string, error) {
-	other, err := holder(ctx, seg, id)
+	other, err := r.Owner(ctx, seg, id)
 	if err == nil && other == "" {
 		r.record(id, seg)
 	}
 	return other, err
 }
+
+// ClaimWith checks, under the claim lock, that no other Segment owns id or may have made
+// it (TakenBy, for a segment of account the listing shows; Owner when listed is nil), and
+// then runs bind, still under the lock, which makes the claim durable (the finalizer, the
+// status write): it calls record once the claim is to count in this process, and Release
+// if it was not written. It returns the Segment that holds id instead, or bind's error.
+func (r *Registry) ClaimWith(ctx context.Context, seg *usersv1alpha1.Segment, account, id string, listed *chatbot.Segment,
+	bind func(record func()) error) (string, error) {
+	r.claimMu.Lock()
+	defer r.claimMu.Unlock()
+	var other string
+	var err error
+	if listed != nil {
+		other, err = r.TakenBy(ctx, seg, account, *listed)
+	} else {
+		other, err = r.Owner(ctx, seg, id)
+	}
+	if err != nil || other != "" {
+		return other, err
+	}
+	return "", bind(func() { r.record(id, seg) })
+}
+
+// Check describes the other Segment that owns id, as Owner does, under the claim lock: no
+// claim is half made meanwhile.
+func (r *Registry) Check(ctx context.Context, seg *usersv1alpha1.Segment, id string) (string, error) {
+	r.claimMu.Lock()
+	defer r.claimMu.Unlock()
+	return r.Owner(ctx, seg, id)
+}
+
+// Record records id as seg's in this process, without a check: for a segment seg's own
+// create made, which resolving the create claimed already.
+func (r *Registry) Record(seg *usersv1alpha1.Segment, id string) { r.record(id, seg) }
 
 // Choose lets choose pick, under the claim lock, a segment for seg among those no other
 // Segment owns (ownedByOther), and records the one it returns ("": none) as seg's.

@@ -79,7 +79,7 @@ func TestClaimRefusesASegmentAnotherOwns(t *testing.T) {
 
 // A segment another Segment's pending create may have made (its name, made within the
 // create's deadline, in its account) is not free; others are.
-func TestClaimListedHoldsWhatAPendingCreateMayHaveMade(t *testing.T) {
+func TestClaimWithHoldsWhatAPendingCreateMayHaveMade(t *testing.T) {
 	pending := segment("team", "creating", &usersv1alpha1.SegmentOwnership{
 		CreatePending: &usersv1alpha1.CreateIntent{At: metav1.NewMicroTime(intentAt), Name: "vip", Account: "acct"}})
 	r := registry(t, pending)
@@ -99,9 +99,14 @@ func TestClaimListedHoldsWhatAPendingCreateMayHaveMade(t *testing.T) {
 		{"another account", "acct-2", chatbot.Segment{ID: "5", Name: "vip", CreatedAt: chatbot.Timestamp{Time: intentAt}}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := r.ClaimListed(context.Background(), me, tc.account, tc.listed)
-			if err != nil || got != tc.want {
-				t.Errorf("ClaimListed = %q, %v; want %q", got, err, tc.want)
+			bound := false
+			got, err := r.ClaimWith(context.Background(), me, tc.account, tc.listed.ID, &tc.listed, func(record func()) error {
+				bound = true
+				record()
+				return nil
+			})
+			if err != nil || got != tc.want || bound != (tc.want == "") {
+				t.Errorf("ClaimWith = %q, %v, bound %v; want %q", got, err, bound, tc.want)
 			}
 			if _, claimed := r.claimedBy(tc.listed.ID); claimed != (tc.want == "") {
 				t.Errorf("claimed: %v, want %v", claimed, tc.want == "")
