@@ -88,10 +88,13 @@ type Count struct {
 
 func exactly(n int) Count { return Count{n, n} }
 
-// String says the count in words: "3 members", or "2 to 5 members".
+// String says the count in words: "3 members", "2 to 5 members", or "up to 5 members".
 func (c Count) String() string {
-	if c.Min == c.Max {
+	switch {
+	case c.Min == c.Max:
 		return text.Plural(c.Max, "member")
+	case c.Min == 0:
+		return fmt.Sprintf("up to %d members", c.Max)
 	}
 	return fmt.Sprintf("%d to %d members", c.Min, c.Max)
 }
@@ -270,13 +273,17 @@ func (c *Change) describe(seg *usersv1alpha1.Segment, p plan.Plan, t located, de
 		if p.RenameTo != "" {
 			parts = append(parts, fmt.Sprintf("rename segment %s from %q to %q", c.ID, p.RenameFrom, p.RenameTo))
 		}
+		maybe := ""
+		if c.MembersToAdd.Min == 0 {
+			maybe = "maybe "
+		}
 		switch {
 		case c.MembersToAdd.Max == 0:
 		case c.MembersToAdd.Min == c.MembersToAdd.Max:
 			parts = append(parts, fmt.Sprintf("add %s to segment %s", c.MembersToAdd, c.ID))
 		default:
-			parts = append(parts, fmt.Sprintf("add %s to segment %s (a bound: the record of added members is not readable)",
-				c.MembersToAdd, c.ID))
+			parts = append(parts, fmt.Sprintf("%sadd %s to segment %s (a bound: the record of added members is not readable)",
+				maybe, c.MembersToAdd, c.ID))
 		}
 		if c.MembersNotRemovable.Max > 0 {
 			parts = append(parts, fmt.Sprintf("%s the API cannot remove stay in it (memberRemovalPolicy Warn)", c.MembersNotRemovable))

@@ -91,7 +91,7 @@ func TestDecide(t *testing.T) {
 		{name: "record not readable, all added: nothing certain",
 			in: Input{Manifest: manifest(named), Live: live(named, "r1", "S", 3), Members: abc,
 				Record: Record{Added: 3, ConfigMap: "segment-members-x"}},
-			want: KindNone, add: &Count{0, 3}, line: "= team/s: no change to segment r1, add 0 to 3 members"},
+			want: KindNone, add: &Count{0, 3}, line: "= team/s: no change to segment r1, maybe add up to 3 members to segment r1 (a bound"},
 		{name: "owned, in sync", in: Input{Manifest: manifest(named), Live: live(named, "r1", "S", 0), Members: abc},
 			want: KindNone, line: "no change to segment r1"},
 		{name: "pruned: deleted with its segment", in: Input{Live: live(named, "r1", "S", 0)},

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -130,5 +131,31 @@ var _ = Describe("kubectl segments plan", Ordered, func() {
 			"Note: admission was not checked: you may not write Segments, so no server-side dry run was made\n" +
 			"Note: owners were looked for only in the files' namespaces (you may not list Segments in all namespaces)\n" +
 			"No changes; 1 in conflict; 4 unchanged.\n"))
+
+		By("--live, listing the account: the same; -o json for bots")
+		live := []string{"plan", "-f", dir, "-n", ns, "--detailed-exitcode", "--live", "--api-url", env.SimURL}
+		liveOut, errOut, code, err := env.Plugin(ctx, viewer, []string{"CHATBOT_API_TOKEN=" + token}, live...)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(code).To(Equal(0), errOut)
+		Expect(liveOut).To(Equal(out))
+		jsonOut, _, code, err := env.Plugin(ctx, viewer, []string{"CHATBOT_API_TOKEN=" + token}, append(live, "-o", "json")...)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(code).To(Equal(0))
+		var report struct {
+			Changes []struct{ Name, Kind, ID string }
+			Summary map[string]int
+		}
+		Expect(json.Unmarshal([]byte(jsonOut), &report)).To(Succeed())
+		Expect(report.Changes).To(HaveLen(5))
+		Expect(report.Changes[0].Name).To(Equal("fresh"))
+		Expect(report.Changes[0].Kind).To(Equal("none"))
+		Expect(report.Summary).To(HaveKeyWithValue("unchanged", 4))
+		Expect(report.Summary).To(HaveKeyWithValue("conflict", 1))
+
+		By("a refused token: an error, exit 1")
+		_, errOut, code, err = env.Plugin(ctx, viewer, []string{"CHATBOT_API_TOKEN=wrong"}, live...)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(code).To(Equal(1))
+		Expect(errOut).To(HavePrefix("error: list the ChatBot account: "))
 	})
 })
