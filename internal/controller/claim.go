@@ -12,6 +12,7 @@ import (
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
 	"github.com/segment-operator/segment-operator/internal/ownership"
+	"github.com/segment-operator/segment-operator/internal/plan"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/internal/text"
 )
@@ -87,7 +88,7 @@ func (r *SegmentReconciler) adopt(ctx context.Context, seg *usersv1alpha1.Segmen
 		seg.Status.ID = id
 		seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{ID: id, Account: acct.AccountID()}
 		if observed, ok := acct.Lookup(id); ok {
-			recordObserved(seg, observed)
+			plan.Record(seg, observed)
 		}
 		record()
 		if err := st.write(ctx, seg); err != nil { // the claim: one conditional write

@@ -137,34 +137,6 @@ func errAccountMoved(seg *usersv1alpha1.Segment, account string) error {
 		"token) back to manage it; to leave it and start over, delete this Segment with deletionPolicy Orphan", o.ID, o.Account, account)
 }
 
-// release is what a deleted Segment's finalizer waits for.
-type release int
-
-const (
-	releaseNow    release = iota // it holds nothing: let go without a remote call
-	holdSuspended                // deletionPolicy Delete, but suspended: keep all until resumed
-	deleteRemote                 // delete the owned segment, or what the pending create made
-	leaveOwned                   // Orphan or ObserveOnly: leave the owned segment, and say so
-	leavePending                 // Orphan or ObserveOnly: leave what the pending create made, and say so
-)
-
-// finalizeChoice decides what the finalizer of a deleted Segment waits for.
-func finalizeChoice(seg *usersv1alpha1.Segment) release {
-	deletes := seg.DeletionPolicyOrDefault() == usersv1alpha1.DeletionPolicyDelete && !seg.ObserveOnly()
-	holds := seg.OwnedID() != "" || seg.PendingCreate() != nil
-	switch {
-	case deletes && holds && seg.Spec.Suspend:
-		return holdSuspended
-	case deletes && holds:
-		return deleteRemote
-	case seg.OwnedID() != "":
-		return leaveOwned
-	case seg.PendingCreate() != nil:
-		return leavePending
-	}
-	return releaseNow
-}
-
 // verdict is how a failed reconcile ends: its reason, whether it stalls, and when it is
 // tried again.
 type verdict struct {

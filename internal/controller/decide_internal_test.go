@@ -246,36 +246,6 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-// What a deleted Segment's finalizer waits for, by policy and by what the Segment holds.
-func TestFinalizeChoice(t *testing.T) {
-	owned := &usersv1alpha1.SegmentOwnership{ID: "x", Account: "a"}
-	pending := &usersv1alpha1.SegmentOwnership{CreatePending: &usersv1alpha1.CreateIntent{Name: "n"}}
-	for _, tc := range []struct {
-		name      string
-		spec      usersv1alpha1.SegmentSpec
-		ownership *usersv1alpha1.SegmentOwnership
-		want      release
-	}{
-		{"owns nothing: released at once", usersv1alpha1.SegmentSpec{}, &usersv1alpha1.SegmentOwnership{}, releaseNow},
-		{"no record at all", usersv1alpha1.SegmentSpec{}, nil, releaseNow},
-		{"owns one: deleted", usersv1alpha1.SegmentSpec{}, owned, deleteRemote},
-		{"a pending create: what it made is deleted", usersv1alpha1.SegmentSpec{}, pending, deleteRemote},
-		{"suspended: held", usersv1alpha1.SegmentSpec{Suspend: true}, owned, holdSuspended},
-		{"suspended, owning nothing: released", usersv1alpha1.SegmentSpec{Suspend: true}, &usersv1alpha1.SegmentOwnership{}, releaseNow},
-		{"Orphan: left", usersv1alpha1.SegmentSpec{DeletionPolicy: usersv1alpha1.DeletionPolicyOrphan}, owned, leaveOwned},
-		{"Orphan, suspended: left", usersv1alpha1.SegmentSpec{DeletionPolicy: usersv1alpha1.DeletionPolicyOrphan, Suspend: true}, owned, leaveOwned},
-		{"ObserveOnly: left", usersv1alpha1.SegmentSpec{ManagementPolicy: usersv1alpha1.ManagementPolicyObserveOnly}, owned, leaveOwned},
-		{"Orphan, a pending create: left", usersv1alpha1.SegmentSpec{DeletionPolicy: usersv1alpha1.DeletionPolicyOrphan}, pending, leavePending},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			seg := &usersv1alpha1.Segment{Spec: tc.spec, Status: usersv1alpha1.SegmentStatus{Ownership: tc.ownership}}
-			if got := finalizeChoice(seg); got != tc.want {
-				t.Errorf("finalizeChoice = %d, want %d", got, tc.want)
-			}
-		})
-	}
-}
-
 // Absence is confirmed by a listing begun after the segment was made (status.createdAt,
 // plus the clock skew), only where it leads to a create: never for spec.id.
 func TestConfirmGoneAfter(t *testing.T) {

@@ -67,11 +67,11 @@
 //
 // # Decisions
 //
-// Every decision is a pure function, table-tested: the plan (internal/plan: For, and
-// Manage with the drift re-add), and in decide.go which segment a pending create made
-// (chooseCreated), the upgrade from an earlier version (migrate), what a deleted Segment's
-// finalizer waits for (finalizeChoice) and how a failure is retried (classify). The
-// envtest suite proves the wiring.
+// Every decision is a pure function, table-tested: the plan (internal/plan: For, Manage
+// with the drift re-add, and OnDelete, what a deleted Segment's finalizer waits for), and in
+// decide.go which segment a pending create made (chooseCreated), the upgrade from an
+// earlier version (migrate) and how a failure is retried (classify). The envtest suite
+// proves the wiring.
 //
 // # Concerns in packages of their own
 //

@@ -118,7 +118,7 @@ func (r *SegmentReconciler) manage(ctx context.Context, seg *usersv1alpha1.Segme
 				return err
 			}
 			observed = &s
-			recordObserved(seg, s)
+			plan.Record(seg, s)
 		}
 	}
 	rec, err := r.records.Load(ctx, seg, desired)
@@ -250,7 +250,7 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 	// Recorded by the reconcile's final status write.
 	seg.Status.ID = created.ID
 	seg.Status.Ownership = &usersv1alpha1.SegmentOwnership{ID: created.ID, Account: acct.AccountID()}
-	recordObserved(seg, created)
+	plan.Record(seg, created)
 	logf.FromContext(ctx).Info("created remote segment", "remoteID", created.ID)
 	return nil
 }
@@ -302,7 +302,7 @@ func (r *SegmentReconciler) observeOnly(ctx context.Context, seg *usersv1alpha1.
 	}
 	if observed != nil {
 		seg.Status.ID = observed.ID
-		recordObserved(seg, *observed)
+		plan.Record(seg, *observed)
 	} else {
 		resetRemote(seg)
 	}
@@ -337,21 +337,21 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 	if forgetRequested(seg) {
 		forgetCreate(r.Recorder, seg)
 	}
-	switch finalizeChoice(seg) {
-	case holdSuspended:
+	switch plan.OnDelete(seg) {
+	case plan.HoldSuspended:
 		msg := "The Segment is being deleted but is suspended: its remote segment is kept, and so is the finalizer, " +
 			"until spec.suspend is false (then it is deleted) or spec.deletionPolicy is Orphan"
 		setOutcome(seg, outcome{reason: usersv1alpha1.ReasonSuspended, msg: msg, progress: suspended})
 		return ctrl.Result{}, st.write(ctx, seg)
-	case deleteRemote:
+	case plan.DeleteRemote:
 		if err := r.deleteOwned(ctx, seg); err != nil {
 			setOutcome(seg, outcome{reason: usersv1alpha1.ReasonDeleting, msg: "Cannot delete the remote segment yet: " + err.Error()})
 			return r.fail(ctx, seg, st, err)
 		}
-	case leaveOwned:
+	case plan.LeaveOwned:
 		note(r.Recorder, seg, "Orphaned", "Delete", "Left remote segment %s in ChatBot (deletionPolicy %s, managementPolicy %s)",
 			seg.OwnedID(), seg.DeletionPolicyOrDefault(), seg.Spec.ManagementPolicy)
-	case leavePending:
+	case plan.LeavePending:
 		i := seg.PendingCreate()
 		warn(r.Recorder, seg, "Orphaned", "Delete", "Left in ChatBot whatever the create of a segment named %q attempted at %s made "+
 			"(deletionPolicy %s, managementPolicy %s): look for a segment of that name created then", i.Name, intentTime(i),

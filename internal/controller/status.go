@@ -246,18 +246,6 @@ func reportNotRemovable(rec events.EventRecorder, seg *usersv1alpha1.Segment, ex
 	}
 }
 
-// recordObserved copies what the API reports of the remote segment into status.
-func recordObserved(seg *usersv1alpha1.Segment, observed chatbot.Segment) {
-	seg.Status.Name = observed.Name
-	seg.Status.RemoteMembers = int32(observed.Users)
-	if !observed.CreatedAt.IsZero() {
-		// metav1.Time is stored in whole seconds: keeping the API's milliseconds would make
-		// every reconcile see a change, and send a status write, where there is none.
-		t := metav1.NewTime(observed.CreatedAt.Truncate(time.Second))
-		seg.Status.CreatedAt = &t
-	}
-}
-
 // resetRemote forgets what status says of the remote segment: it is gone, or about to be
 // created anew.
 func resetRemote(seg *usersv1alpha1.Segment) {

@@ -127,22 +127,9 @@ func (m *Records) load(ctx context.Context, seg *usersv1alpha1.Segment, desired 
 			return memo.ledger.Clone(), true, false, nil
 		}
 	}
-	// The record is in status when status holds none, or the digests themselves, even if it
-	// names a ConfigMap: that one then records an earlier remote segment (a Recreate keeps
-	// the name), and the record in status is the current one's.
-	inStatus := true
-	switch {
-	case rec == nil && len(seg.Status.AddedMembers) > 0:
-		l, migrated = ledger.New(seg.Status.AddedMembers...), true
-	case rec == nil || rec.Added == 0:
-		l = ledger.New()
-	case rec.Digests != nil:
-		l = ledger.New()
-		if err := l.UnmarshalBinary(rec.Digests); err != nil {
-			return nil, false, false, fmt.Errorf("status.memberRecord: %w", err)
-		}
-	default:
-		inStatus = false
+	l, migrated, inStatus, err := InStatus(seg)
+	if err != nil {
+		return nil, false, false, err
 	}
 	if inStatus {
 		if rec == nil || rec.ConfigMap == "" {
@@ -217,11 +204,11 @@ func (m *Records) read(ctx context.Context, uid types.UID, name string) (recordM
 	if err := m.reader.Get(ctx, types.NamespacedName{Namespace: m.namespace, Name: name}, cm); err != nil {
 		return recordMemo{}, err
 	}
-	l := ledger.New()
-	if err := l.UnmarshalBinary(cm.BinaryData[recordKey]); err != nil {
-		return recordMemo{}, fmt.Errorf("ConfigMap %s/%s: %w", m.namespace, name, err)
+	l, remoteID, err := FromConfigMap(cm)
+	if err != nil {
+		return recordMemo{}, err
 	}
-	memo := recordMemo{resourceVersion: cm.ResourceVersion, remoteID: cm.Annotations[recordSegmentAnnotation], ledger: l}
+	memo := recordMemo{resourceVersion: cm.ResourceVersion, remoteID: remoteID, ledger: l}
 	m.remember(uid, memo)
 	return memo, nil
 }
@@ -349,4 +336,36 @@ func (m *Records) Drop(ctx context.Context, seg *usersv1alpha1.Segment) error {
 			"configMap", m.namespace+"/"+cm.Name, "error", err.Error())
 		return nil // charged still: the sweep releases it with the ConfigMap
 	}
+}
+
+// InStatus returns the Segment's record when status holds it: the digests themselves (even
+// if status names a ConfigMap too: that one then records an earlier remote segment, which a
+// Recreate left), an earlier version's addedMembers (migrated: not in memberRecord yet), or
+// no record at all (empty). inStatus is false when the record is in the ConfigMap that
+// status.memberRecord.configMap names, in the manager's namespace.
+func InStatus(seg *usersv1alpha1.Segment) (l *ledger.Ledger, migrated, inStatus bool, err error) {
+	rec := seg.Status.MemberRecord
+	switch {
+	case rec == nil && len(seg.Status.AddedMembers) > 0:
+		return ledger.New(seg.Status.AddedMembers...), true, true, nil
+	case rec == nil || rec.Added == 0:
+		return ledger.New(), false, true, nil
+	case rec.Digests != nil:
+		l = ledger.New()
+		if err := l.UnmarshalBinary(rec.Digests); err != nil {
+			return nil, false, false, fmt.Errorf("status.memberRecord: %w", err)
+		}
+		return l, false, true, nil
+	}
+	return nil, false, false, nil
+}
+
+// FromConfigMap returns the record a record ConfigMap holds, and the remote segment it
+// records: a record of another segment than the one the Segment owns is not its record.
+func FromConfigMap(cm *corev1.ConfigMap) (l *ledger.Ledger, remoteID string, err error) {
+	l = ledger.New()
+	if err := l.UnmarshalBinary(cm.BinaryData[recordKey]); err != nil {
+		return nil, "", fmt.Errorf("ConfigMap %s/%s: %w", cm.Namespace, cm.Name, err)
+	}
+	return l, cm.Annotations[recordSegmentAnnotation], nil
 }
