@@ -54,6 +54,9 @@ var _ = Describe("kubectl segments plan", Ordered, func() {
 		kubectl("apply", "-f", "config/rbac/segment_viewer_role.yaml")
 		kubectl("create", "rolebinding", "plan-view", "-n", ns, "--clusterrole=view", "--user=plan-viewer")
 		kubectl("create", "rolebinding", "plan-segment-view", "-n", ns, "--clusterrole=segment-viewer-role", "--user=plan-viewer")
+		// And what view grants of events (read), for status.
+		kubectl("create", "role", "plan-events-view", "-n", ns, "--verb=get,list,watch", "--resource=events")
+		kubectl("create", "rolebinding", "plan-events-view", "-n", ns, "--role=plan-events-view", "--user=plan-viewer")
 		var err error
 		viewer, err = env.UserKubeconfig("plan-viewer")
 		Expect(err).NotTo(HaveOccurred())
@@ -151,6 +154,16 @@ var _ = Describe("kubectl segments plan", Ordered, func() {
 		Expect(report.Changes[0].Kind).To(Equal("none"))
 		Expect(report.Summary).To(HaveKeyWithValue("unchanged", 4))
 		Expect(report.Summary).To(HaveKeyWithValue("conflict", 1))
+
+		By("status, as the viewer: one Segment on one screen, with what the next reconcile does")
+		after := written()
+		statusOut, errOut, code, err := env.Plugin(ctx, viewer, nil, "status", "grow", "-n", ns)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(code).To(Equal(0), errOut)
+		Expect(statusOut).To(And(ContainSubstring("remote segment "+grow+", in account "),
+			MatchRegexp(`Ready\s+True\s+Synced`), ContainSubstring("MembersAdded"),
+			ContainSubstring("Next reconcile: no change to segment "+grow)))
+		Expect(written()).To(Equal(after))
 
 		By("a refused token: an error, exit 1")
 		_, errOut, code, err = env.Plugin(ctx, viewer, []string{"CHATBOT_API_TOKEN=wrong"}, live...)
