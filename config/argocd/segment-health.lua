@@ -1,7 +1,7 @@
 -- Argo CD health check for Segments (users.chatbot.com/v1alpha1).
 --
 -- Install it under the argocd-cm key resource.customizations.health.users.chatbot.com_Segment
--- (see the README, "GitOps"). This file is the source of truth; the Go tests in
+-- (see docs/user/gitops.md). This file is the source of truth; the Go tests in
 -- internal/controller/health_test.go run it against Segments in every state.
 --
 -- Argo CD runs it with gopher-lua (Lua 5.1) as the body of a function, with the Segment in

@@ -24,7 +24,7 @@ import (
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
 )
 
-// argoHealthScript is the Argo CD health check the README tells users to install.
+// argoHealthScript is the Argo CD health check docs/user/gitops.md tells users to install.
 var argoHealthScript = filepath.Join("..", "..", "config", "argocd", "segment-health.lua")
 
 // These specs take Segments from the API server in each state and check what kstatus (which
@@ -332,18 +332,18 @@ func TestArgoHealthOddInputs(t *testing.T) {
 	}
 }
 
-// The README shows the health check whole, so that a reader can install it from there: it
-// must be the file the suite runs, to the byte.
-func TestREADMEShowsTheArgoHealthCheck(t *testing.T) {
+// The GitOps page shows the health check whole, so that a reader can install it from there:
+// it must be the file the suite runs, to the byte.
+func TestGitOpsPageShowsTheArgoHealthCheck(t *testing.T) {
 	script, err := os.ReadFile(argoHealthScript)
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	readme, err := os.ReadFile(filepath.Join("..", "..", "docs", "user", "gitops.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(readme), "```lua\n"+string(script)+"```\n") {
-		t.Error("README.md's lua block is not config/argocd/segment-health.lua: copy the file into it")
+		t.Error("docs/user/gitops.md's lua block is not config/argocd/segment-health.lua: copy the file into it")
 	}
 }
