@@ -12,8 +12,8 @@
 //   - TestStateDiagram: docs/design/ownership.md draws the ownership states as
 //     internal/controller/doc.go does.
 //   - TestSegmentExamples: every Segment of a ```yaml block passes a server-side dry run
-//     against the CRD and the admission policy (envtest, through test/localenv; -short
-//     skips it).
+//     against the CRD, with strict field validation, and the admission policy (envtest,
+//     through test/localenv; -short skips it).
 //
 // There is no code here, only tests.
 package docs
