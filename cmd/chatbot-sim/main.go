@@ -1,7 +1,7 @@
 // Command chatbot-sim serves a faithful simulation of the ChatBot.com user segments API, for
 // local demos and for users' own CI. The requests of the vendor's curl examples work against
 // it with the host swapped (the examples themselves need two shell fixes: the token sits in
-// single quotes, and three lack the "\" after the content-type line; the README shows them
+// single quotes, and three lack the "\" after the content-type line; docs/simulator.md shows them
 // fixed):
 //
 //	chatbot-sim --listen 127.0.0.1:8090 --token T

@@ -163,7 +163,7 @@ func (s *namespacedSecrets) ready(ns string) (*namespaceSecrets, error) {
 		}
 		return nil, fmt.Errorf("the manager cannot read credentials Secrets in namespace %q yet (%s): an administrator must "+
 			"create the RoleBinding %q there, which binds the manager's credentials-namespaced ClusterRole to its "+
-			"ServiceAccount (see the README, Credentials)", ns, why, RoleBinding)
+			"ServiceAccount (see docs/user/credentials.md)", ns, why, RoleBinding)
 	}
 	return n, nil
 }
@@ -276,7 +276,7 @@ func (s *namespacedSecrets) binding(ctx context.Context, ns string) (*rbacv1.Rol
 	if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
 		// The Segment says so: only an administrator of the namespace can mend it.
 		return nil, &Error{err: fmt.Errorf("the manager's access to the credentials Secrets of namespace %q must be "+
-			"granted by a RoleBinding named %q, which it keeps until no Secret there is in use (see the README, Credentials): %w",
+			"granted by a RoleBinding named %q, which it keeps until no Secret there is in use (see docs/user/credentials.md): %w",
 			ns, RoleBinding, err)}
 	}
 	if err != nil {
