@@ -22,6 +22,8 @@ CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs
 CRD_REF_DOCS_VERSION ?= v0.3.0
 KO ?= $(LOCALBIN)/ko
 KO_VERSION ?= v0.19.1
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+GOLANGCI_LINT_VERSION ?= v2.15.0
 
 # Test flags: the whole suite, with the race detector, uncached; 30 minutes, as test/image's
 # first run builds the manager for two platforms with ko (ko itself and the two builds: about 13 minutes on 2 cores).
@@ -58,6 +60,18 @@ fmt: ## Run go fmt.
 .PHONY: vet
 vet: ## Run go vet.
 	go vet ./...
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint (.golangci.yml: the linters and formatters, and why each exclusion).
+	$(GOLANGCI_LINT) run
+
+.PHONY: lint-fix
+lint-fix: golangci-lint ## Run golangci-lint and apply its fixes (formatting, imports, and the linters that offer one).
+	$(GOLANGCI_LINT) run --fix
+
+.PHONY: lint-config
+lint-config: golangci-lint ## Check .golangci.yml against golangci-lint's configuration schema.
+	$(GOLANGCI_LINT) config verify
 
 .PHONY: test
 test: manifests generate fmt vet envtest ko ## Generate, then run every test (unit, envtest, e2e, the ko image) against a local control plane and the simulator.
@@ -230,6 +244,11 @@ $(CRD_REF_DOCS): $(LOCALBIN)
 ko: $(KO) ## Install ko (builds the manager image without Docker) into bin/.
 $(KO): $(LOCALBIN)
 	$(call go-install-tool,$(KO),github.com/google/ko,$(KO_VERSION))
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint (make lint) into bin/.
+$(GOLANGCI_LINT): $(LOCALBIN)
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
 
 $(LOCALBIN):
 	mkdir -p $(LOCALBIN)

@@ -9,6 +9,10 @@ import (
 	"github.com/KimMachineGun/automemlimit/memlimit"
 )
 
+// sourceNone is goMemoryLimit.source when no limit is set: the container has none, or it
+// cannot be read.
+const sourceNone = "none"
+
 // goMemoryLimit says what the Go runtime's soft memory limit is and where it came from, for
 // the manager's start-up log.
 type goMemoryLimit struct {
@@ -48,9 +52,9 @@ func setGoMemoryLimit(ratio float64, provider memlimit.Provider) (goMemoryLimit,
 		}
 		return goMemoryLimit{source: "AUTOMEMLIMIT=off", limit: limit}, nil
 	case errors.Is(readErr, memlimit.ErrNoLimit):
-		return goMemoryLimit{source: "none", limit: limit, reason: "the container has no memory limit"}, nil
+		return goMemoryLimit{source: sourceNone, limit: limit, reason: "the container has no memory limit"}, nil
 	case errors.Is(readErr, memlimit.ErrCgroupsNotSupported), errors.Is(readErr, memlimit.ErrNoCgroup):
-		return goMemoryLimit{source: "none", limit: limit, reason: readErr.Error()}, nil
+		return goMemoryLimit{source: sourceNone, limit: limit, reason: readErr.Error()}, nil
 	case err != nil:
 		return goMemoryLimit{}, err
 	}

@@ -94,7 +94,9 @@ func TestSetGoMemoryLimit(t *testing.T) {
 			for _, name := range []string{"GOMEMLIMIT", "AUTOMEMLIMIT"} {
 				t.Setenv(name, tc.env[name]) // restored after the test
 				if _, ok := tc.env[name]; !ok {
-					os.Unsetenv(name)
+					if err := os.Unsetenv(name); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 

@@ -23,8 +23,8 @@ const AnnotationCreatePending = "users.chatbot.com/create-pending"
 // create made is left in ChatBot.
 const AnnotationForgetCreate = "users.chatbot.com/forget-create"
 
-// DefaultCredentialsLabel, with the value "true" on a Namespace, lets the Segments of that
-// namespace use the manager's own credentials (its --chatbot-api-token-file or
+// DefaultCredentialsLabel is the label that, with the value "true" on a Namespace, lets the
+// Segments of that namespace use the manager's own credentials (its --chatbot-api-token-file or
 // $CHATBOT_API_TOKEN) without spec.credentialsRef. A user with the edit role cannot label
 // their namespace: it is an administrator's grant. So is the manager flag
 // --default-credentials-namespaces.
@@ -473,8 +473,4 @@ type SegmentList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []Segment `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&Segment{}, &SegmentList{})
 }

@@ -51,7 +51,7 @@ func newExport(o *options) *cobra.Command {
 	f.token.addTo(flags)
 	flags.StringVar(&f.credentialsRef, "credentials-ref", "", "Set spec.credentialsRef.name to this Secret (default: --credentials-secret, if given; else none: the manager's credentials).")
 	flags.StringVar(&f.deletionPolicy, "deletion-policy", string(usersv1alpha1.DeletionPolicyOrphan), "spec.deletionPolicy of every Segment: Orphan leaves the segment in ChatBot when its Segment is deleted, Delete deletes it.")
-	flags.StringVarP(&f.output, "output", "o", "yaml", "Output format: yaml or json.")
+	flags.StringVarP(&f.output, "output", "o", outputYAML, "Output format: yaml or json.")
 	flags.StringVar(&f.dir, "output-dir", "", "Write one <name>.yaml per Segment and a kustomization.yaml into this directory, instead of stdout.")
 	return cmd
 }
@@ -61,10 +61,10 @@ func (f *exportFlags) run(ctx context.Context, o *options) error {
 	if policy != usersv1alpha1.DeletionPolicyOrphan && policy != usersv1alpha1.DeletionPolicyDelete {
 		return fmt.Errorf("--deletion-policy must be Orphan or Delete, not %q", f.deletionPolicy)
 	}
-	if f.output != "yaml" && f.output != "json" {
+	if f.output != outputYAML && f.output != outputJSON {
 		return fmt.Errorf("-o must be yaml or json, not %q", f.output)
 	}
-	if f.dir != "" && f.output != "yaml" {
+	if f.dir != "" && f.output != outputYAML {
 		return fmt.Errorf("--output-dir writes YAML: -o %s cannot go with it", f.output)
 	}
 	credentialsRef := f.credentialsRef
@@ -168,7 +168,7 @@ func listError(err error, from string) error {
 func (f *exportFlags) write(o *options, res export.Result, ns string) error {
 	if f.dir == "" {
 		render := res.YAML
-		if f.output == "json" {
+		if f.output == outputJSON {
 			render = res.JSON
 		}
 		b, err := render()

@@ -19,6 +19,13 @@ import (
 	"github.com/segment-operator/segment-operator/internal/version"
 )
 
+// The output formats of -o (export: yaml or json; plan: text or json).
+const (
+	outputYAML = "yaml"
+	outputJSON = "json"
+	outputText = "text"
+)
+
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // exitCode ends the command with a code other than 0 or 1, and no message of its own: plan

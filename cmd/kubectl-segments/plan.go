@@ -56,7 +56,7 @@ func newPlan(o *options) *cobra.Command {
 	fl.StringVarP(&f.kustomize, "kustomize", "k", "", "A kustomization directory, built as kubectl apply -k would.")
 	fl.BoolVar(&f.prune, "prune", false, "Also show the Segments of the files' namespaces that no file names: what deleting them does.")
 	fl.BoolVar(&f.live, "live", false, "List the ChatBot account (read-only) for what status cannot say.")
-	fl.StringVarP(&f.output, "output", "o", "text", "Output format: text or json.")
+	fl.StringVarP(&f.output, "output", "o", outputText, "Output format: text or json.")
 	fl.BoolVar(&f.detailed, "detailed-exitcode", false, "Exit 2 when there are changes (0 none, 1 an error).")
 	fl.StringVar(&f.recordNamespace, "member-record-namespace", "segment-operator-system",
 		"The manager's namespace, where the records of large segments' added members are (read if permitted).")
@@ -66,7 +66,7 @@ func newPlan(o *options) *cobra.Command {
 
 // plan runs kubectl segments plan.
 func (o *options) plan(ctx context.Context, f planFlags) error {
-	if f.output != "text" && f.output != "json" {
+	if f.output != outputText && f.output != outputJSON {
 		return fmt.Errorf("--output must be text or json, not %q", f.output)
 	}
 	if len(f.files) == 0 && f.kustomize == "" {
@@ -146,7 +146,7 @@ func (o *options) plan(ctx context.Context, f planFlags) error {
 		notes = append(notes, "owners were looked for only in the files' namespaces (you may not list Segments in all namespaces)")
 	}
 	report := preview.NewReport(changes, notes...)
-	if f.output == "json" {
+	if f.output == outputJSON {
 		b, err := json.MarshalIndent(report, "", "  ")
 		if err != nil {
 			return err
@@ -237,7 +237,7 @@ var rbacDenied = regexp.MustCompile(`cannot (patch|create|update) resource "segm
 // API server's message when it refuses it.
 func dryRun(ctx context.Context, c client.Client, mf manifest) (string, error) {
 	obj := mf.object.DeepCopy()
-	err := c.Patch(ctx, obj, client.Apply, client.DryRunAll, client.FieldOwner(fieldOwner), client.ForceOwnership)
+	err := c.Apply(ctx, client.ApplyConfigurationFromUnstructured(obj), client.DryRunAll, client.FieldOwner(fieldOwner), client.ForceOwnership)
 	var status apierrors.APIStatus
 	switch {
 	case err == nil:

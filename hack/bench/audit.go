@@ -77,7 +77,7 @@ func (a *auditCounter) read() (kubeWrites, error) {
 	if err != nil {
 		return a.counts, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // opened for reading: no data to lose
 	if st, err := f.Stat(); err != nil {
 		return a.counts, err
 	} else if st.Size() < a.offset {

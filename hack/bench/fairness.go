@@ -29,7 +29,7 @@ func fairness(ctx context.Context, root string, segments int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer os.RemoveAll(work)
+	defer removeWork(work)
 	const workers = 16 // the default
 	log("fairness: %d Segments of account A at 1 call/s, then one of account B", segments)
 	env, c, err := startEnv(localenv.Options{

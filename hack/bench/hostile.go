@@ -129,7 +129,7 @@ func hostileOnce(ctx context.Context, root string, victims int, attack bool) (ou
 	if err != nil {
 		return out, err
 	}
-	defer os.RemoveAll(work)
+	defer removeWork(work)
 	name := "baseline"
 	if attack {
 		name = "attack"

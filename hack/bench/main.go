@@ -155,7 +155,7 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(work)
+	defer removeWork(work)
 	log("%d Segments: starting control plane, simulator (%.0f calls/s, %s latency) and manager", r.segments, r.rate, r.latency)
 	// Readiness is read from the manager's own metric, not by listing every Segment from
 	// the API server, which on a small machine would be load of its own.

@@ -24,8 +24,8 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	addr := ln.Addr().String()
+	return addr, ln.Close() // the caller binds it next: the port must be free
 }
 
 // procStats reads a process's peak resident memory (MiB) and CPU time (seconds) from /proc.
@@ -34,7 +34,7 @@ func procStats(pid int) (rssMiB, cpuSeconds float64) {
 		return 0, 0
 	}
 	if status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
-		for _, line := range strings.Split(string(status), "\n") {
+		for line := range strings.SplitSeq(string(status), "\n") {
 			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
 				kb, _ := strconv.ParseFloat(f[1], 64)
 				rssMiB = kb / 1024
@@ -134,9 +134,7 @@ func parallel(n, workers int, f func(int) error) error {
 		next = make(chan int)
 	)
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range next {
 				if err := f(i); err != nil {
 					mu.Lock()
@@ -144,7 +142,7 @@ func parallel(n, workers int, f func(int) error) error {
 					mu.Unlock()
 				}
 			}
-		}()
+		})
 	}
 	for i := range n {
 		next <- i
@@ -192,6 +190,14 @@ func hostSummary() string {
 }
 
 func ftoa(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
+
+// removeWork removes a run's work directory (the processes' logs); one left behind is
+// reported, not fatal.
+func removeWork(dir string) {
+	if err := os.RemoveAll(dir); err != nil {
+		log("could not remove %s: %v", dir, err)
+	}
+}
 
 func log(format string, args ...any) {
 	fmt.Printf("%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))

@@ -190,7 +190,7 @@ func checkPushed(reg *image.Registry, printed, version string) error {
 }
 
 func sortedPairs(m map[string]string) []string {
-	var out []string
+	out := make([]string, 0, len(m))
 	for k, v := range m {
 		out = append(out, k+"="+v)
 	}

@@ -187,7 +187,7 @@ func TestAddMembersGathered(t *testing.T) {
 	_ = sim.SetFaults(simulator.Faults{FailNext: 1, ErrorCode: 429, RetryAfter: simulator.Duration(time.Hour)})
 	_, _ = c.ListSegments(ctx) // pauses the client
 	err = c.AddMembersGathered(ctx, []string{"u3"}, func() []string { gathered++; return []string{a} })
-	if e := expectAPIError(t, "gathered call during a pause", err, 429, true); !e.Local || gathered != 1 {
+	if e := apiError(t, "gathered call during a pause", err, 429, true); !e.Local || gathered != 1 {
 		t.Errorf("during a pause: %+v, gathered %d times", e, gathered)
 	}
 }
@@ -296,9 +296,7 @@ func TestConcurrentUse(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 64)
 	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			created, err := c.CreateSegment(ctx, fmt.Sprintf("w%d", w))
 			id := created.ID
 			if err == nil {
@@ -313,7 +311,7 @@ func TestConcurrentUse(t *testing.T) {
 			if err != nil {
 				errs <- err
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)

@@ -202,8 +202,7 @@ func (c *Client) apiError(op string, resp *http.Response, raw []byte) *APIError 
 // neverSent reports whether a transport error happened before any byte of the request could
 // reach the server: no address for the host, or no connection to it.
 func neverSent(err error) bool {
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
+	if _, ok := errors.AsType[*net.DNSError](err); ok {
 		return true
 	}
 	var opErr *net.OpError
@@ -212,8 +211,7 @@ func neverSent(err error) bool {
 
 // networkCause describes a transport failure without the *url.Error's method and URL prefix.
 func networkCause(err error) string {
-	var ue *url.Error
-	if errors.As(err, &ue) {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
 		return ue.Err.Error()
 	}
 	return err.Error()

@@ -109,7 +109,7 @@ func TestClientPausesForRetryAfter(t *testing.T) {
 	// Every later call, whatever the operation, is refused without being sent.
 	sent := sim.Counts().Requests
 	_, err = c.CreateSegment(ctx, "x")
-	e := expectAPIError(t, "call during the pause", err, 429, true)
+	e := apiError(t, "call during the pause", err, 429, true)
 	if !e.Local || e.RetryAfter < 59*time.Minute {
 		t.Errorf("local refusal: %+v", e)
 	}
@@ -126,7 +126,7 @@ func TestClientPausesForRetryAfter(t *testing.T) {
 }
 
 func TestNonJSONErrorBodyIsKept(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Retry-After", "Wed, 21 Oct 2099 07:28:00 GMT")
 		w.WriteHeader(http.StatusBadGateway)
 		_, _ = w.Write([]byte("<html>upstream timed out</html>"))
@@ -134,7 +134,7 @@ func TestNonJSONErrorBodyIsKept(t *testing.T) {
 	defer srv.Close()
 	c, _ := chatbot.New(srv.URL, token)
 	_, err := c.ListSegments(context.Background())
-	e := expectAPIError(t, "502 html", err, 502, true)
+	e := apiError(t, "502 html", err, 502, true)
 	if e.Message != "<html>upstream timed out</html>" || e.Body != e.Message {
 		t.Errorf("message %q body %q", e.Message, e.Body)
 	}
@@ -152,7 +152,7 @@ func TestTokenNeverLeaks(t *testing.T) {
 	defer srv.Close()
 	c, _ := chatbot.New(srv.URL, token)
 	_, err := c.ListSegments(context.Background())
-	e := expectAPIError(t, "403 echo", err, 403, false)
+	e := apiError(t, "403 echo", err, 403, false)
 	for what, text := range map[string]string{
 		"error":  err.Error(),
 		"fields": fmt.Sprintf("%+v", *e),
@@ -201,7 +201,14 @@ func TestTokenNeverLeaksFromCutOrUndecodableBodies(t *testing.T) {
 	}
 }
 
-func expectAPIError(t *testing.T, what string, err error, status int, retryable bool) *chatbot.APIError {
+// expectAPIError fails the test unless err is an *APIError with the status and
+// retryability wanted; apiError returns it, for a test that looks further.
+func expectAPIError(t *testing.T, what string, err error, status int, retryable bool) {
+	t.Helper()
+	_ = apiError(t, what, err, status, retryable)
+}
+
+func apiError(t *testing.T, what string, err error, status int, retryable bool) *chatbot.APIError {
 	t.Helper()
 	e, ok := chatbot.AsAPIError(err)
 	if !ok {
@@ -258,7 +265,7 @@ func TestCallsWaitingForTheLimiterHonourAPauseThatBeganMeanwhile(t *testing.T) {
 
 	creates := sim.Counts().Requests[simulator.EndpointCreate]
 	close(releaseSecond)
-	e := expectAPIError(t, "queued call after the 429", <-second, 429, true)
+	e := apiError(t, "queued call after the 429", <-second, 429, true)
 	if !e.Local || !e.NotSent || !e.NoEffect() {
 		t.Errorf("queued call: %+v", e)
 	}
@@ -277,26 +284,26 @@ func TestNoEffectTellsFailuresThatChangedNothing(t *testing.T) {
 	l.Close()
 	unreachable, _ := chatbot.New(closed, token)
 	_, err := unreachable.CreateSegment(ctx, "x")
-	if e := expectAPIError(t, "connection refused", err, 0, true); !e.NotSent || !e.NoEffect() {
+	if e := apiError(t, "connection refused", err, 0, true); !e.NotSent || !e.NoEffect() {
 		t.Errorf("connection refused: %+v, want NotSent", e)
 	}
 
 	_, err = c.CreateSegment(ctx, strings.Repeat("n", 257))
-	if e := expectAPIError(t, "400", err, 400, false); e.NotSent || !e.NoEffect() {
+	if e := apiError(t, "400", err, 400, false); e.NotSent || !e.NoEffect() {
 		t.Errorf("400: %+v, want sent without effect", e)
 	}
 
 	for _, code := range []int{500, 503} {
 		_ = sim.SetFaults(simulator.Faults{FailNext: 1, ErrorCode: code})
 		_, err = c.CreateSegment(ctx, "x")
-		if e := expectAPIError(t, fmt.Sprint(code), err, code, true); e.NoEffect() {
+		if e := apiError(t, fmt.Sprint(code), err, code, true); e.NoEffect() {
 			t.Errorf("%d: NoEffect, but a server error may come after the change", code)
 		}
 	}
 
 	_ = sim.SetFaults(simulator.Faults{Endpoints: []simulator.Endpoint{simulator.EndpointCreate}, LoseResponseRate: 1})
 	_, err = c.CreateSegment(ctx, "lost")
-	if e := expectAPIError(t, "lost response", err, 500, true); e.NoEffect() {
+	if e := apiError(t, "lost response", err, 500, true); e.NoEffect() {
 		t.Errorf("lost response: %+v, want a possible effect", e)
 	}
 }
@@ -324,7 +331,7 @@ func TestUnusableSuccessIsRetryable(t *testing.T) {
 		c, _ := chatbot.New(srv.URL, token)
 		_, err := c.CreateSegment(context.Background(), "x")
 		srv.Close()
-		if e := expectAPIError(t, body, err, 200, true); e.NoEffect() || e.Terminal() {
+		if e := apiError(t, body, err, 200, true); e.NoEffect() || e.Terminal() {
 			t.Errorf("%s: %+v: NoEffect or Terminal", body, e)
 		}
 	}

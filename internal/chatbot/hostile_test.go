@@ -21,7 +21,7 @@ import (
 // with it. The answer is an error naming where it pointed, without the token.
 func TestRedirectsAreNotFollowed(t *testing.T) {
 	var elsewhere atomic.Int64
-	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		elsewhere.Add(1)
 		fmt.Fprintf(w, "[]")
 	}))
@@ -39,7 +39,7 @@ func TestRedirectsAreNotFollowed(t *testing.T) {
 			_, listErr := c.ListSegments(context.Background())
 			_, createErr := c.CreateSegment(context.Background(), "x")
 			for _, err := range []error{listErr, createErr} {
-				e := expectAPIError(t, fmt.Sprintf("%d", code), err, code, false)
+				e := apiError(t, fmt.Sprintf("%d", code), err, code, false)
 				if !e.Terminal() || !strings.Contains(e.Message, target.URL) || !strings.Contains(e.Message, "not followed") {
 					t.Errorf("%d: terminal %v, message %q", code, e.Terminal(), e.Message)
 				}
@@ -83,7 +83,7 @@ func TestListingOverTheCapIsRefused(t *testing.T) {
 	written.Store(0)
 	big, _ := chatbot.New(srv.URL+"/?big=1", token)
 	_, err = big.ListSegments(context.Background())
-	e := expectAPIError(t, "a listing over the cap", err, http.StatusOK, true)
+	e := apiError(t, "a listing over the cap", err, http.StatusOK, true)
 	if !strings.Contains(e.Message, "larger than 16 MiB") {
 		t.Errorf("message %q", e.Message)
 	}
@@ -96,13 +96,13 @@ func TestErrorTextIsBounded(t *testing.T) {
 		"a 60 KiB JSON message": `{"status":{"code":400,"type":"error","message":"` + strings.Repeat("é", 30<<10) + `"}}`,
 		"a 6 MiB body":          strings.Repeat("é", 3<<20),
 	} {
-		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.WriteHeader(http.StatusBadRequest)
 			_, _ = w.Write([]byte(body))
 		}))
 		c, _ := chatbot.New(srv.URL, token)
 		_, err := c.ListSegments(context.Background())
-		e := expectAPIError(t, what, err, http.StatusBadRequest, false)
+		e := apiError(t, what, err, http.StatusBadRequest, false)
 		if len(e.Message) > 512 || len(e.Body) > 4096 || len(err.Error()) > 600 || !strings.HasPrefix(e.Message, "éé") {
 			t.Errorf("%s: message %d bytes, body %d bytes, error %d bytes", what, len(e.Message), len(e.Body), len(err.Error()))
 		}
@@ -135,7 +135,7 @@ func TestTokenEchoesAreRedactedInEveryForm(t *testing.T) {
 		}))
 		c, _ := chatbot.New(srv.URL, tok)
 		_, err := c.ListSegments(context.Background())
-		e := expectAPIError(t, what, err, http.StatusUnauthorized, false)
+		e := apiError(t, what, err, http.StatusUnauthorized, false)
 		for _, text := range []string{e.Message, e.Body, err.Error()} {
 			if leaked := windowOf(text, forms); leaked != "" {
 				t.Errorf("%s: %q shows %q", what, text, leaked)

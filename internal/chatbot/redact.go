@@ -27,8 +27,9 @@ type redactor struct {
 }
 
 func newRedactor(token string) *redactor {
-	forms := []string{token, url.QueryEscape(token), url.PathEscape(token)}
-	for _, escapeHTML := range []bool{true, false} {
+	forms := make([]string, 0, 5)
+	forms = append(forms, token, url.QueryEscape(token), url.PathEscape(token))
+	for _, escapeHTML := range []bool{true, false} { // and the two JSON string forms
 		var b strings.Builder
 		enc := json.NewEncoder(&b)
 		enc.SetEscapeHTML(escapeHTML)

@@ -22,16 +22,14 @@ func TestARefusedTokenCostsOneCallPerStep(t *testing.T) {
 		var wg sync.WaitGroup
 		var n atomic.Int64
 		for range 50 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				if _, err := c.ListSegments(ctx); err != nil {
 					if e, ok := chatbot.AsAPIError(err); !ok || !e.Unauthorized() {
 						t.Errorf("a refused token gave %v", err)
 					}
 					n.Add(1)
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		return int(n.Load())
@@ -89,7 +87,7 @@ func TestHeldBackCallsSayTheSameThing(t *testing.T) {
 
 // refusingServer answers every call 401, counting them.
 func refusingServer(t *testing.T, calls *atomic.Int64) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		calls.Add(1)
 		w.Header().Set("Retry-After", "30") // said of the token, not of the account: not a pause
 		w.WriteHeader(http.StatusUnauthorized)

@@ -50,9 +50,9 @@ func adoptSetup(t *testing.T, objs, cached []client.Object) (*SegmentReconciler,
 	return r, acct, api, id
 }
 
-func newSegment(name string, spec usersv1alpha1.SegmentSpec) *usersv1alpha1.Segment {
+func newSegment(name string) *usersv1alpha1.Segment {
 	return &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "team", UID: k8stypes.UID("u-" + name)},
-		Spec: spec, Status: usersv1alpha1.SegmentStatus{Ownership: &usersv1alpha1.SegmentOwnership{}}}
+		Status: usersv1alpha1.SegmentStatus{Ownership: &usersv1alpha1.SegmentOwnership{}}}
 }
 
 // Adopting a free segment makes the claim durable (the finalizer, then the ownership
@@ -60,7 +60,7 @@ func newSegment(name string, spec usersv1alpha1.SegmentSpec) *usersv1alpha1.Segm
 // is written for it.
 func TestAdopt(t *testing.T) {
 	ctx := context.Background()
-	a := newSegment("a", usersv1alpha1.SegmentSpec{})
+	a := newSegment("a")
 	r, acct, api, id := adoptSetup(t, []client.Object{a.DeepCopy()}, nil)
 	if err := api.Get(ctx, client.ObjectKeyFromObject(a), a); err != nil {
 		t.Fatal(err)
@@ -74,12 +74,12 @@ func TestAdopt(t *testing.T) {
 		stored.Status.Ownership.Account != acct.ID || stored.Status.Name != "Made in the UI" {
 		t.Fatalf("stored: finalizers %q, status %+v", stored.Finalizers, stored.Status)
 	}
-	if other, _ := r.owners.Claim(ctx, newSegment("b", usersv1alpha1.SegmentSpec{}), id); other != "Segment team/a" {
+	if other, _ := r.owners.Claim(ctx, newSegment("b"), id); other != "Segment team/a" {
 		t.Errorf("another Segment's claim: held by %q, want team/a", other)
 	}
 
 	// A second Segment, whose cache shows a as the owner: Conflict, and nothing written.
-	b := newSegment("b", usersv1alpha1.SegmentSpec{})
+	b := newSegment("b")
 	r2, acct2, api2, id2 := adoptSetup(t, []client.Object{b.DeepCopy()}, nil)
 	_ = api2.Get(ctx, client.ObjectKeyFromObject(b), b)
 	r2.owners = ownership.NewRegistry(cacheOwning(t, "a", id2), time.Second) // the cache shows team/a owning it
@@ -99,7 +99,7 @@ func TestAdopt(t *testing.T) {
 // stands, and no other Segment can take the segment meanwhile.
 func TestAdoptFromAStaleCopyKeepsTheClaim(t *testing.T) {
 	ctx := context.Background()
-	a := newSegment("a", usersv1alpha1.SegmentSpec{})
+	a := newSegment("a")
 	r, acct, api, id := adoptSetup(t, []client.Object{a.DeepCopy()}, []client.Object{a.DeepCopy()})
 	if err := api.Get(ctx, client.ObjectKeyFromObject(a), a); err != nil {
 		t.Fatal(err)
@@ -111,7 +111,7 @@ func TestAdoptFromAStaleCopyKeepsTheClaim(t *testing.T) {
 	if err := r.adopt(ctx, stale, acct, newStatusWriter(api, stale), id, "spec.id"); err == nil {
 		t.Fatal("adopting from a stale copy succeeded: the finalizer patch should conflict")
 	}
-	if other, _ := r.owners.Claim(ctx, newSegment("b", usersv1alpha1.SegmentSpec{}), id); other != "Segment team/a" {
+	if other, _ := r.owners.Claim(ctx, newSegment("b"), id); other != "Segment team/a" {
 		t.Errorf("after the stale reconcile, another Segment's claim: held by %q, want team/a", other)
 	}
 }

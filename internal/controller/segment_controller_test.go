@@ -253,7 +253,7 @@ var _ = Describe("Segment controller", func() {
 			ErrorCode: 429, RetryAfter: simulator.Duration(2 * time.Second)})).To(Succeed())
 		seg := create(ns, "throttled", usersv1alpha1.SegmentSpec{})
 		waitReason(seg, usersv1alpha1.ReasonRateLimited)
-		seg = waitReady(seg)
+		waitReady(seg)
 		Expect(sim.Counts().Succeeded[simulator.EndpointCreate] - creates).To(BeEquivalentTo(1))
 		// The refused call and the one after the wait: nothing was sent during it.
 		Expect(sim.Counts().Requests[simulator.EndpointCreate] - sent).To(BeEquivalentTo(2))

@@ -203,7 +203,10 @@ var _ = BeforeSuite(func() {
 	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := stuckInFlight.Add(1)
 		defer stuckInFlight.Add(-1)
-		for m := stuckMaxInFlight.Load(); n > m && !stuckMaxInFlight.CompareAndSwap(m, n); m = stuckMaxInFlight.Load() {
+		for m := stuckMaxInFlight.Load(); n > m; m = stuckMaxInFlight.Load() {
+			if stuckMaxInFlight.CompareAndSwap(m, n) {
+				break
+			}
 		}
 		select {
 		case <-stuckRelease:

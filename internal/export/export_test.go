@@ -231,7 +231,7 @@ func example() Result {
 func segments(t *testing.T, stream []byte) []usersv1alpha1.Segment {
 	t.Helper()
 	var out []usersv1alpha1.Segment
-	for _, doc := range bytes.Split(stream, []byte("\n---\n")) {
+	for doc := range bytes.SplitSeq(stream, []byte("\n---\n")) {
 		var s usersv1alpha1.Segment
 		if err := yaml.UnmarshalStrict(doc, &s); err != nil {
 			t.Fatalf("%v in:\n%s", err, doc)

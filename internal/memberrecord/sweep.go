@@ -76,7 +76,6 @@ func (m *Records) Sweeper(cache client.Reader, interval, minAge time.Duration) *
 func (s *Sweeper) NeedLeaderElection() bool { return true }
 
 // Start sweeps every interval until ctx ends.
-
 func (s *Sweeper) Start(ctx context.Context) error {
 	log := logf.FromContext(ctx).WithName("record-sweep")
 	wait.UntilWithContext(ctx, func(ctx context.Context) {

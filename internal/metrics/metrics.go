@@ -23,22 +23,26 @@ const (
 	observationAgeName = "segment_operator_observation_age_seconds"
 )
 
+// accountLabel is the label of the API call metrics and the observation age that names the
+// ChatBot account.
+const accountLabel = "account"
+
 var (
 	apiRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: apiRequestsName,
 		Help: "ChatBot API calls by account, operation and HTTP status code (0: no response).",
-	}, []string{"account", "operation", "code"})
+	}, []string{accountLabel, "operation", "code"})
 
 	apiLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    apiLatencyName,
 		Help:    "ChatBot API call latency by account and operation.",
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-	}, []string{"account", "operation"})
+	}, []string{accountLabel, "operation"})
 
 	segmentsDesc = prometheus.NewDesc(segmentsName,
 		"Segments by the status and reason of their Ready condition for their current generation (Unknown if none yet).", []string{"ready", "reason"}, nil)
 	observationAgeDesc = prometheus.NewDesc(observationAgeName,
-		"Age of the shared listing of each ChatBot account.", []string{"account"}, nil)
+		"Age of the shared listing of each ChatBot account.", []string{accountLabel}, nil)
 )
 
 // operations are the operation label values, short and stable.
@@ -61,8 +65,8 @@ func ObserveAPICall(account, op string, status int, elapsed time.Duration) {
 // token was rotated, its Secret deleted): otherwise each token a cluster ever used would
 // stay a series; it is a remote.AccountOptions Forgotten.
 func ForgetAccount(account string) {
-	apiRequests.DeletePartialMatch(prometheus.Labels{"account": account})
-	apiLatency.DeletePartialMatch(prometheus.Labels{"account": account})
+	apiRequests.DeletePartialMatch(prometheus.Labels{accountLabel: account})
+	apiLatency.DeletePartialMatch(prometheus.Labels{accountLabel: account})
 }
 
 // stateCollector computes Segment counts and listing ages when scraped, from the manager's

@@ -66,7 +66,8 @@ func currentCondition(seg *usersv1alpha1.Segment, condType string) *metav1.Condi
 // Reasons are the values of the segments gauge's reason label, sorted; a check of the rules
 // in config/prometheus matches them against these.
 func Reasons() []string {
-	out := []string{reasonPending, reasonOther}
+	out := make([]string, 0, 2+len(readyReasons))
+	out = append(out, reasonPending, reasonOther)
 	for r := range readyReasons {
 		out = append(out, r)
 	}

@@ -5,6 +5,7 @@ import usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 // Release is what a deleted Segment's finalizer waits for.
 type Release int
 
+// The releases OnDelete chooses between.
 const (
 	ReleaseNow    Release = iota // it holds nothing: let go without a remote call
 	HoldSuspended                // deletionPolicy Delete, but suspended: keep all until resumed

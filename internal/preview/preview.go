@@ -14,6 +14,7 @@ import (
 // Kind is what applying a manifest does about one Segment (see the package doc).
 type Kind string
 
+// The kinds of change, as the package doc (Kinds of change) describes them.
 const (
 	KindCreate       Kind = "create"
 	KindAdopt        Kind = "adopt"
@@ -90,10 +91,10 @@ func exactly(n int) Count { return Count{n, n} }
 
 // String says the count in words: "3 members", "2 to 5 members", or "up to 5 members".
 func (c Count) String() string {
-	switch {
-	case c.Min == c.Max:
+	switch c.Min {
+	case c.Max:
 		return text.Plural(c.Max, "member")
-	case c.Min == 0:
+	case 0:
 		return fmt.Sprintf("up to %d members", c.Max)
 	}
 	return fmt.Sprintf("%d to %d members", c.Min, c.Max)

@@ -3,6 +3,7 @@ package quota
 import (
 	"context"
 	"errors"
+	"maps"
 	"testing"
 	"time"
 
@@ -68,9 +69,7 @@ func TestQuota(t *testing.T) {
 			kept := Charges{}
 			for ns, owners := range tc.kept {
 				kept[ns] = map[types.UID]int64{}
-				for o, n := range owners {
-					kept[ns][o] = n
-				}
+				maps.Copy(kept[ns], owners)
 			}
 			loads := 0
 			q := New(100, func(context.Context) (Charges, error) {
@@ -78,9 +77,7 @@ func TestQuota(t *testing.T) {
 				out := Charges{}
 				for ns, owners := range kept {
 					out[ns] = map[types.UID]int64{}
-					for o, n := range owners {
-						out[ns][o] = n
-					}
+					maps.Copy(out[ns], owners)
 				}
 				return out, nil
 			})

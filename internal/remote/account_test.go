@@ -19,9 +19,9 @@ import (
 // listing they count is one the Account chose to make.
 const maxAge = time.Hour
 
-// accountSetup starts a simulator and returns it, its server and the Account that
+// accountSetup starts a simulator and returns it and the Account that
 // remote.Accounts hands out for it.
-func accountSetup(t *testing.T) (*simulator.Server, *httptest.Server, *remote.Account) {
+func accountSetup(t *testing.T) (*simulator.Server, *remote.Account) {
 	t.Helper()
 	sim, err := simulator.New(simulator.Options{Token: "t"})
 	if err != nil {
@@ -33,7 +33,7 @@ func accountSetup(t *testing.T) (*simulator.Server, *httptest.Server, *remote.Ac
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sim, srv, acct
+	return sim, acct
 }
 
 // listed primes the account's shared listing, and zeroes the simulator's counters so that
@@ -74,7 +74,7 @@ func TestAccountObserve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, _, acct := accountSetup(t)
+			sim, acct := accountSetup(t)
 			ctx := context.Background()
 			beforeList := time.Now().Add(-time.Second)
 			var id string
@@ -136,7 +136,7 @@ func TestAccountObserveListingFails(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, _, acct := accountSetup(t)
+			sim, acct := accountSetup(t)
 			_, _, err := acct.Observe(tt.fail(sim), "any", maxAge, time.Time{})
 			if err == nil {
 				t.Fatal("no error")
@@ -157,7 +157,7 @@ func TestAccountObserveListingFails(t *testing.T) {
 // A segment we created is in the shared listing at once: a Segment reconciled next finds
 // it without another listing, which could not be trusted to show it yet anyway.
 func TestAccountCreateRecordsInObservations(t *testing.T) {
-	sim, _, acct := accountSetup(t)
+	sim, acct := accountSetup(t)
 	listed(t, sim, acct)
 	created, err := acct.Create(context.Background(), "fresh")
 	if err != nil {
@@ -183,7 +183,7 @@ func TestAccountCreateRecordsInObservations(t *testing.T) {
 // A Retry-After pause holds creates back before their intent is recorded, and an error
 // that says the create made nothing.
 func TestAccountCheckCreate(t *testing.T) {
-	sim, _, acct := accountSetup(t)
+	sim, acct := accountSetup(t)
 	if err := acct.CheckCreate(); err != nil {
 		t.Fatalf("fresh account: %v", err)
 	}
@@ -211,7 +211,7 @@ func TestAccountRename(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, _, acct := accountSetup(t)
+			sim, acct := accountSetup(t)
 			id := sim.Create("old")
 			listed(t, sim, acct)
 			if tt.goneOutside {
@@ -255,7 +255,7 @@ func TestAccountDelete(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, _, acct := accountSetup(t)
+			sim, acct := accountSetup(t)
 			id := sim.Create("doomed")
 			listed(t, sim, acct)
 			if tt.goneOutside {
@@ -296,7 +296,7 @@ func TestAccountAddMembers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, _, acct := accountSetup(t)
+			sim, acct := accountSetup(t)
 			id := sim.Create("seg", "x") // a member from before: the listing counts 1
 			listed(t, sim, acct)
 			if tt.goneOutside {

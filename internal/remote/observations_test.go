@@ -99,13 +99,11 @@ func TestConcurrentCallersShareOneListing(t *testing.T) {
 	obs := remote.NewObservations(l, nil)
 	var wg sync.WaitGroup
 	for range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if _, err := obs.Ensure(context.Background(), time.Minute); err != nil {
 				t.Error(err)
 			}
-		}()
+		})
 	}
 	<-l.served // one listing is held open; without sharing, each caller would start its own
 	close(l.release)
@@ -334,8 +332,7 @@ func TestAnAccountsShareSeesItsRateLimitQueue(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	var waiting sync.WaitGroup
 	for range 2 { // each waits 100s for its turn
-		waiting.Add(1)
-		go func() { defer waiting.Done(); _, _ = acct.Client.ListSegments(ctx) }()
+		waiting.Go(func() { _, _ = acct.Client.ListSegments(ctx) })
 	}
 	defer waiting.Wait()
 	defer cancel()
@@ -371,8 +368,7 @@ func TestAccountsPerTenantAreBounded(t *testing.T) {
 	}
 	for i := range 100 {
 		_, err := accounts.For(token(fmt.Sprintf("rotated-%d", i+2)), "tenant")
-		var tooMany *remote.TooManyAccountsError
-		if !errors.As(err, &tooMany) {
+		if _, ok := errors.AsType[*remote.TooManyAccountsError](err); !ok {
 			t.Fatalf("a third account for the tenant: %v", err)
 		}
 		if i == 0 && !strings.Contains(err.Error(), `namespace "tenant" already uses 2 ChatBot accounts`) {
@@ -522,7 +518,7 @@ func TestAForgottenAccountReportsNoCall(t *testing.T) {
 	series := map[string]int{}
 	release := make(chan struct{})
 	var arrived atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		arrived.Add(1)
 		<-release
 		w.WriteHeader(http.StatusUnauthorized)

@@ -85,7 +85,7 @@ const minSweep = 1024
 // long the caller should wait before it asks again (see turnedAwayFor). A turn-away costs
 // a cache read and no API call, so a thousand Segments waiting cost a few hundred cheap
 // requeues a second at most, and a place that frees is taken within milliseconds.
-func (s *Share) Enter(caller, group string) (leave func(), wait time.Duration) {
+func (s *Share) Enter(caller, group string) (leave func(), retryAfter time.Duration) {
 	if s == nil {
 		return func() {}, 0
 	}

@@ -45,14 +45,14 @@ func TestShare(t *testing.T) {
 		t.Fatal("an idle share turned a caller away")
 	}
 
-	var unbounded *Share = NewShare(0, nil)
+	unbounded := NewShare(0, nil)
 	for range 100 {
 		if leave, _ := unbounded.Enter("x", ""); leave == nil {
 			t.Fatal("no share turned a caller away")
 		}
 	}
 	shares := NewShares(1)
-	if shares.For("ns-a") != shares.For("ns-a") || shares.For("ns-a") == shares.For("ns-b") || shares.For("x").Size() != 1 {
+	if a, again := shares.For("ns-a"), shares.For("ns-a"); a != again || a == shares.For("ns-b") || shares.For("x").Size() != 1 {
 		t.Fatal("Shares: one Share per key")
 	}
 	if NewShares(0).For("ns") != nil {
@@ -186,8 +186,6 @@ func TestShareIsSharedBetweenNamespaces(t *testing.T) {
 	}
 	if leave, _ := s.Enter("flood-5", "flood"); leave == nil {
 		t.Fatal("the flooding namespace refused its half (1 of 2 held)")
-	} else {
-		flood = append(flood, leave)
 	}
 	if leave, _ := s.Enter("flood-extra", "flood"); leave != nil {
 		t.Fatal("the flooding namespace took more than half while the other holds a place")

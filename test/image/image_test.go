@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -40,8 +41,8 @@ func TestManagerImage(t *testing.T) {
 	}
 
 	const version = "v0.0.0-imagetest"
-	tarball := filepath.Join(t.TempDir(), "manager-image.tar")
-	out, err := runMake(ctx, "image-tarball", "VERSION="+version, "IMAGE_TARBALL="+tarball)
+	archive := filepath.Join(t.TempDir(), "manager-image.tar")
+	out, err := runMake(ctx, "image-tarball", "VERSION="+version, "IMAGE_TARBALL="+archive)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatalf("make image-tarball did not finish before the test's deadline: the first build of ko "+
 			"and of the manager for two platforms takes minutes; run `make image-tarball` once or "+
@@ -56,7 +57,7 @@ func TestManagerImage(t *testing.T) {
 		}
 	}
 
-	idx, err := ReadArchive(tarball, t.TempDir())
+	idx, err := ReadArchive(archive, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func TestManagerImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := Check(idx, want); err != nil {
-		t.Fatalf("%s:\n%v", tarball, err)
+		t.Fatalf("%s:\n%v", archive, err)
 	}
 
 	swapped := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
@@ -184,7 +185,9 @@ func withFile(t *testing.T, idx v1.ImageIndex, p v1.Platform, name string, mode 
 	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	layer, err := tarball.LayerFromReader(&buf)
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(buf.Bytes())), nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

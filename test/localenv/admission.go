@@ -1,6 +1,7 @@
 package localenv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,12 +22,11 @@ import (
 // does, and waits until the API server applies them: a Segment created in a dry run comes
 // back with the operator's finalizer.
 func InstallAdmission(ctx context.Context, c client.Client, root string) error {
-	f, err := os.Open(filepath.Join(root, "config", "admission", "segment_finalizer_policy.yaml"))
+	policy, err := os.ReadFile(filepath.Join(root, "config", "admission", "segment_finalizer_policy.yaml"))
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(policy), 4096)
 	for {
 		obj := &unstructured.Unstructured{}
 		if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {

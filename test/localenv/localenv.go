@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -296,11 +297,12 @@ func (e *Env) SimState(ctx context.Context) (simulator.State, error) {
 // for each.
 func (e *Env) Stop() error {
 	var errs []error
-	for i := len(e.procs) - 1; i >= 0; i-- {
-		p := e.procs[i]
+	for _, p := range slices.Backward(e.procs) {
 		_ = p.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- p.Wait() }()
+		// The exit status is not reported: a process stopped by SIGTERM (or killed) exits
+		// with one, as expected.
+		done := make(chan struct{})
+		go func() { _ = p.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(15 * time.Second):

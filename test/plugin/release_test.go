@@ -3,6 +3,7 @@ package plugin
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -76,12 +77,7 @@ func TestReleaseArchiveAndKrewManifest(t *testing.T) {
 	}
 
 	bin := filepath.Join(t.TempDir(), "kubectl-segments")
-	f, err := os.Open(filepath.Join(dist, archive))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
+	gz, err := gzip.NewReader(bytes.NewReader(b))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +99,9 @@ func TestReleaseArchiveAndKrewManifest(t *testing.T) {
 			if _, err := io.Copy(out, tr); err != nil {
 				t.Fatal(err)
 			}
-			out.Close()
+			if err := out.Close(); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if slices.Sort(names); strings.Join(names, ",") != "LICENSE,kubectl-segments" {

@@ -111,7 +111,7 @@ func (f *Faults) decide(ep Endpoint, c *Counts) outcome {
 		}
 		f.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	}
-	hit := func(rate float64) bool { return rate > 0 && f.rng.Float64() < rate }
+	hit := func(p float64) bool { return p > 0 && f.rng.Float64() < p }
 	if hit(f.SlowRate) {
 		o.delay = f.SlowDelay.Duration()
 	}

@@ -32,10 +32,10 @@ func (s *Server) routes() {
 		// Undocumented: the real service's answer to a wrong method on a known path, and
 		// whether it checks the token first (here it does not: 405 and 404 come without).
 		if p := r.URL.Path; p == segmentsPath || strings.HasPrefix(p, segmentsPath+"/") {
-			switch {
-			case p == segmentsPath:
+			switch p {
+			case segmentsPath:
 				w.Header().Set("Allow", "GET, POST")
-			case p == segmentsPath+"/members":
+			case segmentsPath + "/members":
 				w.Header().Set("Allow", "POST")
 			default:
 				w.Header().Set("Allow", "PUT, DELETE")

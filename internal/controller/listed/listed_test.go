@@ -32,8 +32,8 @@ var _ = Describe("Credentials Secrets in listed namespaces, with namespaced RBAC
 	})
 
 	It("serves a listed namespace although another listed namespace grants no access, and holds its RoleBinding", func() {
-		secret(bound, "creds")
-		seg := waitReady(segment(bound, "first", "creds"))
+		secret(bound)
+		seg := waitReady(segment(bound, "first"))
 		_, ok := sim.Segment(seg.Status.ID)
 		Expect(ok).To(BeTrue())
 		Eventually(finalizers(&corev1.Secret{}, bound, "creds"), timeout, poll).Should(ConsistOf(usersv1alpha1.CredentialsInUseFinalizer))
@@ -42,8 +42,8 @@ var _ = Describe("Credentials Secrets in listed namespaces, with namespaced RBAC
 	})
 
 	It("tells a listed namespace without the RoleBinding to make it, and proceeds once it is made", func() {
-		secret(late, "creds")
-		seg := segment(late, "waits", "creds")
+		secret(late)
+		seg := segment(late, "waits")
 		cond := waitReason(seg, usersv1alpha1.ReasonCredentialsError, timeout)
 		Expect(cond.Message).To(ContainSubstring(`create the RoleBinding "segment-operator-credentials"`))
 		Expect(finalizers(&corev1.Secret{}, late, "creds")()).To(BeEmpty())
@@ -55,8 +55,8 @@ var _ = Describe("Credentials Secrets in listed namespaces, with namespaced RBAC
 	})
 
 	It("holds no Secret where the RoleBinding of that name does not let the manager keep it", func() {
-		secret(odd, "creds")
-		seg := segment(odd, "unsafe", "creds")
+		secret(odd)
+		seg := segment(odd, "unsafe")
 		cond := waitReason(seg, usersv1alpha1.ReasonCredentialsError, timeout)
 		Expect(cond.Message).To(ContainSubstring(`granted by a RoleBinding named "segment-operator-credentials"`))
 		Consistently(finalizers(&corev1.Secret{}, odd, "creds"), 2*time.Second, poll).Should(BeEmpty(),
@@ -70,8 +70,8 @@ var _ = Describe("Credentials Secrets in listed namespaces, with namespaced RBAC
 	})
 
 	It("refuses credentialsRef in a namespace not listed, without reading its Secret, though its admin granted access", func() {
-		secret(unlisted, "creds")
-		seg := segment(unlisted, "refused", "creds")
+		secret(unlisted)
+		seg := segment(unlisted, "refused")
 		cond := waitReason(seg, usersv1alpha1.ReasonCredentialsError, timeout)
 		Expect(cond.Message).To(ContainSubstring("--namespace-credentials"))
 		Consistently(finalizers(&corev1.Secret{}, unlisted, "creds"), 2*time.Second, poll).Should(BeEmpty())
@@ -82,7 +82,7 @@ var _ = Describe("Credentials Secrets in listed namespaces, with namespaced RBAC
 	// envtest runs no namespace controller: the spec deletes what it would, in the order
 	// that would hang, the RoleBinding and the Secret before the Segments that need them.
 	It("lets a namespace go: its RoleBinding and Secret stay until its Segments have deleted their remote segments", func() {
-		second := waitReady(segment(bound, "second", "creds"))
+		second := waitReady(segment(bound, "second"))
 		first := get(bound, "first")
 		ids := []string{first.Status.ID, second.Status.ID}
 
@@ -112,16 +112,18 @@ var _ = Describe("Credentials Secrets in listed namespaces, with namespaced RBAC
 	})
 })
 
-func secret(ns, name string) {
+// secret creates the Secret "creds" in ns, labelled for use as credentials.
+func secret(ns string) {
 	Expect(k8sClient.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{usersv1alpha1.CredentialsLabel: "true"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: ns, Labels: map[string]string{usersv1alpha1.CredentialsLabel: "true"}},
 		StringData: map[string]string{usersv1alpha1.CredentialsTokenKey: simToken},
 	})).To(Succeed())
 }
 
-func segment(ns, name, secret string) *usersv1alpha1.Segment {
+// segment creates a Segment of one member that names the Secret "creds".
+func segment(ns, name string) *usersv1alpha1.Segment {
 	seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: usersv1alpha1.SegmentSpec{
-		Members: []string{"u1"}, CredentialsRef: &usersv1alpha1.CredentialsReference{Name: secret}}}
+		Members: []string{"u1"}, CredentialsRef: &usersv1alpha1.CredentialsReference{Name: "creds"}}}
 	ExpectWithOffset(1, k8sClient.Create(ctx, seg)).To(Succeed())
 	return seg
 }
