@@ -23,6 +23,14 @@ const AnnotationCreatePending = "users.chatbot.com/create-pending"
 // create made is left in ChatBot.
 const AnnotationForgetCreate = "users.chatbot.com/forget-create"
 
+// ReconcileRequestAnnotation asks the operator to reconcile a Segment now, as it asks Flux's
+// controllers (the same key as fluxcd/pkg/apis/meta's): each new value is handled once, at
+// once, against a fresh listing of the account, and then recorded in
+// status.lastHandledReconcileAt. Any value will do; `date +%s` is the convention:
+//
+//	kubectl annotate --overwrite segment NAME reconcile.fluxcd.io/requestedAt="$(date +%s)"
+const ReconcileRequestAnnotation = "reconcile.fluxcd.io/requestedAt"
+
 // DefaultCredentialsLabel is the label that, with the value "true" on a Namespace, lets the
 // Segments of that namespace use the manager's own credentials (its --chatbot-api-token-file or
 // $CHATBOT_API_TOKEN) without spec.credentialsRef. A user with the edit role cannot label
@@ -393,6 +401,14 @@ type SegmentStatus struct {
 	// observedGeneration is the metadata.generation this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// lastHandledReconcileAt is the value of the reconcile.fluxcd.io/requestedAt
+	// annotation last handled, as on Flux's objects: the reconcile it asked for ran at
+	// once, against a fresh listing of the account, and the conditions say how it ended,
+	// failed or not. A tool that sets the annotation waits for this to equal it. A
+	// suspended Segment handles no request until it is resumed.
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
 
 	// conditions: Ready (the summary), Reconciling and Stalled (present while true),
 	// MembersNotRemovable and Suspended.

@@ -101,6 +101,13 @@ func forgetRequested(seg *usersv1alpha1.Segment) bool {
 	return i != nil && strings.TrimSpace(seg.Annotations[usersv1alpha1.AnnotationForgetCreate]) == intentTime(i)
 }
 
+// requested returns the value of the Segment's reconcile request annotation, and whether it
+// asks for a reconcile not handled yet: it is set, and is not status.lastHandledReconcileAt.
+func requested(seg *usersv1alpha1.Segment) (value string, fresh bool) {
+	value = seg.Annotations[usersv1alpha1.ReconcileRequestAnnotation]
+	return value, value != "" && value != seg.Status.LastHandledReconcileAt
+}
+
 // goneAfter is when a listing must have begun for the Segment's remote segment, missing
 // from it, to be gone: after the segment was made (status.createdAt, in whole seconds, by
 // ChatBot's clock, which may be CreateSkew off ours). Every Segment whose segment went

@@ -284,3 +284,37 @@ func TestAccountMoved(t *testing.T) {
 		}
 	}
 }
+
+func TestRequested(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		annotations map[string]string
+		handled     string
+		want        string
+		fresh       bool
+	}{
+		{name: "no annotation", want: "", fresh: false},
+		{name: "other annotations only", annotations: map[string]string{usersv1alpha1.AnnotationForgetCreate: "x"}, fresh: false},
+		{name: "empty value: nothing asked", annotations: map[string]string{usersv1alpha1.ReconcileRequestAnnotation: ""}, fresh: false},
+		{name: "first request", annotations: map[string]string{usersv1alpha1.ReconcileRequestAnnotation: "1700000000"},
+			want: "1700000000", fresh: true},
+		{name: "handled already", annotations: map[string]string{usersv1alpha1.ReconcileRequestAnnotation: "1700000000"},
+			handled: "1700000000", want: "1700000000", fresh: false},
+		{name: "a new value", annotations: map[string]string{usersv1alpha1.ReconcileRequestAnnotation: "1700000060"},
+			handled: "1700000000", want: "1700000060", fresh: true},
+		{name: "an earlier value again is a new request", annotations: map[string]string{usersv1alpha1.ReconcileRequestAnnotation: "1699999999"},
+			handled: "1700000000", want: "1699999999", fresh: true},
+		{name: "any value, not only a time", annotations: map[string]string{usersv1alpha1.ReconcileRequestAnnotation: "now please"},
+			want: "now please", fresh: true},
+		{name: "annotation removed after a request: nothing asked", handled: "1700000000", fresh: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Annotations: tc.annotations},
+				Status: usersv1alpha1.SegmentStatus{LastHandledReconcileAt: tc.handled}}
+			got, fresh := requested(seg)
+			if got != tc.want || fresh != tc.fresh {
+				t.Errorf("requested = %q, %v; want %q, %v", got, fresh, tc.want, tc.fresh)
+			}
+		})
+	}
+}

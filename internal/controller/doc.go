@@ -56,10 +56,13 @@
 //
 //	read → upgrade an earlier version's record → deleted? finalize : suspended? record : enter
 //	enter: the Segment's account (internal/credentials) and its share of the workers
+//	requested (reconcile.fluxcd.io/requestedAt not yet handled)? a listing begun since
+//	        (remote.ListOnRequest: at most one forced per account per requestSpacing)
 //	observe-only: find the segment, plan.For, show the plan in status.plan
 //	manage: desired members (internal/sources) → claim (claim.go) → observe the owned segment
 //	        → load the member record → plan.Manage → apply: create | recreate | rename, add members
-//	the outcome (or the failure, classify) is written to status once, in a deferred step
+//	the outcome (or the failure, classify) is written to status once, in a deferred step,
+//	        with status.lastHandledReconcileAt, the request it answers, if any
 //
 // Two writes are made on the way, where durability demands them: the intent before the
 // create call (create), and the claim of an existing segment (adopt). The new ID a create
@@ -70,7 +73,8 @@
 // Every decision is a pure function, table-tested: the plan (internal/plan: For, Manage
 // with the drift re-add, and OnDelete, what a deleted Segment's finalizer waits for), and in
 // decide.go which segment a pending create made (chooseCreated), the upgrade from an
-// earlier version (migrate) and how a failure is retried (classify). The envtest suite
+// earlier version (migrate), whether a reconcile was asked for (requested) and how a
+// failure is retried (classify). The envtest suite
 // proves the wiring.
 //
 // # Concerns in packages of their own

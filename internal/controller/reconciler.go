@@ -22,6 +22,10 @@ import (
 	"github.com/segment-operator/segment-operator/internal/text"
 )
 
+// requestSpacing is how often, at most, reconcile requests force a listing of one account:
+// the requests of all its Segments seen within it take the same listing.
+const requestSpacing = 5 * time.Second
+
 // Reconcile tells the story of one Segment: read it, handle its deletion, then manage its
 // remote segment (or, observe-only, plan), and write the outcome to status once, at the end.
 func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
@@ -42,10 +46,17 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 
 	// From here every path ends in one status write, of the outcome or of the failure.
 	leave := func() {}
+	request := "" // the reconcile request this reconcile answers
 	defer func() {
 		if p := recover(); p != nil {
 			leave()
 			panic(p) // nothing is written of a reconcile cut short
+		}
+		if request != "" {
+			// Answered whatever the outcome, as Flux does: a tool waiting on it then reads
+			// the conditions. Not when nothing is written (turned away, a Kubernetes API
+			// error): the request is still to be answered by the retry.
+			seg.Status.LastHandledReconcileAt = request
 		}
 		if err != nil {
 			result, err = r.fail(ctx, seg, st, err)
@@ -59,9 +70,21 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 			msg: "Reconciliation is suspended (spec.suspend): no remote call is made"})
 		return ctrl.Result{}, nil
 	}
+	if value, fresh := requested(seg); fresh {
+		request = value
+	}
 	acct, leave, err := r.enter(ctx, seg)
 	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if request != "" {
+		// Every step below then observes the shared listing, now begun since the request was
+		// seen (or since another Segment's of this account, seen within requestSpacing):
+		// no younger than any maxAge, and begun after any time a claim asks for.
+		if err := acct.ListOnRequest(ctx, time.Now(), requestSpacing); err != nil {
+			return ctrl.Result{}, err
+		}
+		logf.FromContext(ctx).V(1).Info("reconcile requested", "requestedAt", request)
 	}
 	if seg.ObserveOnly() {
 		return ctrl.Result{RequeueAfter: r.DriftInterval}, r.observeOnly(ctx, seg, acct)

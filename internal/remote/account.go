@@ -24,6 +24,7 @@ type External interface {
 	AccountID() string
 	Observe(ctx context.Context, id string, maxAge time.Duration, confirmAfter time.Time) (chatbot.Segment, bool, error)
 	ListAfter(ctx context.Context, t time.Time, maxAge time.Duration) error
+	ListOnRequest(ctx context.Context, t time.Time, spacing time.Duration) error
 	Lookup(id string) (chatbot.Segment, bool)
 	Segments() []chatbot.Segment
 	Counted(id string) bool
@@ -67,6 +68,16 @@ func (a *Account) ListAfter(ctx context.Context, t time.Time, maxAge time.Durati
 		_, err = a.Observations.ListedAfter(ctx, t)
 	}
 	if err != nil {
+		return listErr(err)
+	}
+	return nil
+}
+
+// ListOnRequest makes sure the account's listing began after a reconcile request seen at
+// t, forcing at most one listing per spacing for all the Segments that ask (see
+// Observations.ListedOnRequest).
+func (a *Account) ListOnRequest(ctx context.Context, t time.Time, spacing time.Duration) error {
+	if _, err := a.Observations.ListedOnRequest(ctx, t, spacing); err != nil {
 		return listErr(err)
 	}
 	return nil

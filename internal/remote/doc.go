@@ -15,6 +15,8 @@
 //   - Observations is the one shared listing per account: concurrent callers share one
 //     call, Ensure lists at most once per maxAge, and ListedAfter gives a listing begun
 //     after a time, the only kind that can show what a call ended by then made.
+//     ListedOnRequest does that for reconcile requests, forcing at most one listing per
+//     spacing however many Segments ask.
 //   - Share is worker admission: it bounds the reconciles of an account's Segments under
 //     way at once, shares them fairly among namespaces, and turns them away while the
 //     account's rate-limit queue is long.

@@ -36,6 +36,9 @@ type Observations struct {
 	// raised are the segments whose users count our own adds raised above the listing's
 	// (MembersAdded): their count says what we added, not what the API counts.
 	raised map[string]struct{}
+	// requested is when the reconcile request that last forced a listing was seen (zero:
+	// none yet); see ListedOnRequest.
+	requested time.Time
 }
 
 // write is one of our own changes, replayed onto listings that began before it.
@@ -82,17 +85,42 @@ func (o *Observations) ListedAfter(ctx context.Context, t time.Time) (time.Time,
 			return fetchedAt, nil
 		}
 		// Joins the listing under way, if any; once it is done, the next round begins a
-		// listing after it ended, so after t: at most two rounds.
-		if _, err := o.Refresh(ctx); err != nil {
+		// listing after it ended, so after t: at most two rounds. One that began after t
+		// and ended since the check above is not followed by another.
+		if _, err := o.refresh(ctx, func() bool { return o.FetchedAt().After(t) }); err != nil {
 			return time.Time{}, err
 		}
 	}
 }
 
+// ListedOnRequest makes sure the view comes from a listing begun after a reconcile request
+// seen at t, and forces at most one listing per spacing however many Segments ask: a request
+// seen within spacing of the one that last forced a listing takes a listing begun after that
+// one (the same listing, joined if under way, or a later one) instead of forcing another. A
+// listing the drift check made before that request does not do: it may predate the change
+// the request was made for, which is the point of asking. It returns when the view's
+// listing began.
+func (o *Observations) ListedOnRequest(ctx context.Context, t time.Time, spacing time.Duration) (time.Time, error) {
+	o.mu.Lock()
+	if o.requested.IsZero() || t.Sub(o.requested) >= spacing {
+		o.requested = t
+	}
+	since := o.requested
+	o.mu.Unlock()
+	return o.ListedAfter(ctx, since)
+}
+
 // Refresh lists the account now, or joins a listing already under way, and returns when
 // the view's listing began.
-func (o *Observations) Refresh(ctx context.Context) (time.Time, error) {
+func (o *Observations) Refresh(ctx context.Context) (time.Time, error) { return o.refresh(ctx, nil) }
+
+// refresh is Refresh, but the listing it begins, if any, is skipped when done reports, as it
+// would begin, that a listing ended meanwhile has done what was asked.
+func (o *Observations) refresh(ctx context.Context, done func() bool) (time.Time, error) {
 	ch := o.group.DoChan("list", func() (any, error) {
+		if done != nil && done() {
+			return nil, nil
+		}
 		// The listing serves every waiting reconcile: one caller's cancellation must not
 		// fail the others.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), listTimeout)

@@ -576,3 +576,68 @@ func TestCountedUntilOurAddsRaiseIt(t *testing.T) {
 		t.Fatalf("after a listing: %d, counted %v", seg.Users, obs.Counted(id))
 	}
 }
+
+// A reconcile request is answered by a listing begun after it, not by the drift check's
+// listing before it; the requests seen within the spacing after it take that listing too,
+// and the first request past the spacing forces the next.
+func TestRequestsForceOneListingPerSpacing(t *testing.T) {
+	sim, c := remote.SimulatedClient(t)
+	ctx := context.Background()
+	l := &gatedLister{client: c}
+	obs := remote.NewObservations(l, nil)
+	const spacing = 5 * time.Second
+	if _, err := obs.Ensure(ctx, time.Minute); err != nil { // the drift check's listing
+		t.Fatal(err)
+	}
+	made := sim.Create("made after the drift check listed")
+	asked := time.Now()
+	if _, err := obs.ListedOnRequest(ctx, asked, spacing); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := obs.Lookup(made); !ok || l.calls.Load() != 2 {
+		t.Fatalf("after a request: %d listings, segment made before it found: %v; want 2 listings, found", l.calls.Load(), ok)
+	}
+	for i := range 20 {
+		if _, err := obs.ListedOnRequest(ctx, asked.Add(time.Duration(i)*spacing/20), spacing); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := l.calls.Load(); got != 2 {
+		t.Fatalf("20 requests within the spacing of the first: %d listings in all, want 2", got)
+	}
+	if _, err := obs.ListedOnRequest(ctx, asked.Add(spacing), spacing); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.calls.Load(); got != 3 {
+		t.Fatalf("a request a spacing after the first: %d listings in all, want 3", got)
+	}
+}
+
+// Requests seen while the listing a request forced is under way join it: it began after
+// the request that forced it, within the spacing of theirs.
+func TestRequestsJoinTheListingUnderWay(t *testing.T) {
+	_, c := remote.SimulatedClient(t)
+	ctx := context.Background()
+	l := &gatedLister{client: c, served: make(chan struct{}, 1), release: make(chan struct{})}
+	obs := remote.NewObservations(l, nil)
+	const spacing = 5 * time.Second
+	first := make(chan error)
+	go func() { _, err := obs.ListedOnRequest(ctx, time.Now(), spacing); first <- err }()
+	<-l.served // the forced listing is held open
+	var wg sync.WaitGroup
+	for range 19 {
+		wg.Go(func() {
+			if _, err := obs.ListedOnRequest(ctx, time.Now(), spacing); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	close(l.release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if got := l.calls.Load(); got != 1 {
+		t.Fatalf("20 requests, 19 of them while the first one's listing was under way: %d listings, want 1", got)
+	}
+}
