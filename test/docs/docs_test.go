@@ -413,7 +413,7 @@ func TestStateDiagram(t *testing.T) {
 		t.Fatal(err)
 	}
 	var diagram []string
-	for _, l := range strings.Split(string(src), "\n") {
+	for l := range strings.SplitSeq(string(src), "\n") {
 		if d, ok := strings.CutPrefix(l, "//\t"); ok {
 			if strings.Contains(d, "(none)") || len(diagram) > 0 {
 				diagram = append(diagram, d)
