@@ -23,7 +23,8 @@ import (
 )
 
 // requestSpacing is how often, at most, reconcile requests force a listing of one account:
-// the requests of all its Segments seen within it take the same listing.
+// every request seen before a forced listing began takes that one, and a request seen after
+// waits, at most this long, for the next.
 const requestSpacing = 5 * time.Second
 
 // Reconcile tells the story of one Segment: read it, handle its deletion, then manage its
@@ -78,10 +79,15 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		return ctrl.Result{}, err
 	}
 	if request != "" {
-		// Every step below then observes the shared listing, now begun since the request was
-		// seen (or since another Segment's of this account, seen within requestSpacing):
-		// no younger than any maxAge, and begun after any time a claim asks for.
-		if err := acct.ListOnRequest(ctx, time.Now(), requestSpacing); err != nil {
+		// Every step below then observes the shared listing, now begun after the request was
+		// seen (shared with every request of this account seen before it began): no older
+		// than any maxAge, and begun after any time a claim asks for.
+		if err := acct.ListOnRequest(ctx, string(seg.UID), request, requestSpacing, r.DriftInterval); err != nil {
+			if wait := (*remote.RequestWait)(nil); errors.As(err, &wait) {
+				// Back for the account's next listing; no worker waits meanwhile, and nothing
+				// is written (a turn, not an outcome).
+				return ctrl.Result{}, &turnError{after: wait.After, msg: "Waiting for the account's next listing on request: " + err.Error()}
+			}
 			return ctrl.Result{}, err
 		}
 		logf.FromContext(ctx).V(1).Info("reconcile requested", "requestedAt", request)

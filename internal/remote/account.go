@@ -24,7 +24,7 @@ type External interface {
 	AccountID() string
 	Observe(ctx context.Context, id string, maxAge time.Duration, confirmAfter time.Time) (chatbot.Segment, bool, error)
 	ListAfter(ctx context.Context, t time.Time, maxAge time.Duration) error
-	ListOnRequest(ctx context.Context, t time.Time, spacing time.Duration) error
+	ListOnRequest(ctx context.Context, key, value string, spacing, maxAge time.Duration) error
 	Lookup(id string) (chatbot.Segment, bool)
 	Segments() []chatbot.Segment
 	Counted(id string) bool
@@ -73,11 +73,11 @@ func (a *Account) ListAfter(ctx context.Context, t time.Time, maxAge time.Durati
 	return nil
 }
 
-// ListOnRequest makes sure the account's listing began after a reconcile request seen at
-// t, forcing at most one listing per spacing for all the Segments that ask (see
-// Observations.ListedOnRequest).
-func (a *Account) ListOnRequest(ctx context.Context, t time.Time, spacing time.Duration) error {
-	if _, err := a.Observations.ListedOnRequest(ctx, t, spacing); err != nil {
+// ListOnRequest makes sure the account's listing began after the reconcile request value of
+// caller key was first seen, forcing at most one listing per spacing for all the Segments that ask, and none of an
+// account refused for its size within maxAge (see Observations.ListedOnRequest).
+func (a *Account) ListOnRequest(ctx context.Context, key, value string, spacing, maxAge time.Duration) error {
+	if _, err := a.Observations.ListedOnRequest(ctx, key, value, spacing, maxAge); err != nil {
 		return listErr(err)
 	}
 	return nil

@@ -2,6 +2,8 @@ package remote
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -36,9 +38,23 @@ type Observations struct {
 	// raised are the segments whose users count our own adds raised above the listing's
 	// (MembersAdded): their count says what we added, not what the API counts.
 	raised map[string]struct{}
-	// requested is when the reconcile request that last forced a listing was seen (zero:
-	// none yet); see ListedOnRequest.
-	requested time.Time
+	// forcedAt is when the listing a reconcile request last forced began (zero: none yet),
+	// forcing whether it is under way (forcedDone is closed when it ends), and forcedErr
+	// how it failed; see ListedOnRequest.
+	forcedAt   time.Time
+	forcing    bool
+	forcedDone chan struct{}
+	forcedErr  error
+	// requests are the reconcile requests waiting for a listing, by caller: the value asked
+	// and when it was first seen, which a listing must begin after, however often the
+	// caller comes back.
+	requests map[string]request
+}
+
+// request is a reconcile request waiting for a listing.
+type request struct {
+	value string
+	seen  time.Time
 }
 
 // write is one of our own changes, replayed onto listings that began before it.
@@ -93,21 +109,106 @@ func (o *Observations) ListedAfter(ctx context.Context, t time.Time) (time.Time,
 	}
 }
 
-// ListedOnRequest makes sure the view comes from a listing begun after a reconcile request
-// seen at t, and forces at most one listing per spacing however many Segments ask: a request
-// seen within spacing of the one that last forced a listing takes a listing begun after that
-// one (the same listing, joined if under way, or a later one) instead of forcing another. A
-// listing the drift check made before that request does not do: it may predate the change
-// the request was made for, which is the point of asking. It returns when the view's
-// listing began.
-func (o *Observations) ListedOnRequest(ctx context.Context, t time.Time, spacing time.Duration) (time.Time, error) {
-	o.mu.Lock()
-	if o.requested.IsZero() || t.Sub(o.requested) >= spacing {
-		o.requested = t
+// ListedOnRequest makes sure the view comes from a listing begun after the reconcile request
+// value of caller key (a Segment) was first seen, and forces at most one listing per spacing however many Segments ask. A
+// listing begun before the request does not do, whoever made it: it may predate the change
+// the request was made for, which is the point of asking. A request that must wait for the
+// next listing it may force gets a *RequestWait saying how long (the caller comes back then,
+// holding nothing meanwhile); any listing begun after it answers it, and requests seen
+// while a forced listing is under way wait for it to end.
+//
+// A forced listing that fails answers every request seen before it began with its error,
+// and the next is forced no sooner than spacing after it: a failing or oversized account is
+// not listed again and again. An account refused for its size within maxAge is not listed
+// at all (as Ensure). It returns when the view's listing began.
+func (o *Observations) ListedOnRequest(ctx context.Context, key, value string, spacing, maxAge time.Duration) (time.Time, error) {
+	t := o.requestSeen(key, value, spacing)
+	fetchedAt, err := o.listedOnRequest(ctx, t, spacing, maxAge)
+	if wait := (*RequestWait)(nil); !errors.As(err, &wait) {
+		o.mu.Lock()
+		if r, ok := o.requests[key]; ok && r.value == value {
+			delete(o.requests, key) // answered, or failed: a retry is a request of its own
+		}
+		o.mu.Unlock()
 	}
-	since := o.requested
-	o.mu.Unlock()
-	return o.ListedAfter(ctx, since)
+	return fetchedAt, err
+}
+
+// requestSeen returns when the request value of caller key was first seen, and remembers
+// it; requests older than a hundred spacings (their caller gone) are forgotten.
+func (o *Observations) requestSeen(key, value string, spacing time.Duration) time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := o.now()
+	r, ok := o.requests[key]
+	if !ok || r.value != value {
+		for k, old := range o.requests {
+			if now.Sub(old.seen) > 100*spacing {
+				delete(o.requests, k)
+			}
+		}
+		if o.requests == nil {
+			o.requests = map[string]request{}
+		}
+		r = request{value: value, seen: now}
+		o.requests[key] = r
+	}
+	return r.seen
+}
+
+func (o *Observations) listedOnRequest(ctx context.Context, t time.Time, spacing, maxAge time.Duration) (time.Time, error) {
+	for {
+		o.mu.Lock()
+		now := o.now()
+		switch {
+		case o.fetchedAt.After(t):
+			fetchedAt := o.fetchedAt
+			o.mu.Unlock()
+			return fetchedAt, nil
+		case o.tooLargeErr != nil && now.Sub(o.tooLargeAt) < maxAge:
+			err := o.tooLargeErr
+			o.mu.Unlock()
+			return time.Time{}, err
+		case o.forcing:
+			done := o.forcedDone // under way: began after t, it will answer; else, once it ends, force the next
+			o.mu.Unlock()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return time.Time{}, ctx.Err()
+			}
+		case o.forcedAt.After(t):
+			// It ended, began after the request, and did not list (else the first case):
+			// its error answers.
+			fetchedAt, err := o.fetchedAt, o.forcedErr
+			o.mu.Unlock()
+			return fetchedAt, err
+		case now.Before(o.forcedAt.Add(spacing)):
+			wait := o.forcedAt.Add(spacing).Sub(now)
+			o.mu.Unlock()
+			return time.Time{}, &RequestWait{After: wait}
+		default:
+			done := make(chan struct{})
+			o.forcedAt, o.forcing, o.forcedDone, o.forcedErr = now, true, done, nil
+			o.mu.Unlock()
+			_, err := o.ListedAfter(ctx, now.Add(-time.Nanosecond))
+			o.mu.Lock()
+			o.forcing, o.forcedErr = false, err
+			close(done)
+			o.mu.Unlock()
+			if err != nil {
+				return time.Time{}, err
+			}
+		}
+	}
+}
+
+// RequestWait is ListedOnRequest's answer to a request that must wait for the next listing
+// a request may force: After from now.
+type RequestWait struct{ After time.Duration }
+
+func (e *RequestWait) Error() string {
+	return fmt.Sprintf("the account was listed on request less than the spacing ago: the next listing in %s", e.After)
 }
 
 // Refresh lists the account now, or joins a listing already under way, and returns when

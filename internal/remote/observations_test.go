@@ -577,67 +577,123 @@ func TestCountedUntilOurAddsRaiseIt(t *testing.T) {
 	}
 }
 
-// A reconcile request is answered by a listing begun after it, not by the drift check's
-// listing before it; the requests seen within the spacing after it take that listing too,
-// and the first request past the spacing forces the next.
+// A request is answered by a listing begun after it was first seen, never an earlier one
+// (the drift check's, or another request's); requests force at most one listing per
+// spacing, and one seen after a forced listing began is told to wait for the next.
 func TestRequestsForceOneListingPerSpacing(t *testing.T) {
 	sim, c := remote.SimulatedClient(t)
 	ctx := context.Background()
 	l := &gatedLister{client: c}
 	obs := remote.NewObservations(l, nil)
-	const spacing = 5 * time.Second
+	const spacing = 300 * time.Millisecond
 	if _, err := obs.Ensure(ctx, time.Minute); err != nil { // the drift check's listing
 		t.Fatal(err)
 	}
 	made := sim.Create("made after the drift check listed")
-	asked := time.Now()
-	if _, err := obs.ListedOnRequest(ctx, asked, spacing); err != nil {
+	if _, err := obs.ListedOnRequest(ctx, "a", "v1", spacing, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := obs.Lookup(made); !ok || l.calls.Load() != 2 {
 		t.Fatalf("after a request: %d listings, segment made before it found: %v; want 2 listings, found", l.calls.Load(), ok)
 	}
-	for i := range 20 {
-		if _, err := obs.ListedOnRequest(ctx, asked.Add(time.Duration(i)*spacing/20), spacing); err != nil {
-			t.Fatal(err)
-		}
+
+	// A change just before a second request, within the spacing of the first: the second
+	// is told to wait, and once back, sees the change in a listing of its own.
+	later := sim.Create("made between two requests")
+	start := time.Now()
+	if _, err := obs.ListedOnRequest(ctx, "b", "v1", spacing, time.Minute); !errors.As(err, new(*remote.RequestWait)) {
+		t.Fatalf("a second request within the spacing: %v, want a RequestWait", err)
 	}
-	if got := l.calls.Load(); got != 2 {
-		t.Fatalf("20 requests within the spacing of the first: %d listings in all, want 2", got)
-	}
-	if _, err := obs.ListedOnRequest(ctx, asked.Add(spacing), spacing); err != nil {
+	if err := onRequest(ctx, obs, "b", spacing); err != nil {
 		t.Fatal(err)
 	}
-	if got := l.calls.Load(); got != 3 {
-		t.Fatalf("a request a spacing after the first: %d listings in all, want 3", got)
+	if _, ok := obs.Lookup(later); !ok {
+		t.Fatal("a request answered by a listing begun before it: the segment made just before it is missing")
+	}
+	if got, waited := l.calls.Load(), time.Since(start); got != 3 || waited < spacing/2 {
+		t.Fatalf("the second request: %d listings in all (want 3), after %v (want about the spacing)", got, waited)
 	}
 }
 
-// Requests seen while the listing a request forced is under way join it: it began after
-// the request that forced it, within the spacing of theirs.
+// Requests seen while a forced listing is under way are told to wait for the next, and
+// share it: 20 requests make 2 listings.
 func TestRequestsJoinTheListingUnderWay(t *testing.T) {
 	_, c := remote.SimulatedClient(t)
 	ctx := context.Background()
 	l := &gatedLister{client: c, served: make(chan struct{}, 1), release: make(chan struct{})}
 	obs := remote.NewObservations(l, nil)
-	const spacing = 5 * time.Second
+	const spacing = 200 * time.Millisecond
 	first := make(chan error)
-	go func() { _, err := obs.ListedOnRequest(ctx, time.Now(), spacing); first <- err }()
+	go func() { first <- onRequest(ctx, obs, "first", spacing) }()
 	<-l.served // the forced listing is held open
 	var wg sync.WaitGroup
-	for range 19 {
+	for i := range 19 {
 		wg.Go(func() {
-			if _, err := obs.ListedOnRequest(ctx, time.Now(), spacing); err != nil {
+			if err := onRequest(ctx, obs, fmt.Sprint("later-", i), spacing); err != nil {
 				t.Error(err)
 			}
 		})
 	}
+	time.Sleep(50 * time.Millisecond) // the 19 are waiting
 	close(l.release)
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
-	if got := l.calls.Load(); got != 1 {
-		t.Fatalf("20 requests, 19 of them while the first one's listing was under way: %d listings, want 1", got)
+	if got := l.calls.Load(); got != 2 {
+		t.Fatalf("20 requests, 19 of them while the first one's listing was under way: %d listings, want 2", got)
 	}
+}
+
+// A forced listing that fails answers the requests seen before it with its error, and the
+// next is forced no sooner than the spacing after it; an account refused for its size is
+// not listed again on request within maxAge.
+func TestFailedRequestListingsAreSpaced(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int64 // listings for 50 requests
+	}{
+		{"the API fails", &chatbot.APIError{Op: chatbot.OpList, StatusCode: 503}, 1},
+		{"the account is too large", &chatbot.APIError{Op: chatbot.OpList, StatusCode: 200, TooLarge: true}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &failingLister{err: tc.err}
+			obs := remote.NewObservations(l, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
+			defer cancel()
+			var wg sync.WaitGroup
+			for i := range 50 {
+				wg.Go(func() { _, _ = obs.ListedOnRequest(ctx, fmt.Sprint("s", i), "v1", time.Second, time.Minute) })
+			}
+			wg.Wait()
+			if got := l.calls.Load(); got != tc.want {
+				t.Fatalf("50 requests on a failing account within the spacing: %d listings, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// onRequest is ListedOnRequest as the controller uses it: a request told to wait comes back
+// after the wait.
+func onRequest(ctx context.Context, obs *remote.Observations, key string, spacing time.Duration) error {
+	for {
+		_, err := obs.ListedOnRequest(ctx, key, "v1", spacing, time.Minute)
+		wait := (*remote.RequestWait)(nil)
+		if !errors.As(err, &wait) {
+			return err
+		}
+		time.Sleep(wait.After)
+	}
+}
+
+// failingLister fails every listing with err, and counts them.
+type failingLister struct {
+	err   error
+	calls atomic.Int64
+}
+
+func (f *failingLister) ListSegments(context.Context) ([]chatbot.Segment, error) {
+	f.calls.Add(1)
+	return nil, f.err
 }
