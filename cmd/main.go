@@ -47,6 +47,7 @@ func init() {
 func main() {
 	var (
 		metricsAddr, probeAddr  string
+		pprofAddr               string
 		secureMetrics, enableH2 bool
 		leaderElect             bool
 		apiURL, tokenFile       string
@@ -70,6 +71,8 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS, allowing only authenticated and authorized callers (TokenReview, SubjectAccessReview).")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the liveness and readiness probes bind to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0", "Address Go's pprof endpoints (/debug/pprof/) bind to, for profiling the manager; 0 disables them. "+
+		"They are unauthenticated and show the process's memory: bind them to localhost (kubectl port-forward), never to a Service.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader, so that only one replica reconciles at a time.")
 	flag.BoolVar(&enableH2, "enable-http2", false, "Serve metrics over HTTP/2 too (off because of the HTTP/2 rapid-reset CVEs).")
 	flag.StringVar(&apiURL, "chatbot-api-url", chatbot.DefaultBaseURL, "Base URL of the ChatBot API (the simulator's for tests and demos).")
@@ -121,7 +124,7 @@ func main() {
 	}
 	if err := run(runConfig{
 		secretScope: scope, recordNamespace: recordNamespace, recordBytes: int64(recordBytes), sourceLimits: sourceLimits,
-		metricsAddr: metricsAddr, probeAddr: probeAddr, secureMetrics: secureMetrics, enableH2: enableH2,
+		metricsAddr: metricsAddr, probeAddr: probeAddr, pprofAddr: pprofAddr, secureMetrics: secureMetrics, enableH2: enableH2,
 		leaderElect: leaderElect, driftInterval: driftInterval, maxConcurrent: maxConcurrent, accountShare: accountShare,
 		accountsPerNamespace: accountsPerNamespace,
 		apiQPS:               apiQPS, apiBurst: apiBurst, kubeQPS: float32(kubeQPS), kubeBurst: kubeBurst,
@@ -136,6 +139,7 @@ func main() {
 
 type runConfig struct {
 	metricsAddr, probeAddr  string
+	pprofAddr               string
 	secureMetrics, enableH2 bool
 	leaderElect             bool
 	driftInterval           time.Duration
@@ -246,6 +250,7 @@ func run(cfg runConfig) error {
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: cfg.probeAddr,
+		PprofBindAddress:       cfg.pprofAddr,
 		LeaderElection:         cfg.leaderElect,
 		LeaderElectionID:       "segment-operator.users.chatbot.com",
 		// The process ends as soon as the manager stops, so the lease can be let go at once:

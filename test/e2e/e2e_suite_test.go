@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"testing"
 	"time"
@@ -18,6 +19,9 @@ const token = "e2e-token-never-logged"
 
 var env *localenv.Env
 
+// pprofAddr is where the manager serves Go's pprof endpoints (--pprof-bind-address).
+var pprofAddr string
+
 func TestE2E(t *testing.T) {
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "e2e suite")
@@ -26,11 +30,15 @@ func TestE2E(t *testing.T) {
 var _ = BeforeSuite(func() {
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	Expect(err).NotTo(HaveOccurred())
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // a free port for the manager's pprof endpoints
+	Expect(err).NotTo(HaveOccurred())
+	pprofAddr = ln.Addr().String()
+	Expect(ln.Close()).To(Succeed())
 	env, err = localenv.Start(localenv.Options{
 		Root: root, WorkDir: GinkgoT().TempDir(), Token: token, DriftInterval: 5 * time.Second,
 		// The manager may do what config/rbac's manager-role grants it, and no more: with
 		// per-namespace credentials off, it needs no access to Secrets.
-		ManagerRBAC: true, ManagerArgs: []string{"--namespace-credentials", "none"},
+		ManagerRBAC: true, ManagerArgs: []string{"--namespace-credentials", "none", "--pprof-bind-address", pprofAddr},
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(env.Build()).To(Succeed())

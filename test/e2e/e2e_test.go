@@ -3,10 +3,13 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -117,6 +120,18 @@ var _ = Describe("the operator as installed from this checkout", Ordered, func()
 		log, err := os.ReadFile(env.ManagerLog)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(strings.ToLower(string(log))).NotTo(ContainSubstring("forbidden"), "the manager was refused something its RBAC should grant")
+	})
+
+	It("serves Go's pprof endpoints only where --pprof-bind-address says", func() {
+		Eventually(func(g Gomega) { // served once the manager has started
+			resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/heap?debug=1")
+			g.Expect(err).NotTo(HaveOccurred())
+			defer func() { _ = resp.Body.Close() }()
+			g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+			body, err := io.ReadAll(resp.Body)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(string(body)).To(ContainSubstring("heap profile"))
+		}).WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
 	})
 
 	It("never writes the API token to its log", func() {
