@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -121,4 +125,46 @@ func (t *tokenFlags) addTo(flags interface {
 	flags.StringVar(&t.file, "token-file", "", "File holding the ChatBot Developer access token (else --credentials-secret, else $CHATBOT_API_TOKEN).")
 	flags.StringVar(&t.secret, "credentials-secret", "", "A credentials Secret of the namespace to read the token (and apiURL) from.")
 	flags.StringVar(&t.apiURL, "api-url", "", "Base URL of the ChatBot API (default "+chatbot.DefaultBaseURL+", or the Secret's apiURL).")
+}
+
+// listSegments lists the Segments of every namespace, or, where the user may not, of the
+// namespaces given: all says which. Its errors say what a failure means to the user.
+func (o *options) listSegments(ctx context.Context, c client.Reader, namespaces []string) (items []usersv1alpha1.Segment, all bool, err error) {
+	var list usersv1alpha1.SegmentList
+	if err := c.List(ctx, &list); err == nil {
+		return list.Items, true, nil
+	} else if !apierrors.IsForbidden(err) {
+		return nil, false, o.listSegmentsError(err, "Segments")
+	}
+	for _, ns := range namespaces {
+		var list usersv1alpha1.SegmentList
+		if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return nil, false, o.listSegmentsError(err, "the Segments of namespace "+ns)
+		}
+		items = append(items, list.Items...)
+	}
+	return items, false, nil
+}
+
+// listSegmentsError says why listing what failed: no Segment CRD, no cluster, or the API
+// server's answer.
+func (o *options) listSegmentsError(err error, what string) error {
+	var status apierrors.APIStatus
+	switch {
+	case meta.IsNoMatchError(err):
+		return fmt.Errorf("list %s: the cluster has no Segment resource: is segment-operator's CRD installed? %w", what, err)
+	case !errors.As(err, &status):
+		host := ""
+		if cfg, cerr := o.kube.ToRESTConfig(); cerr == nil {
+			host = " at " + cfg.Host
+		}
+		return fmt.Errorf("list %s: cannot reach the cluster%s: %w", what, host, err)
+	}
+	return fmt.Errorf("list %s: %w", what, err)
+}
+
+// addRecordNamespaceFlag adds --member-record-namespace, read by plan and status.
+func addRecordNamespaceFlag(flags *pflag.FlagSet, namespace *string) {
+	flags.StringVar(namespace, "member-record-namespace", "segment-operator-system",
+		"The manager's namespace, where the records of large segments' added members are (read if permitted).")
 }

@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot"
@@ -77,12 +72,13 @@ func (f *exportFlags) run(ctx context.Context, o *options) error {
 	if err != nil {
 		return fmt.Errorf("export needs the cluster, to leave out the segments Segments already manage: %w", err)
 	}
-	segs, note, err := f.listSegments(ctx, o, c, ns)
+	segs, all, err := o.listSegments(ctx, c, []string{ns})
 	if err != nil {
 		return err
 	}
-	if note != "" {
-		fmt.Fprintln(o.errOut, "note:", note)
+	if !all {
+		fmt.Fprintf(o.errOut, "note: you may not list Segments in every namespace: only those of namespace %s were checked, "+
+			"and a segment a Segment elsewhere manages is exported too (the operator would report Conflict for it)\n", ns)
 	}
 	acct, err := f.token.account(ctx, c, ns)
 	if err != nil {
@@ -116,32 +112,6 @@ func (f *exportFlags) run(ctx context.Context, o *options) error {
 	return f.write(o, res, ns)
 }
 
-// listSegments lists the Segments of every namespace, or, if the user may not, of ns
-// only: then note says that owners elsewhere could not be checked.
-func (f *exportFlags) listSegments(ctx context.Context, o *options, c client.Client, ns string) (segs []usersv1alpha1.Segment, note string, err error) {
-	var list usersv1alpha1.SegmentList
-	err = c.List(ctx, &list)
-	if apierrors.IsForbidden(err) {
-		note = fmt.Sprintf("you may not list Segments in every namespace: only those of namespace %s were checked, "+
-			"and a segment a Segment elsewhere manages is exported too (the operator would report Conflict for it)", ns)
-		err = c.List(ctx, &list, client.InNamespace(ns))
-	}
-	var status apierrors.APIStatus
-	switch {
-	case err == nil:
-		return list.Items, note, nil
-	case meta.IsNoMatchError(err):
-		return nil, "", fmt.Errorf("the cluster has no Segment resource: is segment-operator's CRD installed? %w", err)
-	case !errors.As(err, &status):
-		host := ""
-		if cfg, cerr := o.kube.ToRESTConfig(); cerr == nil {
-			host = " at " + cfg.Host
-		}
-		return nil, "", fmt.Errorf("cannot reach the cluster%s: %w", host, err)
-	}
-	return nil, "", fmt.Errorf("list Segments: %w", err)
-}
-
 // ownedID is the remote segment s manages in account, or "": one recorded in another
 // account is another segment. A record without an account, or an earlier version's hold,
 // is counted: it may be in this account, and leaving a segment out is the safe mistake.
@@ -157,8 +127,7 @@ func ownedID(s *usersv1alpha1.Segment, account string) string {
 
 // listError says what a failed listing means for the user.
 func listError(err error, from string) error {
-	var apiErr *chatbot.APIError
-	if errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden) {
+	if apiErr, ok := chatbot.AsAPIError(err); ok && apiErr.Unauthorized() {
 		return fmt.Errorf("ChatBot refused the token from %s (HTTP %d): check the token and --api-url: %w", from, apiErr.StatusCode, err)
 	}
 	return fmt.Errorf("list the ChatBot account (token from %s): %w", from, err)

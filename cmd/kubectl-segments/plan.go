@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 
@@ -58,8 +59,7 @@ func newPlan(o *options) *cobra.Command {
 	fl.BoolVar(&f.live, "live", false, "List the ChatBot account (read-only) for what status cannot say.")
 	fl.StringVarP(&f.output, "output", "o", outputText, "Output format: text or json.")
 	fl.BoolVar(&f.detailed, "detailed-exitcode", false, "Exit 2 when there are changes (0 none, 1 an error).")
-	fl.StringVar(&f.recordNamespace, "member-record-namespace", "segment-operator-system",
-		"The manager's namespace, where the records of large segments' added members are (read if permitted).")
+	addRecordNamespaceFlag(fl, &f.recordNamespace)
 	f.token.addTo(fl)
 	return cmd
 }
@@ -88,7 +88,7 @@ func (o *options) plan(ctx context.Context, f planFlags) error {
 	if err := m.defaultNamespace(ns); err != nil {
 		return err
 	}
-	cl, err := readCluster(ctx, c, &m)
+	cl, err := o.readCluster(ctx, c, &m)
 	if err != nil {
 		return err
 	}
@@ -176,31 +176,19 @@ type cluster struct {
 
 // readCluster lists the Segments of the files' namespaces, and those of every namespace
 // if the user may, to know who owns which remote segment.
-func readCluster(ctx context.Context, c client.Reader, m *manifests) (*cluster, error) {
+func (o *options) readCluster(ctx context.Context, c client.Reader, m *manifests) (*cluster, error) {
 	cl := &cluster{segments: map[types.NamespacedName]*usersv1alpha1.Segment{}, namespaces: map[string]bool{},
 		owners: map[string][]types.NamespacedName{}}
 	for _, s := range m.segments {
 		cl.namespaces[s.seg.Namespace] = true
 	}
-	var all usersv1alpha1.SegmentList
-	err := c.List(ctx, &all)
-	switch {
-	case err == nil:
-		cl.allNamespaces = true
-	case apierrors.IsForbidden(err):
-		all.Items = nil
-		for ns := range cl.namespaces {
-			var list usersv1alpha1.SegmentList
-			if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
-				return nil, fmt.Errorf("list the Segments of namespace %s: %w", ns, err)
-			}
-			all.Items = append(all.Items, list.Items...)
-		}
-	default:
-		return nil, fmt.Errorf("list Segments: %w", err)
+	items, all, err := o.listSegments(ctx, c, slices.Sorted(maps.Keys(cl.namespaces)))
+	if err != nil {
+		return nil, err
 	}
-	for i := range all.Items {
-		s := &all.Items[i]
+	cl.allNamespaces = all
+	for i := range items {
+		s := &items[i]
 		key := client.ObjectKeyFromObject(s)
 		if cl.namespaces[s.Namespace] {
 			cl.segments[key] = s

@@ -46,8 +46,7 @@ func newStatus(o *options) *cobra.Command {
 			return writeStatus(cmd.Context(), o.out, c, types.NamespacedName{Namespace: ns, Name: args[0]}, recordNamespace, time.Now())
 		},
 	}
-	cmd.Flags().StringVar(&recordNamespace, "member-record-namespace", "segment-operator-system",
-		"The manager's namespace, where the records of large segments' added members are (read if permitted).")
+	addRecordNamespaceFlag(cmd.Flags(), &recordNamespace)
 	return cmd
 }
 
