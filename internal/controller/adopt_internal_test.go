@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
-	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
 	"github.com/segment-operator/segment-operator/internal/ownership"
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
@@ -25,17 +23,8 @@ import (
 // copies a reconcile would read. The registry reads the cache, as the manager's does.
 func adoptSetup(t *testing.T, objs, cached []client.Object) (*SegmentReconciler, *remote.Account, client.Client, string) {
 	t.Helper()
-	sim, err := simulator.New(simulator.Options{Token: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
+	sim, acct := simulatedAccount(t)
 	id := sim.Create("Made in the UI", "u1")
-	acct, err := remote.NewAccounts(remote.AccountOptions{}).For(remote.Credentials{BaseURL: srv.URL, Token: "t"}, "team")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := acct.ListAfter(context.Background(), time.Time{}, time.Hour); err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,23 @@ import (
 	"github.com/segment-operator/segment-operator/internal/remote"
 )
 
+// simulatedAccount starts a simulator, and returns it with the account remote.Accounts
+// hands out for it.
+func simulatedAccount(t *testing.T) (*simulator.Server, *remote.Account) {
+	t.Helper()
+	sim, err := simulator.New(simulator.Options{Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim)
+	t.Cleanup(srv.Close)
+	acct, err := remote.NewAccounts(remote.AccountOptions{}).For(remote.Credentials{BaseURL: srv.URL, Token: "t"}, "team")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, acct
+}
+
 // The create step, without a control plane: a fake client stands in for the API server
 // and the simulator for ChatBot. The intent is written (with the finalizer) before the
 // call; what the call made decides what the Segment records, and what this process
@@ -43,17 +60,8 @@ func TestCreate(t *testing.T) {
 			made:   true, pending: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sim, err := simulator.New(simulator.Options{Token: "t"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			srv := httptest.NewServer(sim)
-			defer srv.Close()
+			sim, acct := simulatedAccount(t)
 			if err := sim.SetFaults(tc.faults); err != nil {
-				t.Fatal(err)
-			}
-			acct, err := remote.NewAccounts(remote.AccountOptions{}).For(remote.Credentials{BaseURL: srv.URL, Token: "t"}, "team")
-			if err != nil {
 				t.Fatal(err)
 			}
 
@@ -72,7 +80,7 @@ func TestCreate(t *testing.T) {
 			}
 			r := &SegmentReconciler{Client: c, Recorder: events.NewFakeRecorder(10), owners: ownership.NewRegistry(c, time.Second)}
 
-			err = r.create(context.Background(), seg, acct, newStatusWriter(c, seg), "")
+			err := r.create(context.Background(), seg, acct, newStatusWriter(c, seg), "")
 			if (err == nil) != tc.owned {
 				t.Fatalf("create: %v", err)
 			}
