@@ -19,6 +19,7 @@ import (
 	"github.com/segment-operator/segment-operator/internal/chatbot"
 	"github.com/segment-operator/segment-operator/internal/ledger"
 	"github.com/segment-operator/segment-operator/internal/memberrecord"
+	"github.com/segment-operator/segment-operator/internal/ownership"
 	"github.com/segment-operator/segment-operator/internal/preview"
 	"github.com/segment-operator/segment-operator/internal/sources"
 )
@@ -193,7 +194,7 @@ func (o *options) readCluster(ctx context.Context, c client.Reader, m *manifests
 		if cl.namespaces[s.Namespace] {
 			cl.segments[key] = s
 		}
-		if id := s.OwnedID(); id != "" {
+		if id := ownership.HeldID(s); id != "" { // as the controller's ownership check reads it
 			cl.owners[id] = append(cl.owners[id], key)
 		}
 	}

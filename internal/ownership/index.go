@@ -52,11 +52,17 @@ func IndexFields(ctx context.Context, indexer client.FieldIndexer) error {
 // or a hold an earlier version recorded and not yet claimed): one that only observes a
 // segment does not keep another from managing it.
 func indexByRemoteID(o client.Object) []string {
-	seg := o.(*usersv1alpha1.Segment)
-	if id := cmp.Or(seg.OwnedID(), LegacyHold(seg)); id != "" {
+	if id := HeldID(o.(*usersv1alpha1.Segment)); id != "" {
 		return []string{id}
 	}
 	return nil
+}
+
+// HeldID is the remote segment the Segment holds against every other Segment: the one it
+// owns, or the hold an earlier version recorded and no claim has checked yet (LegacyHold);
+// "" if none. It is what the ownership check reads (IndexRemoteID).
+func HeldID(seg *usersv1alpha1.Segment) string {
+	return cmp.Or(seg.OwnedID(), LegacyHold(seg))
 }
 
 // indexByPendingCreate indexes Segments by the name of their pending create: a segment

@@ -176,3 +176,26 @@ func TestLockName(t *testing.T) {
 	unlock()
 	<-got
 }
+
+// What a Segment holds against others: its owned segment, else an earlier version's hold
+// not yet checked; an observation holds nothing.
+func TestHeldID(t *testing.T) {
+	legacy := segment("team", "legacy", nil)
+	legacy.Status.ID, legacy.Finalizers = "s-legacy", []string{usersv1alpha1.SegmentFinalizer}
+	legacy.Status.Conditions = []metav1.Condition{{Type: usersv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: usersv1alpha1.ReasonSynced}}
+	observed := segment("team", "observed", &usersv1alpha1.SegmentOwnership{})
+	observed.Status.ID = "s-observed"
+	for _, tc := range []struct {
+		seg  *usersv1alpha1.Segment
+		want string
+	}{
+		{segment("team", "owner", &usersv1alpha1.SegmentOwnership{ID: "s-owned"}), "s-owned"},
+		{legacy, "s-legacy"},
+		{observed, ""},
+		{segment("team", "new", nil), ""},
+	} {
+		if got := HeldID(tc.seg); got != tc.want {
+			t.Errorf("HeldID(%s) = %q, want %q", tc.seg.Name, got, tc.want)
+		}
+	}
+}
