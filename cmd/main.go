@@ -30,6 +30,7 @@ import (
 	"github.com/segment-operator/segment-operator/internal/memberrecord"
 	"github.com/segment-operator/segment-operator/internal/metrics"
 	"github.com/segment-operator/segment-operator/internal/remote"
+	"github.com/segment-operator/segment-operator/internal/shard"
 	"github.com/segment-operator/segment-operator/internal/sources"
 	"github.com/segment-operator/segment-operator/internal/version"
 )
@@ -66,6 +67,9 @@ func main() {
 		sourceBytes             = bytesFlag(sources.DefaultSegmentBytes)
 		parseBytes              bytesFlag // 0: twice sourceBytes
 		memoryLimitRatio        float64
+		watchSelector           string
+		sweepInterval           time.Duration
+		sweepMinAge             time.Duration
 	)
 	flag.BoolVar(&showVersion, "version", false, "Print the version and exit.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (HTTPS) or :8080 (HTTP); 0 disables it.")
@@ -93,6 +97,9 @@ func main() {
 	flag.Float64Var(&kubeQPS, "kube-api-qps", 50, "Most Kubernetes API requests per second from the manager (status writes, finalizers, events).")
 	flag.IntVar(&kubeBurst, "kube-api-burst", 100, "Most Kubernetes API requests at once from the manager.")
 	flag.Float64Var(&memoryLimitRatio, "memory-limit-ratio", 0.9, "Fraction of the container's memory limit (read from its cgroup) that the Go runtime takes as its soft memory limit, collecting garbage harder as the heap nears it; between 0 (excluded) and 1. $GOMEMLIMIT, when set, is the limit instead (GOMEMLIMIT=off: none).")
+	flag.StringVar(&watchSelector, "watch-label-selector", "", "Reconcile only the Segments whose labels match this label selector (Flux's sharding label: sharding.fluxcd.io/key=shard1); empty: every Segment. Each shard is one manager with its own leader election; see docs/operations/sharding.md.")
+	flag.DurationVar(&sweepInterval, "member-record-sweep-interval", time.Hour, "How often the leader deletes the member records whose Segment is gone.")
+	flag.DurationVar(&sweepMinAge, "member-record-sweep-min-age", 10*time.Minute, "Only member records older than this are swept (a record is written just before its Segment's status names it).")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -117,12 +124,22 @@ func main() {
 		setupLog.Error(err, "bad flag")
 		os.Exit(2)
 	}
+	sh, err := shard.Parse(watchSelector)
+	if err != nil {
+		setupLog.Error(err, "bad flag")
+		os.Exit(2)
+	}
+	if sweepInterval <= 0 || sweepMinAge < 0 {
+		setupLog.Error(fmt.Errorf("--member-record-sweep-interval must be above 0 and --member-record-sweep-min-age at least 0"), "bad flag")
+		os.Exit(2)
+	}
 	sourceLimits := sources.Limits{SegmentBytes: int64(sourceBytes), ParseBytes: int64(parseBytes)}.WithDefaults()
 	if err := sourceLimits.Validate(); err != nil {
 		setupLog.Error(err, "bad flag")
 		os.Exit(2)
 	}
 	if err := run(runConfig{
+		shard: sh, sweepInterval: sweepInterval, sweepMinAge: sweepMinAge,
 		secretScope: scope, recordNamespace: recordNamespace, recordBytes: int64(recordBytes), sourceLimits: sourceLimits,
 		metricsAddr: metricsAddr, probeAddr: probeAddr, pprofAddr: pprofAddr, secureMetrics: secureMetrics, enableH2: enableH2,
 		leaderElect: leaderElect, driftInterval: driftInterval, maxConcurrent: maxConcurrent, accountShare: accountShare,
@@ -157,6 +174,8 @@ type runConfig struct {
 	recordNamespace              string // "": $POD_NAMESPACE, or the kubeconfig context's
 	recordBytes                  int64
 	sourceLimits                 sources.Limits
+	shard                        *shard.Shard // nil: every Segment
+	sweepInterval, sweepMinAge   time.Duration
 }
 
 // bytesFlag is a flag of a number of bytes, written as a Kubernetes quantity: 16Mi,
@@ -217,7 +236,7 @@ func run(cfg runConfig) error {
 		return fmt.Errorf("--drift-interval must be at least 1s, got %s", cfg.driftInterval)
 	}
 	setupLog.Info("starting segment-operator", "version", version.Get(), "chatbotAPI", chatbot.RedactURL(cfg.creds.BaseURL),
-		"driftInterval", cfg.driftInterval.String())
+		"driftInterval", cfg.driftInterval.String(), "watchLabelSelector", cfg.shard.String())
 	// Segments may name their own credentials; without default ones, only those work.
 	// The token itself is never logged.
 	if _, err := cfg.creds.Get(); err != nil {
@@ -252,11 +271,11 @@ func run(cfg runConfig) error {
 		HealthProbeBindAddress: cfg.probeAddr,
 		PprofBindAddress:       cfg.pprofAddr,
 		LeaderElection:         cfg.leaderElect,
-		LeaderElectionID:       "segment-operator.users.chatbot.com",
+		LeaderElectionID:       cfg.shard.LeaderElectionID("segment-operator.users.chatbot.com"),
 		// The process ends as soon as the manager stops, so the lease can be let go at once:
 		// the standby takes over without waiting out the lease after a clean shutdown.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controller.CacheOptions(cfg.secretScope),
+		Cache:                         controller.CacheOptions(cfg.secretScope, cfg.shard),
 	})
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
@@ -271,7 +290,7 @@ func run(cfg runConfig) error {
 	accounts := remote.NewAccounts(remote.AccountOptions{QPS: cfg.apiQPS, Burst: cfg.apiBurst, Share: share,
 		PerTenant: cfg.accountsPerNamespace, Held: credentials.HeldAccounts(mgr.GetClient()),
 		Observer: metrics.ObserveAPICall, Forgotten: metrics.ForgetAccount, IdleTTL: 3 * cfg.driftInterval})
-	if err := metrics.Register(mgr.GetClient(), accounts); err != nil {
+	if err := metrics.Register(mgr.GetClient(), accounts, cfg.shard.Owns); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
 	ctx := ctrl.SetupSignalHandler()
@@ -289,6 +308,9 @@ func run(cfg runConfig) error {
 		MemberRecordNamespace:         recordNS,
 		MemberRecordBytesPerNamespace: cfg.recordBytes,
 		MemberSources:                 cfg.sourceLimits,
+		RecordSweepInterval:           cfg.sweepInterval,
+		RecordSweepMinAge:             cfg.sweepMinAge,
+		Shard:                         cfg.shard,
 	}).SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("set up Segment controller: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/credentials"
+	"github.com/segment-operator/segment-operator/internal/shard"
 )
 
 // CacheOptions restrict what the manager's cache holds: of Secrets, only credentials
@@ -17,13 +18,17 @@ import (
 // reads; of ConfigMaps, only a little metadata of member lists (labelled
 // users.chatbot.com/members=true, see membersOnly); of every object, no managedFields (the
 // manager never reads them). Only with credentials Secrets read in every namespace are
-// Secrets watched by this cache (credentials.SecretScope.SharedCache).
-func CacheOptions(scope credentials.SecretScope) cache.Options {
+// Secrets watched by this cache (credentials.SecretScope.SharedCache). Of Segments, every
+// one, and whole those of sh (nil: all); another shard's are cut down (shard.View).
+func CacheOptions(scope credentials.SecretScope, sh *shard.Shard) cache.Options {
 	opts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 	opts.ByObject = map[client.Object]cache.ByObject{&corev1.ConfigMap{}: {
 		Label:     labels.SelectorFromSet(labels.Set{usersv1alpha1.MembersLabel: "true"}),
 		Transform: membersOnly,
 	}}
+	if sh != nil {
+		opts.ByObject[&usersv1alpha1.Segment{}] = cache.ByObject{Transform: sh.View()}
+	}
 	if secrets, ok := scope.SharedCache(); ok {
 		opts.ByObject[&corev1.Secret{}] = secrets
 	}

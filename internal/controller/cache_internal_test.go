@@ -18,7 +18,7 @@ import (
 // access only there, and a cache per namespace (namespacedSecrets).
 func TestCacheOptionsFollowTheSecretScope(t *testing.T) {
 	for _, scope := range []credentials.SecretScope{{}, {All: true}, {Namespaces: []string{"team-a"}}} {
-		opts := CacheOptions(scope)
+		opts := CacheOptions(scope, nil)
 		if opts.DefaultTransform == nil {
 			t.Errorf("%+v: managedFields kept", scope)
 		}

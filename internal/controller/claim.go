@@ -65,7 +65,11 @@ func (r *SegmentReconciler) claim(ctx context.Context, seg *usersv1alpha1.Segmen
 	if err := acct.ListAfter(ctx, sinceCreation, r.DriftInterval); err != nil {
 		return err
 	}
-	defer r.owners.LockName(acct.AccountID(), seg.RemoteName())()
+	unlock, err := r.owners.LockName(ctx, seg, acct.AccountID(), seg.RemoteName())
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	id, err := uniqueByName(ctx, r.owners, seg, acct)
 	if err != nil || id == "" {
 		return err
@@ -95,7 +99,7 @@ func (r *SegmentReconciler) adopt(ctx context.Context, seg *usersv1alpha1.Segmen
 			if !apierrors.IsConflict(err) {
 				// Not recorded: the next reconcile claims it again. A conflict is kept: the copy
 				// was stale, and the stored Segment may own it already.
-				r.owners.Release(id)
+				r.owners.Release(ctx, seg, id)
 			}
 			return fmt.Errorf("record remote segment %s as managed: %w", id, err)
 		}
@@ -150,7 +154,11 @@ func (r *SegmentReconciler) resolve(ctx context.Context, seg *usersv1alpha1.Segm
 	if err := acct.ListAfter(ctx, ended, r.DriftInterval); err != nil {
 		return "", err
 	}
-	defer r.owners.LockName(acct.AccountID(), intent.Name)()
+	unlock, err := r.owners.LockName(ctx, seg, acct.AccountID(), intent.Name)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
 	var choice createdChoice
 	if _, err := r.owners.Choose(ctx, seg, func(ownedByOther func(string) bool) string {
 		choice = chooseCreated(acct.Segments(), intent, r.owners.Deadline(intent), ownedByOther, keep)

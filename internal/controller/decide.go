@@ -184,11 +184,14 @@ func classify(err error, drift time.Duration) verdict {
 	var (
 		stallErr stallingError
 		waitErr  *waitError
+		busy     *ownership.BusyError
 	)
 	apiErr, isAPI := chatbot.AsAPIError(err)
 	switch {
 	case errors.As(err, &waitErr):
 		return verdict{reason: usersv1alpha1.ReasonCreating, after: waitErr.after, err: err}
+	case errors.As(err, &busy):
+		return verdict{reason: usersv1alpha1.ReasonCreating, after: jitter(busy.After), err: err}
 	case errors.As(err, &stallErr):
 		// Checked again each drift interval: the conflicting Segment may go, a segment appear.
 		return verdict{reason: stallErr.StallReason(), stalled: true, after: drift, err: err}

@@ -214,6 +214,8 @@ func TestClassify(t *testing.T) {
 	}{
 		{"turned away: nothing recorded", &turnError{after: 3 * time.Second}, verdict{turn: true, after: 3 * time.Second}, false},
 		{"another run's create", &waitError{after: 7 * time.Second}, verdict{reason: usersv1alpha1.ReasonCreating, after: 7 * time.Second}, false},
+		{"another shard's name lock", fmt.Errorf("create: %w", &ownership.BusyError{Holder: "Segment a/b", Name: "vip", After: 4 * time.Second}),
+			verdict{reason: usersv1alpha1.ReasonCreating, after: 4 * time.Second}, true},
 		{"a stall", stall(usersv1alpha1.ReasonConflict, "taken"), verdict{reason: usersv1alpha1.ReasonConflict, stalled: true, after: drift}, false},
 		{"credentials", &credentials.Error{}, verdict{reason: usersv1alpha1.ReasonCredentialsError, stalled: true, after: drift}, false},
 		{"a Kubernetes API error: not ours to record", errors.New("etcd is away"), verdict{}, false},

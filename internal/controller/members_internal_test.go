@@ -88,7 +88,7 @@ func TestAConfigMapEnqueuesTheSegmentsNamingIt(t *testing.T) {
 			from("elsewhere", "d", "list"), from("team", "e")).Build()
 	r := &SegmentReconciler{Client: c}
 	q := &enqueued{}
-	namedBy(r.Client, indexMembersFrom).Create(context.Background(),
+	namedBy(r.Client, nil, indexMembersFrom).Create(context.Background(),
 		event.TypedCreateEvent[client.Object]{Object: &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "list", Namespace: "team"}}}, q)
 	if got := q.names(); !slices.Equal(got, []string{"team/a", "team/b"}) {
 		t.Fatalf("enqueued %q, want team/a and team/b", got)

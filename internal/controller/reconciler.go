@@ -34,6 +34,9 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 	if err := r.Get(ctx, req.NamespacedName, seg); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	if !r.Shard.Owns(seg) {
+		return ctrl.Result{}, nil // another shard's (moved since it was queued): the cache holds only a cut of it
+	}
 	st := newStatusWriter(r.Client, seg)
 	if old := migrate(seg); old != (legacy{}) {
 		if err := upgrade(ctx, r.owners, r.Recorder, seg, old); err != nil {
@@ -226,8 +229,9 @@ func (r *SegmentReconciler) apply(ctx context.Context, seg *usersv1alpha1.Segmen
 // was lost, the next reconcile resolves what the call made instead of making another. The
 // new ID replaces the intent with the reconcile's final status write; a create that
 // certainly had no effect removes the intent in that write instead. why says why a segment
-// is replaced, if one is. The name lock is held from the call until the new ID is claimed,
-// so that no Segment choosing a segment by this name meanwhile can take it.
+// is replaced, if one is. The name lock is held from before the intent is recorded until
+// the new ID is claimed, so that no Segment choosing a segment by this name meanwhile can
+// take it.
 func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segment, acct remote.External, st *statusWriter, why string) error {
 	if err := acct.CheckCreate(); err != nil {
 		return err // no intent to record for a call that cannot go
@@ -235,6 +239,13 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 	if err := ensureFinalizer(ctx, r.Client, seg); err != nil {
 		return err
 	}
+	// Held from before the intent is recorded: a Segment of another manager (shard) that
+	// chooses by this name sees the intent, or waits.
+	unlock, err := r.owners.LockName(ctx, seg, acct.AccountID(), seg.RemoteName())
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	intent := newIntent(seg, acct)
 	if replaced := seg.OwnedID(); replaced != "" && why == "" {
 		why = fmt.Sprintf("Remote segment %s is gone", replaced)
@@ -250,8 +261,6 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 		return fmt.Errorf("record create intent: %w", err)
 	}
 
-	unlock := r.owners.LockName(acct.AccountID(), intent.Name)
-	defer unlock()
 	// No create is sent later than CreateTimeout after its intent: a process that did not
 	// see it end (a restart, a new leader) waits that long before it resolves it.
 	cctx, cancel := context.WithDeadline(ctx, r.owners.Deadline(intent))
@@ -394,7 +403,7 @@ func (r *SegmentReconciler) finalize(ctx context.Context, seg *usersv1alpha1.Seg
 	}); client.IgnoreNotFound(err) != nil {
 		return ctrl.Result{}, err
 	}
-	r.owners.Forget(seg.UID)
+	r.owners.Forget(ctx, seg)
 	return ctrl.Result{}, nil
 }
 
@@ -474,6 +483,6 @@ func deleteSegment(ctx context.Context, rec events.EventRecorder, owners *owners
 		note(rec, seg, "Deleted", "Delete", "Deleted remote segment %s", id)
 		logf.FromContext(ctx).Info("deleted remote segment", "remoteID", id)
 	}
-	owners.Release(id)
+	owners.Release(ctx, seg, id)
 	return nil
 }

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +21,7 @@ import (
 	"github.com/segment-operator/segment-operator/internal/memberrecord"
 	"github.com/segment-operator/segment-operator/internal/ownership"
 	"github.com/segment-operator/segment-operator/internal/remote"
+	"github.com/segment-operator/segment-operator/internal/shard"
 	"github.com/segment-operator/segment-operator/internal/sources"
 )
 
@@ -69,6 +71,11 @@ type SegmentReconciler struct {
 	// CreateTimeout bounds a create call from its intent to its answer, rate limiter wait
 	// included (default 30s): no create is sent later than that, whatever process made it.
 	CreateTimeout time.Duration
+	// Shard is the Segments this manager reconciles (--watch-label-selector); nil: all. The
+	// cache must hold every Segment, through CacheOptions with the same shard: the others'
+	// cut down to what the ownership check reads. Claims and name locks are then held among
+	// managers too, as Leases in MemberRecordNamespace.
+	Shard *shard.Shard
 
 	// The concerns the story calls, made by SetupWithManager.
 	credentials *credentials.Resolver
@@ -96,6 +103,12 @@ type SegmentReconciler struct {
 // Segments there that use them.
 func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.owners = ownership.NewRegistry(r.Client, r.CreateTimeout)
+	if r.Shard != nil {
+		if r.MemberRecordNamespace == "" {
+			return errors.New("a shard needs the managers' namespace (MemberRecordNamespace), where the claims of every shard are kept")
+		}
+		r.owners.WithPeers(shard.NewLeases(r.Client, mgr.GetAPIReader(), r.MemberRecordNamespace, r.CreateTimeout))
+	}
 	r.shares = remote.NewShares(r.NamespaceShare)
 	r.sources = sources.NewReader(r.Client, mgr.GetAPIReader(), r.MemberSources)
 	r.records = memberrecord.New(r.MemberRecordNamespace, mgr.GetAPIReader(), r.Client, r.MemberRecordBytesPerNamespace)
@@ -123,10 +136,10 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 		return err
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&usersv1alpha1.Segment{}, builder.WithPredicates(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Watches(&corev1.ConfigMap{}, namedBy(r.Client, indexMembersFrom), builder.OnlyMetadata)
-	return r.credentials.Watch(b, func(index string) handler.EventHandler { return namedBy(r.Client, index) }).
+		For(&usersv1alpha1.Segment{}, builder.WithPredicates(r.Shard.Predicate(predicate.Or(
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})))).
+		Watches(&corev1.ConfigMap{}, namedBy(r.Client, r.Shard, indexMembersFrom), builder.OnlyMetadata)
+	return r.credentials.Watch(b, func(index string) handler.EventHandler { return namedBy(r.Client, r.Shard, index) }).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](
@@ -137,8 +150,9 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 }
 
 // namedBy enqueues, when an object changes, the Segments of its namespace that name it
-// under index (their credentials Secret, a ConfigMap of their spec.membersFrom).
-func namedBy(c client.Reader, index string) handler.EventHandler {
+// under index (their credentials Secret, a ConfigMap of their spec.membersFrom), of the
+// shard's.
+func namedBy(c client.Reader, sh *shard.Shard, index string) handler.EventHandler {
 	return handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 		var list usersv1alpha1.SegmentList
 		if err := c.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index: o.GetName()}); err != nil {
@@ -146,7 +160,9 @@ func namedBy(c client.Reader, index string) handler.EventHandler {
 		}
 		reqs := make([]reconcile.Request, 0, len(list.Items))
 		for _, seg := range list.Items {
-			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&seg)})
+			if sh.Owns(&seg) {
+				reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&seg)})
+			}
 		}
 		return reqs
 	})

@@ -241,14 +241,14 @@ var _ = BeforeSuite(func() {
 		Scheme:                 scheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  controller.CacheOptions(credentials.SecretScope{All: true}),
+		Cache:                  controller.CacheOptions(credentials.SecretScope{All: true}, nil),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	// A client-side rate limit, as in production, so that calls wait for it as they do there
 	// (and identical member sets may share add-members calls).
 	accounts = remote.NewAccounts(remote.AccountOptions{QPS: 50, Burst: 5, Share: accountShare, PerTenant: accountsPerTenant,
 		Held: credentials.HeldAccounts(mgr.GetClient()), Observer: metrics.ObserveAPICall})
-	Expect(metrics.Register(mgr.GetClient(), accounts)).To(Succeed())
+	Expect(metrics.Register(mgr.GetClient(), accounts, nil)).To(Succeed())
 	managerClient = &flakyClient{Client: mgr.GetClient()}
 	Expect((&controller.SegmentReconciler{
 		Client:   managerClient,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -75,6 +76,8 @@ func ForgetAccount(account string) {
 type stateCollector struct {
 	reader   client.Reader
 	accounts *remote.Accounts
+	// owns says which Segments of the cache this manager reconciles (its shard's); nil: all.
+	owns func(metav1.Object) bool
 
 	mu   sync.Mutex
 	seen map[segmentState]bool
@@ -95,6 +98,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if err := c.reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err == nil {
 		counts := map[segmentState]float64{}
 		for i := range list.Items {
+			if c.owns != nil && !c.owns(&list.Items[i]) {
+				continue // another shard's, which that shard counts
+			}
 			ready, reason := segmentLabels(&list.Items[i])
 			counts[segmentState{ready, reason}]++
 		}
@@ -133,9 +139,10 @@ func Names() []string {
 }
 
 // Register adds the operator's metrics to controller-runtime's registry, which the
-// manager's metrics endpoint serves.
-func Register(reader client.Reader, accounts *remote.Accounts) error {
-	for _, c := range []prometheus.Collector{apiRequests, apiLatency, &stateCollector{reader: reader, accounts: accounts}} {
+// manager's metrics endpoint serves. Of the Segments in reader, it counts those owns
+// passes (a shard's own; nil: all).
+func Register(reader client.Reader, accounts *remote.Accounts, owns func(metav1.Object) bool) error {
+	for _, c := range []prometheus.Collector{apiRequests, apiLatency, &stateCollector{reader: reader, accounts: accounts, owns: owns}} {
 		if err := crmetrics.Registry.Register(c); err != nil {
 			return err
 		}

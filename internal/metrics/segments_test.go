@@ -123,6 +123,14 @@ segment_operator_segments{ready="Unknown",reason="Pending"} 1
 	if err := testutil.CollectAndCompare(coll, strings.NewReader(want), segmentsName); err != nil {
 		t.Errorf("after the stalled Segment went: %v", err)
 	}
+	// A shard counts its own Segments only: another shard counts the others.
+	coll = &stateCollector{reader: c, accounts: remote.NewAccounts(remote.AccountOptions{}),
+		owns: func(o metav1.Object) bool { return o.GetName() != "a" }}
+	want = strings.Replace(want, `reason="Synced"} 2`, `reason="Synced"} 1`, 1)
+	want = strings.Replace(want, `segment_operator_segments{ready="False",reason="Unauthorized"} 0`+"\n", "", 1)
+	if err := testutil.CollectAndCompare(coll, strings.NewReader(want), segmentsName); err != nil {
+		t.Errorf("a shard's count: %v", err)
+	}
 }
 
 // Names lists what the collectors export, as PromQL sees it.

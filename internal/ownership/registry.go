@@ -2,6 +2,7 @@ package ownership
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -22,6 +23,8 @@ type Registry struct {
 	createTimeout time.Duration
 
 	names keymutex.KeyMutex
+	// peers are the other managers of the cluster, if any (WithPeers).
+	peers Peers
 
 	// claimMu makes a claim's check and its record one step, so that two Segments cannot
 	// both take one segment between them.
@@ -57,18 +60,37 @@ func NewRegistry(reader client.Reader, createTimeout time.Duration) *Registry {
 	}
 }
 
+// WithPeers makes claims and name locks hold among the managers of peers too (shards).
+func (r *Registry) WithPeers(peers Peers) *Registry {
+	r.peers = peers
+	return r
+}
+
 // Deadline is when the create of intent is sent at the latest.
 func (r *Registry) Deadline(intent *usersv1alpha1.CreateIntent) time.Time {
 	return intent.At.Add(r.createTimeout)
 }
 
-// LockName holds the lock of one remote name in one account until unlock is called (more
+// LockName holds seg's lock of one remote name in one account until unlock is called (more
 // than once is fine): no Segment choosing a segment by that name can take one another's
-// create has just made.
-func (r *Registry) LockName(account, name string) (unlock func()) {
+// create has just made. With peers, the lock holds among managers too: one another
+// manager's Segment holds is a *BusyError, and nothing is held.
+func (r *Registry) LockName(ctx context.Context, seg *usersv1alpha1.Segment, account, name string) (unlock func(), err error) {
 	key := account + "\x00" + name
 	r.names.LockKey(key)
-	return sync.OnceFunc(func() { _ = r.names.UnlockKey(key) })
+	local := func() { _ = r.names.UnlockKey(key) }
+	if r.peers == nil {
+		return sync.OnceFunc(local), nil
+	}
+	across, holder, until, err := r.peers.LockName(ctx, seg, account, name)
+	if err != nil || across == nil {
+		local()
+		if err != nil {
+			return nil, err
+		}
+		return nil, &BusyError{Holder: describe(seg, holder), Name: name, After: max(time.Until(until), time.Second)}
+	}
+	return sync.OnceFunc(func() { across(); local() }), nil
 }
 
 // Claim records id as seg's unless another Segment owns it; then it returns that one,
@@ -77,6 +99,9 @@ func (r *Registry) Claim(ctx context.Context, seg *usersv1alpha1.Segment, id str
 	r.claimMu.Lock()
 	defer r.claimMu.Unlock()
 	other, err := r.Owner(ctx, seg, id)
+	if err == nil && other == "" {
+		other, err = r.hold(ctx, seg, id)
+	}
 	if err == nil && other == "" {
 		r.record(id, seg)
 	}
@@ -100,6 +125,9 @@ func (r *Registry) ClaimWith(ctx context.Context, seg *usersv1alpha1.Segment, ac
 		other, err = r.Owner(ctx, seg, id)
 	}
 	if err != nil || other != "" {
+		return other, err
+	}
+	if other, err := r.hold(ctx, seg, id); err != nil || other != "" {
 		return other, err
 	}
 	return "", bind(func() { r.record(id, seg) })
@@ -133,9 +161,15 @@ func (r *Registry) Choose(ctx context.Context, seg *usersv1alpha1.Segment, choos
 	if ownerErr != nil {
 		return "", ownerErr
 	}
-	if id != "" {
-		r.record(id, seg)
+	if id == "" {
+		return "", nil
 	}
+	if other, err := r.hold(ctx, seg, id); err != nil {
+		return "", err
+	} else if other != "" {
+		return "", fmt.Errorf("remote segment %s is being claimed by %s: looking again", id, other)
+	}
+	r.record(id, seg)
 	return id, nil
 }
 
@@ -178,17 +212,24 @@ func (r *Registry) TakenBy(ctx context.Context, seg *usersv1alpha1.Segment, acco
 	return "", nil
 }
 
-// Release forgets this process's claim of remote segment id: it was deleted, or its record
-// was never written.
-func (r *Registry) Release(id string) {
+// Release forgets seg's claim of remote segment id, in this process and among managers: it
+// was deleted, or its record was never written.
+func (r *Registry) Release(ctx context.Context, seg *usersv1alpha1.Segment, id string) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.claims, id)
+	if c, ok := r.claims[id]; ok && c.uid == seg.UID {
+		delete(r.claims, id)
+	}
+	r.mu.Unlock()
+	if r.peers != nil {
+		r.peers.Let(ctx, seg.UID, id)
+	}
 }
 
-// Forget drops all the registry knows of the Segment with uid: it is going, and one whose
-// status write failed must not keep its claim until the manager restarts.
-func (r *Registry) Forget(uid types.UID) {
+// Forget drops all the registry knows of the Segment: it is going, and one whose status
+// write failed must not keep its claim until the manager restarts. Among managers, it lets
+// go of the segment the Segment holds.
+func (r *Registry) Forget(ctx context.Context, seg *usersv1alpha1.Segment) {
+	uid := seg.UID
 	r.mu.Lock()
 	for id, c := range r.claims {
 		if c.uid == uid {
@@ -198,6 +239,9 @@ func (r *Registry) Forget(uid types.UID) {
 	r.mu.Unlock()
 	r.ended.Delete(uid)
 	r.noEffect.Delete(uid)
+	if id := HeldID(seg); id != "" && r.peers != nil {
+		r.peers.Let(ctx, uid, id)
+	}
 }
 
 func (r *Registry) claimedBy(id string) (claimant, bool) {

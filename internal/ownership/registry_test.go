@@ -67,11 +67,15 @@ func TestClaimRefusesASegmentAnotherOwns(t *testing.T) {
 	if got, _ := r.Claim(context.Background(), segment("team", "late", nil), "s-free"); got != "Segment team/me" {
 		t.Errorf("a second claim of s-free: held by %q", got)
 	}
-	r.Release("s-free")
+	r.Release(context.Background(), segment("team", "late", nil), "s-free")
+	if got, _ := r.Claim(context.Background(), segment("team", "late", nil), "s-free"); got != "Segment team/me" {
+		t.Errorf("after another's Release, s-free is held by %q", got)
+	}
+	r.Release(context.Background(), me, "s-free")
 	if got, _ := r.Claim(context.Background(), segment("team", "late", nil), "s-free"); got != "" {
 		t.Errorf("after Release, s-free is held by %q", got)
 	}
-	r.Forget("team/late")
+	r.Forget(context.Background(), segment("team", "late", nil))
 	if got, _ := r.Owner(context.Background(), me, "s-free"); got != "" {
 		t.Errorf("after Forget, s-free is owned by %q", got)
 	}
@@ -152,7 +156,7 @@ func TestCreateMemos(t *testing.T) {
 	if _, ok := r.Ended(uid); ok {
 		t.Error("Resolved kept the end")
 	}
-	r.Forget(uid)
+	r.Forget(context.Background(), &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{UID: uid}})
 	if r.MadeNothing(uid, intentAt) {
 		t.Error("Forget kept the no-effect memo")
 	}
@@ -164,9 +168,17 @@ func TestCreateMemos(t *testing.T) {
 // A name lock is held until unlocked, and unlocking twice is harmless.
 func TestLockName(t *testing.T) {
 	r := registry(t)
-	unlock := r.LockName("acct", "vip")
+	me := segment("team", "me", nil)
+	unlock, err := r.LockName(context.Background(), me, "acct", "vip")
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := make(chan struct{})
-	go func() { r.LockName("acct", "vip")(); close(got) }()
+	go func() {
+		again, _ := r.LockName(context.Background(), me, "acct", "vip")
+		again()
+		close(got)
+	}()
 	select {
 	case <-got:
 		t.Fatal("a second holder got the name while it was held")

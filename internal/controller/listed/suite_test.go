@@ -137,7 +137,7 @@ func startManager(cfg *rest.Config, simURL string) {
 		Scheme:                 scheme.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
-		Cache:                  controller.CacheOptions(scope),
+		Cache:                  controller.CacheOptions(scope, nil),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect((&controller.SegmentReconciler{
