@@ -11,6 +11,12 @@
 //   - the Registry, this process's own claims: the cache can lag behind a status write by
 //     a moment, in which another Segment must not take the same ID.
 //
+// With several managers (shards, see internal/shard), the cache holds every Segment of the
+// cluster, and Peers make a claim and a name lock hold among managers too: a claim takes
+// the remote ID's hold (ClaimWith and Choose under the claim lock, Claim between its check
+// and its record), and a name lock is taken in this process, then among managers, where
+// one another manager's Segment holds is a *BusyError.
+//
 // The Registry also holds the name locks (one per account and remote name, from a create
 // call until its ID is claimed, and while a segment is chosen by name) and what this
 // process saw of each Segment's last create (when it ended; whether it certainly made
@@ -22,6 +28,8 @@
 // ClaimWith, Check and Choose, which check and record as one step; ClaimWith holds it
 // across its bind, the Kubernetes writes that make a claim durable), then the lock of the
 // claims map (held only inside the Registry's own methods). Only a name lock is held
-// across a call to ChatBot: the create call, up to its deadline. The name locks are
+// across a call to ChatBot: the create call, up to its deadline. With Peers, their
+// Kubernetes calls (the Leases) are made under the name lock, and under the claim lock in
+// ClaimWith and Choose, which hold it across Kubernetes writes anyway. The name locks are
 // hashed into 1024 buckets, so two names rarely, but may, wait for each other.
 package ownership

@@ -94,16 +94,24 @@ func (r *Registry) LockName(ctx context.Context, seg *usersv1alpha1.Segment, acc
 }
 
 // Claim records id as seg's unless another Segment owns it; then it returns that one,
-// described for seg's status (see Owner).
+// described for seg's status (see Owner). With peers, the hold among managers is taken
+// between the check and the record, outside the claim lock (it is a Kubernetes call, and
+// every create claims): the hold itself keeps any other Segment, of any process, from the
+// segment meanwhile.
 func (r *Registry) Claim(ctx context.Context, seg *usersv1alpha1.Segment, id string) (string, error) {
+	if other, err := r.Check(ctx, seg, id); err != nil || other != "" {
+		return other, err
+	}
+	if other, err := r.hold(ctx, seg, id); err != nil || other != "" {
+		return other, err
+	}
 	r.claimMu.Lock()
 	defer r.claimMu.Unlock()
 	other, err := r.Owner(ctx, seg, id)
 	if err == nil && other == "" {
-		other, err = r.hold(ctx, seg, id)
-	}
-	if err == nil && other == "" {
 		r.record(id, seg)
+	} else if r.peers != nil {
+		r.peers.Let(ctx, seg.UID, id) // the cache has caught up with another owner meanwhile
 	}
 	return other, err
 }
