@@ -114,8 +114,8 @@ build-installer: manifests generate kustomize ## Write dist/install.yaml: CRD, R
 
 # The chart is generated from dist/install.yaml by kubebuilder's Helm plugin (which runs
 # build-installer). The templates of install.yaml's objects are regenerated on every run;
-# values.yaml, values.schema.json, NOTES.txt, _helpers.tpl, the templates under prometheus/
-# and network-policy/ are ours, and kept. The optional bundles (config/prometheus,
+# values.yaml, values.schema.json, NOTES.txt, _helpers.tpl, the templates under prometheus/,
+# network-policy/ and sharding/ are ours, and kept. The optional bundles (config/prometheus,
 # config/network-policy) are copied into files/, which those templates read, and a few
 # generated templates are amended (`hack/chart finish` says which and why).
 # test/chart renders the chart with helm's own packages and checks it against config/.

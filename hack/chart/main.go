@@ -89,6 +89,14 @@ var amendments = []amendment{{
 	new:  "{{- range concat .Values.manager.args (.Values.manager.extraArgs | default list) }}",
 	why:  "manager.extraArgs adds flags without repeating the list manager.args holds",
 }, {
+	file: "templates/manager/manager.yaml",
+	old:  "- {{ tpl . $ | quote }}\n        {{- end }}\n",
+	new: "- {{ tpl . $ | quote }}\n        {{- end }}\n" +
+		"        {{- with .Values.shards }}\n" +
+		"        - {{ printf \"--watch-label-selector=sharding.fluxcd.io/key notin (%s)\" (join \",\" .) | quote }}\n" +
+		"        {{- end }}\n",
+	why: "with shards, the main manager takes the Segments of no shard (templates/sharding copies it for each shard)",
+}, {
 	file: "templates/rbac/credentials-rolebinding.yaml",
 	new:  `eq .Values.credentials.namespaces "*"`,
 	why:  "access to every namespace's Secrets only where Segments may name one in every namespace",

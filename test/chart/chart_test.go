@@ -23,6 +23,8 @@ import (
 	"helm.sh/helm/v4/pkg/action"
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/release"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8slabels "k8s.io/apimachinery/pkg/labels"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -449,6 +451,10 @@ func TestValuesRefused(t *testing.T) {
 		{"a ServiceMonitor with no HTTPS to scrape", "{prometheus: {enabled: true}, metrics: {secure: false}}", "metrics.secure"},
 		{"a ServiceMonitor with no metrics at all", "{prometheus: {enabled: true}, metrics: {enabled: false}}", "metrics.enabled"},
 		{"a NetworkPolicy for another metrics port", "{networkPolicy: {enabled: true}, metrics: {port: 9443}}", "metrics.port"},
+		{"a shard name that is not a DNS label", "shards: [Shard_1]", "shards"},
+		{"a shard name too long for its pods' label", "shards: [" + strings.Repeat("a", 39) + "]", "shards"},
+		{"a shard twice", "shards: [shard1, shard1]", "shards"},
+		{"a selector of one's own beside the shards'", "{shards: [shard1], manager: {extraArgs: ['--watch-label-selector=team=a']}}", "--watch-label-selector"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -490,4 +496,228 @@ func added(base, got objects) objects {
 		}
 	}
 	return out
+}
+
+// Each name in shards is one more manager (docs/operations/sharding.md): a Deployment that
+// runs as the main one does, with its own pods and selector and --watch-label-selector;
+// whatever selects the main manager's pods (the metrics Service, the PodDisruptionBudget,
+// the NetworkPolicy, the pods' own anti-affinity) selects each shard's as well, each
+// manager's pods once, and no Deployment selects another's pods.
+func TestShards(t *testing.T) {
+	const main = "segment-operator-controller-manager"
+	tests := []struct {
+		name string
+		vals string
+		// want is the Deployments by name, each with its --watch-label-selector ("": none).
+		want map[string]string
+	}{{
+		name: "none: one manager for every Segment",
+		vals: "{}",
+		want: map[string]string{main: ""},
+	}, {
+		name: "two shards, with the NetworkPolicy and the ServiceMonitor",
+		vals: "{shards: [shard1, shard2], prometheus: {enabled: true}, networkPolicy: {enabled: true}}",
+		want: map[string]string{
+			main:                            "sharding.fluxcd.io/key notin (shard1,shard2)",
+			"segment-operator-shard-shard1": "sharding.fluxcd.io/key=shard1",
+			"segment-operator-shard-shard2": "sharding.fluxcd.io/key=shard2",
+		},
+	}, {
+		name: "one shard, one replica each, no metrics",
+		vals: "{shards: [eu], manager: {replicas: 1}, metrics: {enabled: false}}",
+		want: map[string]string{main: "sharding.fluxcd.io/key notin (eu)", "segment-operator-shard-eu": "sharding.fluxcd.io/key=eu"},
+	}, {
+		name: "the manager's values go to every shard",
+		vals: `{shards: [eu], manager: {extraArgs: [--drift-interval=10m], pod: {labels: {team: ops}},
+			topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway,
+				labelSelector: {matchLabels: {app.kubernetes.io/name: segment-operator, control-plane: controller-manager}}}]}}`,
+		want: map[string]string{main: "sharding.fluxcd.io/key notin (eu)", "segment-operator-shard-eu": "sharding.fluxcd.io/key=eu"},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := render(t, values(t, tc.vals))
+			deployments := map[string]object{}
+			for _, o := range ofKind(got, "Deployment") {
+				deployments[o["metadata"].(map[string]any)["name"].(string)] = o
+			}
+			if d := cmp.Diff(slices.Sorted(maps.Keys(tc.want)), slices.Sorted(maps.Keys(deployments))); d != "" {
+				t.Fatalf("Deployments (-want +got):\n%s", d)
+			}
+			mainArgs, mainPod := shardless(t, deployments[main])
+			for name, d := range deployments {
+				var selectors []string
+				for _, a := range containerArgs(d) {
+					if s, ok := strings.CutPrefix(a, "--watch-label-selector="); ok {
+						selectors = append(selectors, s)
+					}
+				}
+				if want := tc.want[name]; !slices.Equal(selectors, slices.DeleteFunc([]string{want}, func(s string) bool { return s == "" })) {
+					t.Errorf("%s: --watch-label-selector %q, want %q", name, selectors, want)
+				}
+				a, pod := shardless(t, d)
+				if diff := cmp.Diff(mainArgs, a); diff != "" {
+					t.Errorf("%s: args other than the main manager's (-main +shard):\n%s", name, diff)
+				}
+				if diff := cmp.Diff(mainPod, pod); diff != "" {
+					t.Errorf("%s: a pod other than the main manager's (-main +shard):\n%s", name, diff)
+				}
+			}
+
+			// Each Deployment selects its own pods and no other's, and so does each
+			// manager's pod (anti-)affinity or spread constraint that selects a manager's.
+			for name, d := range deployments {
+				spec := d["spec"].(map[string]any)
+				for other, o := range deployments {
+					pods := podLabels(o)
+					if matches(t, spec["selector"], pods) != (name == other) {
+						t.Errorf("Deployment %s's selector %v, pods of %s labelled %v", name, spec["selector"], other, pods)
+					}
+					for _, s := range podSelectors(spec["template"].(map[string]any)["spec"].(map[string]any)) {
+						if matches(t, s, podLabels(deployments[main])) && !matches(t, s, podLabels(d)) || matches(t, s, pods) && name != other {
+							t.Errorf("%s: a pod of it prefers or spreads by %v, pods of %s labelled %v", name, s, other, pods)
+						}
+					}
+				}
+			}
+
+			// Each manager's pods are selected as the main manager's are, never twice.
+			for _, kind := range []string{"Service", "PodDisruptionBudget", "NetworkPolicy"} {
+				want := len(selecting(t, got, kind, deployments[main]))
+				for name, d := range deployments {
+					if by := selecting(t, got, kind, d); len(by) != want || len(by) > 1 {
+						t.Errorf("%s's pods are selected by %d %ss %v; the main manager's by %d", name, len(by), kind, by, want)
+					}
+				}
+			}
+			// The ServiceMonitor scrapes every metrics Service.
+			for _, m := range ofKind(got, "ServiceMonitor") {
+				for _, svc := range ofKind(got, "Service") {
+					if !matches(t, m["spec"].(map[string]any)["selector"], svc["metadata"].(map[string]any)["labels"].(map[string]any)) {
+						t.Errorf("the ServiceMonitor does not select the Service %v", svc["metadata"])
+					}
+				}
+			}
+		})
+	}
+}
+
+func ofKind(o objects, kind string) []object {
+	var out []object
+	for _, k := range o.keys() {
+		if o[k]["kind"] == kind {
+			out = append(out, o[k])
+		}
+	}
+	return out
+}
+
+func containerArgs(d object) []string {
+	c := d["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+	var out []string
+	for _, a := range c["args"].([]any) {
+		out = append(out, a.(string))
+	}
+	return out
+}
+
+func podLabels(d object) map[string]any {
+	return d["spec"].(map[string]any)["template"].(map[string]any)["metadata"].(map[string]any)["labels"].(map[string]any)
+}
+
+// shardless returns what a shard's Deployment must have as the main one has it: its flags
+// but --watch-label-selector, and its pod template but the labels and selectors that tell
+// one manager's pods from another's.
+func shardless(t *testing.T, d object) ([]string, map[string]any) {
+	t.Helper()
+	args := slices.DeleteFunc(containerArgs(d), func(a string) bool { return strings.HasPrefix(a, "--watch-label-selector=") })
+	var pod map[string]any
+	b, err := yaml.Marshal(d["spec"].(map[string]any)["template"])
+	if err == nil {
+		err = yaml.Unmarshal(b, &pod)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(pod["metadata"].(map[string]any)["labels"].(map[string]any), "control-plane")
+	spec := pod["spec"].(map[string]any)
+	delete(spec["containers"].([]any)[0].(map[string]any), "args")
+	for _, s := range podSelectors(spec) {
+		if s, ok := s.(map[string]any); ok {
+			if m, ok := s["matchLabels"].(map[string]any); ok {
+				delete(m, "control-plane")
+			}
+		}
+	}
+	return args, pod
+}
+
+// podSelectors returns the label selectors of a pod spec's pod (anti-)affinity terms and
+// topology spread constraints.
+func podSelectors(spec map[string]any) []any {
+	var out []any
+	aff, _ := spec["affinity"].(map[string]any)
+	for _, kind := range []string{"podAffinity", "podAntiAffinity"} {
+		a, _ := aff[kind].(map[string]any)
+		req, _ := a["requiredDuringSchedulingIgnoredDuringExecution"].([]any)
+		for _, term := range req {
+			out = append(out, term.(map[string]any)["labelSelector"])
+		}
+		pref, _ := a["preferredDuringSchedulingIgnoredDuringExecution"].([]any)
+		for _, w := range pref {
+			out = append(out, w.(map[string]any)["podAffinityTerm"].(map[string]any)["labelSelector"])
+		}
+	}
+	tsc, _ := spec["topologySpreadConstraints"].([]any)
+	for _, c := range tsc {
+		out = append(out, c.(map[string]any)["labelSelector"])
+	}
+	return out
+}
+
+// podSelector returns the selector of the pods a Service, PodDisruptionBudget or
+// NetworkPolicy applies to.
+func podSelector(o object) any {
+	spec := o["spec"].(map[string]any)
+	switch o["kind"] {
+	case "Service":
+		return map[string]any{"matchLabels": spec["selector"]}
+	case "NetworkPolicy":
+		return spec["podSelector"]
+	default:
+		return spec["selector"]
+	}
+}
+
+// selecting returns the names of the objects of the kind that select the Deployment's pods.
+func selecting(t *testing.T, got objects, kind string, d object) []string {
+	t.Helper()
+	var out []string
+	for _, o := range ofKind(got, kind) {
+		if matches(t, podSelector(o), podLabels(d)) {
+			out = append(out, o["metadata"].(map[string]any)["name"].(string))
+		}
+	}
+	return out
+}
+
+// matches says whether a label selector (matchLabels, matchExpressions) selects labels.
+func matches(t *testing.T, selector any, labels map[string]any) bool {
+	t.Helper()
+	var s metav1.LabelSelector
+	b, err := yaml.Marshal(selector)
+	if err == nil {
+		err = yaml.Unmarshal(b, &s)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := k8slabels.Set{}
+	for k, v := range labels {
+		set[k] = v.(string)
+	}
+	return sel.Matches(set)
 }
