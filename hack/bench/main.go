@@ -7,6 +7,8 @@
 // Scenarios, on a local control plane with the manager and simulator binaries:
 //   - cold:   N Segments of 50 distinct members each, applied at once, until all are Ready;
 //   - steady: three drift intervals with nothing changed;
+//   - small batches, on the running manager: 10% renamed, then 100 new Segments, each
+//     until all are Ready (what a user applying a handful of changes waits);
 //   - churn:  10% renamed and another 10% given one more member, until all are Ready;
 //   - shared: a cold start of N Segments whose members are 10 sets of 50, so that Segments
 //     with identical sets can share add-members calls;
@@ -58,6 +60,7 @@ type run struct {
 	workers  int
 	churn    bool
 	steady   bool
+	batches  bool // the small batches: 10% renamed, 100 new
 	apiQPS   float64 // the manager's client-side limit
 	kubeQPS  int
 	apiBurst int
@@ -84,6 +87,7 @@ func main() {
 	large := flag.Int("large", 10000, "Segments in the manager-cost run (0 skips it)")
 	fair := flag.Int("fairness", 1000, "Segments of the busy account in the fairness run (0 skips it)")
 	big := flag.Bool("large-segments", true, "Run the large-segment scenarios (100 x 10,000 and 1 x 100,000 members)")
+	shared := flag.Bool("shared", true, "Run the cold start of Segments sharing 10 member sets")
 	hostileN := flag.Int("hostile", 100, "Segments of the victim namespace in the hostile-tenant runs (0 skips them)")
 	flag.Parse()
 
@@ -98,7 +102,7 @@ func main() {
 	var rows []row
 	for _, r := range []run{
 		{segments: *small, rate: 20, latency: 50 * time.Millisecond, drift: 10 * time.Second, workers: 16,
-			apiQPS: 20, apiBurst: 1, kubeQPS: 200, members: 50, steady: true, churn: true, namespace: "bench"},
+			apiQPS: 20, apiBurst: 1, kubeQPS: 200, members: 50, steady: true, batches: true, churn: true, namespace: "bench"},
 		// Calls merge only while they wait for the rate limit, so more workers (goroutines
 		// that mostly wait) let more Segments with one member set share a call.
 		{segments: *small, rate: 20, latency: 50 * time.Millisecond, drift: 10 * time.Second, workers: 64,
@@ -110,7 +114,7 @@ func main() {
 		{segments: 1, rate: 100, latency: 5 * time.Millisecond, drift: 30 * time.Second, workers: 16,
 			apiQPS: 100, apiBurst: 10, kubeQPS: 500, fromConfigMaps: 100_000, steady: true, namespace: "bench"},
 	} {
-		if r.segments == 0 || (r.fromConfigMaps > 0 && !*big) {
+		if r.segments == 0 || (r.fromConfigMaps > 0 && !*big) || (r.sets > 0 && !*shared) {
 			continue
 		}
 		out, err := r.run(ctx, root)
@@ -177,7 +181,7 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 		return nil, err
 	}
 	defer func() { _ = env.Stop() }()
-	b := &bench{r: r, env: env, c: c, metricsURL: "http://" + metricsAddr + "/metrics",
+	b := &bench{r: r, total: r.segments, env: env, c: c, metricsURL: "http://" + metricsAddr + "/metrics",
 		audit: &auditCounter{path: env.AuditLog, user: localenv.ManagerUser}}
 	defer func() {
 		if _, err := b.audit.read(); err == nil {
@@ -229,6 +233,28 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 		rows = append(rows, b.row(ctx, fmt.Sprintf("steady (%d x %s)", intervals, r.drift), before, time.Since(start), 0))
 	}
 
+	if r.batches {
+		for _, step := range []struct {
+			name string
+			do   func() error
+		}{
+			{"rename 10%", func() error { return b.rename(r.segments / 10) }},
+			{"100 new", func() error { return b.createRange(ctx, b.total, 100) }},
+		} {
+			log("%s", step.name)
+			before := b.snapshot(ctx)
+			start := time.Now()
+			if err := step.do(); err != nil {
+				return rows, err
+			}
+			out, err := b.measure(ctx, step.name, before, start)
+			if err != nil {
+				return rows, err
+			}
+			rows = append(rows, out)
+		}
+	}
+
 	if r.churn {
 		name := "churn (10% rename, 10% +1 member)"
 		log("%s", name)
@@ -248,6 +274,7 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 
 type bench struct {
 	r          run
+	total      int // Segments applied
 	env        *localenv.Env
 	c          client.Client
 	metricsURL string
@@ -300,7 +327,7 @@ func (b *bench) row(ctx context.Context, name string, before snapshot, wall, bou
 	after := b.snapshot(ctx)
 	d := func(ep simulator.Endpoint) int64 { return after.remote.Succeeded[ep] - before.remote.Succeeded[ep] }
 	rss, cpu := procStats(b.env.ManagerPID())
-	return row{scenario: name, segments: b.r.segments, creates: d("create"), renames: d("rename"), adds: d("add"),
+	return row{scenario: name, segments: b.total, creates: d("create"), renames: d("rename"), adds: d("add"),
 		lists: d("list"), throttle: after.remote.Throttled - before.remote.Throttled, kube: after.kube.minus(before.kube),
 		wall: wall, bound: bound, rssMiB: rss, cpuSeconds: cpu}
 }
@@ -336,7 +363,15 @@ func (b *bench) createAll(ctx context.Context) error {
 	if b.r.fromConfigMaps > 0 {
 		return parallel(b.r.segments, 8, func(i int) error { return b.createFromConfigMaps(ctx, i) })
 	}
-	return parallel(b.r.segments, 32, func(i int) error {
+	return b.createRange(ctx, 0, b.r.segments)
+}
+
+// createRange creates n Segments from the i-th on, and counts them in b.total when they
+// are new.
+func (b *bench) createRange(ctx context.Context, from, n int) error {
+	b.total = max(b.total, from+n)
+	return parallel(n, 32, func(j int) error {
+		i := from + j
 		set := i
 		if b.r.sets > 0 {
 			set = i % b.r.sets
@@ -379,6 +414,20 @@ func (b *bench) createFromConfigMaps(ctx context.Context, i int) error {
 	return b.c.Create(ctx, seg)
 }
 
+// rename renames the first n Segments.
+func (b *bench) rename(n int) error {
+	ctx := context.Background()
+	return parallel(n, 32, func(i int) error {
+		var seg usersv1alpha1.Segment
+		if err := b.c.Get(ctx, client.ObjectKey{Namespace: b.r.namespace, Name: fmt.Sprintf("seg-%06d", i)}, &seg); err != nil {
+			return err
+		}
+		patch := client.MergeFrom(seg.DeepCopy())
+		seg.Spec.Name += " (batch)"
+		return b.c.Patch(ctx, &seg, patch)
+	})
+}
+
 // churn renames the first 10% and adds a member to the next 10%.
 func (b *bench) churn() error {
 	ctx := context.Background()
@@ -405,11 +454,11 @@ func (b *bench) waitAllReady(ctx context.Context, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for {
 		ready, err := b.readySegments(ctx)
-		if err == nil && ready == b.r.segments {
+		if err == nil && ready == b.total {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d Segments Ready after %s (%v); manager log: %s", ready, b.r.segments, limit, err, b.env.ManagerLog)
+			return fmt.Errorf("%d of %d Segments Ready after %s (%v); manager log: %s", ready, b.total, limit, err, b.env.ManagerLog)
 		}
 		select {
 		case <-time.After(250 * time.Millisecond):
