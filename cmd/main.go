@@ -99,7 +99,7 @@ func main() {
 	flag.Float64Var(&memoryLimitRatio, "memory-limit-ratio", 0.9, "Fraction of the container's memory limit (read from its cgroup) that the Go runtime takes as its soft memory limit, collecting garbage harder as the heap nears it; between 0 (excluded) and 1. $GOMEMLIMIT, when set, is the limit instead (GOMEMLIMIT=off: none).")
 	flag.StringVar(&watchSelector, "watch-label-selector", "", "Reconcile only the Segments whose labels match this label selector (Flux's sharding label: sharding.fluxcd.io/key=shard1); empty: every Segment. Each shard is one manager with its own leader election; see docs/operations/sharding.md.")
 	flag.DurationVar(&sweepInterval, "member-record-sweep-interval", time.Hour, "How often the leader deletes the member records whose Segment is gone.")
-	flag.DurationVar(&sweepMinAge, "member-record-sweep-min-age", 10*time.Minute, "Only member records older than this are swept (a record is written just before its Segment's status names it).")
+	flag.DurationVar(&sweepMinAge, "member-record-sweep-min-age", 10*time.Minute, "Only member records older than this are swept (a record is written just before its Segment's status names it, and may be another shard's Segment's, not yet in this manager's cache); at least 1s.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -129,8 +129,10 @@ func main() {
 		setupLog.Error(err, "bad flag")
 		os.Exit(2)
 	}
-	if sweepInterval <= 0 || sweepMinAge < 0 {
-		setupLog.Error(fmt.Errorf("--member-record-sweep-interval must be above 0 and --member-record-sweep-min-age at least 0"), "bad flag")
+	if sweepInterval < time.Second || sweepMinAge < time.Second {
+		// A record just written may belong to a Segment not yet in this manager's cache
+		// (another shard's, just made): it must not be swept at once.
+		setupLog.Error(fmt.Errorf("--member-record-sweep-interval and --member-record-sweep-min-age must be at least 1s"), "bad flag")
 		os.Exit(2)
 	}
 	sourceLimits := sources.Limits{SegmentBytes: int64(sourceBytes), ParseBytes: int64(parseBytes)}.WithDefaults()
