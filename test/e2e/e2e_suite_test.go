@@ -37,8 +37,10 @@ var _ = BeforeSuite(func() {
 	env, err = localenv.Start(localenv.Options{
 		Root: root, WorkDir: GinkgoT().TempDir(), Token: token, DriftInterval: 5 * time.Second,
 		// The manager may do what config/rbac's manager-role grants it, and no more: with
-		// per-namespace credentials off, it needs no access to Secrets.
-		ManagerRBAC: true, ManagerArgs: []string{"--namespace-credentials", "none", "--pprof-bind-address", pprofAddr},
+		// per-namespace credentials off, it needs no access to Secrets. It is the main
+		// shard: every Segment but those of shard b (shards_test.go).
+		ManagerRBAC: true, ManagerArgs: append([]string{"--pprof-bind-address", pprofAddr,
+			"--watch-label-selector", shardLabel + " notin (" + shardB + ")"}, shardArgs...),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	Expect(env.Build()).To(Succeed())
@@ -50,8 +52,21 @@ var _ = BeforeSuite(func() {
 	// its record ConfigMap there.
 	kubectl("create", "role", "member-record-role", "-n", "default", "--verb=create,update,delete", "--resource=configmaps")
 	kubectl("create", "rolebinding", "member-record", "-n", "default", "--role=member-record-role", "--user="+localenv.ManagerUser)
+	// A sharded manager takes its claims on remote segments as Leases in its namespace.
+	kubectl("create", "role", "segment-claims", "-n", "default", "--verb=get,list,watch,create,update,patch,delete", "--resource=leases.coordination.k8s.io")
+	kubectl("create", "rolebinding", "segment-claims", "-n", "default", "--role=segment-claims", "--user="+localenv.ManagerUser)
 	Expect(env.StartManager()).To(Succeed())
+	Expect(env.StartShard(shardB, append([]string{"--watch-label-selector", shardLabel + "=" + shardB}, shardArgs...)...)).To(Succeed())
 })
+
+// shardLabel assigns a Segment to a shard (Flux's key); shardB is the second manager's
+// shard, and the manager started first handles every other Segment.
+const shardLabel, shardB = "sharding.fluxcd.io/key", "b"
+
+// shardArgs are the flags of both managers: no Secrets, and a member-record sweep every
+// 2 s that spares no record for its age, so that a spec sees a sweep, or a wrong one.
+var shardArgs = []string{"--namespace-credentials", "none",
+	"--member-record-sweep-interval", "2s", "--member-record-sweep-min-age", "0s"}
 
 var _ = AfterSuite(func() {
 	if env != nil {

@@ -167,7 +167,7 @@ func Assets(root string) (string, error) {
 // Config is an admin connection to the control plane.
 func (e *Env) Config() *rest.Config { return rest.CopyConfig(e.testEnv.Config) }
 
-// ManagerPID is the manager's process ID, 0 if it is not running.
+// ManagerPID is the process ID of the manager StartManager started, 0 if it is not running.
 func (e *Env) ManagerPID() int {
 	if e.manager == nil {
 		return 0
@@ -211,22 +211,41 @@ func (e *Env) StartSimulator() error {
 	return fmt.Errorf("simulator did not start; see %s", e.SimLog)
 }
 
-// StartManager runs the manager against the control plane and the simulator.
+// StartManager runs the manager against the control plane and the simulator, with
+// Options.ManagerArgs, logging to ManagerLog.
 func (e *Env) StartManager() error {
-	args := append([]string{
+	if err := e.startManager(e.ManagerLog, e.opts.ManagerArgs); err != nil {
+		return err
+	}
+	e.manager = e.procs[len(e.procs)-1]
+	return nil
+}
+
+// StartShard runs one more manager, as the first one does (same user, token, simulator
+// and drift interval) but with args instead of Options.ManagerArgs, logging to
+// ShardLog(name): a second shard (--watch-label-selector), say. Neither serves metrics nor
+// probes, so the two bind no port unless args ask for one.
+func (e *Env) StartShard(name string, args ...string) error {
+	return e.startManager(e.ShardLog(name), args)
+}
+
+// ShardLog is the log file of the manager StartShard started as name.
+func (e *Env) ShardLog(name string) string {
+	return filepath.Join(e.opts.WorkDir, "manager-"+name+".log")
+}
+
+// startManager runs a manager with extra flags args, logging to logPath.
+func (e *Env) startManager(logPath string, args []string) error {
+	args = append([]string{
 		"--chatbot-api-url", e.SimURL,
 		"--drift-interval", e.opts.DriftInterval.String(),
 		"--health-probe-bind-address", "0",
 		"--metrics-bind-address", "0",
 		// A development control plane of one user: every namespace may use the token.
 		"--default-credentials-namespaces", "*",
-	}, e.opts.ManagerArgs...)
+	}, args...)
 	env := []string{"KUBECONFIG=" + e.ManagerKubeconfig, "CHATBOT_API_TOKEN=" + e.opts.Token}
-	if err := e.spawn(filepath.Join(e.opts.WorkDir, "bin", "manager"), args, env, e.ManagerLog); err != nil {
-		return err
-	}
-	e.manager = e.procs[len(e.procs)-1]
-	return nil
+	return e.spawn(filepath.Join(e.opts.WorkDir, "bin", "manager"), args, env, logPath)
 }
 
 // spawn starts a process that logs to logPath and dies with this one.
@@ -293,7 +312,7 @@ func (e *Env) SimState(ctx context.Context) (simulator.State, error) {
 	return st, json.NewDecoder(resp.Body).Decode(&st)
 }
 
-// Stop stops the manager, the simulator and the control plane, in that order, and waits
+// Stop stops the managers, the simulator and the control plane, in that order, and waits
 // for each.
 func (e *Env) Stop() error {
 	var errs []error
