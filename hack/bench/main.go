@@ -15,6 +15,9 @@
 //   - large segments: a cold start of 100 Segments of 10,000 members each, and of one of
 //     100,000, their members in ConfigMaps (spec.membersFrom), the record of added members
 //     kept in ConfigMaps of the manager's namespace;
+//   - two shards: the manager-cost cold start of N Segments on two managers, each
+//     reconciling half (--watch-label-selector on sharding.fluxcd.io/key), against one
+//     API; their RSS and CPU added;
 //   - fairness: one account's backlog of Segments, and how long a Segment of another account,
 //     and one of another namespace, wait behind it;
 //   - hostile tenant: a namespace's Segments whose spec.membersFrom name far more IDs than a
@@ -29,12 +32,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,8 +53,12 @@ import (
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
+	"github.com/segment-operator/segment-operator/internal/shard"
 	"github.com/segment-operator/segment-operator/test/localenv"
 )
+
+// profile: the cold start of the manager-cost run is profiled (-profile).
+var profile bool
 
 // run is one configuration: a fresh control plane, simulator and manager.
 type run struct {
@@ -60,12 +69,14 @@ type run struct {
 	workers  int
 	churn    bool
 	steady   bool
-	batches  bool // the small batches: 10% renamed, 100 new
+	batches  bool    // the small batches: 10% renamed, 100 new
 	apiQPS   float64 // the manager's client-side limit
 	kubeQPS  int
 	apiBurst int
 	members  int
-	sets     int // member sets shared by the Segments; 0: every Segment its own
+	cost     bool // the manager-cost run: profiled with -profile
+	shards   int  // managers, each reconciling its share of the Segments (0: one, no selector)
+	sets     int  // member sets shared by the Segments; 0: every Segment its own
 	// fromConfigMaps: each Segment's members are this many IDs of its own in ConfigMaps of
 	// up to 50,000 (spec.membersFrom) instead of members in spec.members.
 	fromConfigMaps int
@@ -88,6 +99,9 @@ func main() {
 	fair := flag.Int("fairness", 1000, "Segments of the busy account in the fairness run (0 skips it)")
 	big := flag.Bool("large-segments", true, "Run the large-segment scenarios (100 x 10,000 and 1 x 100,000 members)")
 	shared := flag.Bool("shared", true, "Run the cold start of Segments sharing 10 member sets")
+	sharded := flag.Bool("shards", true, "Run the manager-cost cold start on two shards")
+	flag.BoolVar(&profile, "profile", false, "Profile the manager (--pprof-bind-address) through the cold start of the manager-cost run: "+
+		"bin/bench/cold-<N>.cpu.pprof and .heap.pprof, for go tool pprof")
 	hostileN := flag.Int("hostile", 100, "Segments of the victim namespace in the hostile-tenant runs (0 skips them)")
 	flag.Parse()
 
@@ -108,13 +122,15 @@ func main() {
 		{segments: *small, rate: 20, latency: 50 * time.Millisecond, drift: 10 * time.Second, workers: 64,
 			apiQPS: 20, apiBurst: 1, kubeQPS: 200, members: 50, sets: 10, namespace: "bench"},
 		{segments: *large, rate: 400, latency: 5 * time.Millisecond, drift: 30 * time.Second, workers: 16,
-			apiQPS: 400, apiBurst: 20, kubeQPS: 1000, members: 50, steady: true, namespace: "bench"},
+			apiQPS: 400, apiBurst: 20, kubeQPS: 1000, members: 50, steady: true, cost: true, namespace: "bench"},
+		{segments: *large, rate: 400, latency: 5 * time.Millisecond, drift: 30 * time.Second, workers: 16,
+			apiQPS: 200, apiBurst: 10, kubeQPS: 500, members: 50, shards: 2, namespace: "bench"},
 		{segments: 100, rate: 100, latency: 5 * time.Millisecond, drift: 30 * time.Second, workers: 16,
 			apiQPS: 100, apiBurst: 10, kubeQPS: 500, fromConfigMaps: 10_000, steady: true, namespace: "bench"},
 		{segments: 1, rate: 100, latency: 5 * time.Millisecond, drift: 30 * time.Second, workers: 16,
 			apiQPS: 100, apiBurst: 10, kubeQPS: 500, fromConfigMaps: 100_000, steady: true, namespace: "bench"},
 	} {
-		if r.segments == 0 || (r.fromConfigMaps > 0 && !*big) || (r.sets > 0 && !*shared) {
+		if r.segments == 0 || (r.fromConfigMaps > 0 && !*big) || (r.sets > 0 && !*shared) || (r.shards > 1 && !*sharded) {
 			continue
 		}
 		out, err := r.run(ctx, root)
@@ -161,27 +177,22 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 	}
 	defer removeWork(work)
 	log("%d Segments: starting control plane, simulator (%.0f calls/s, %s latency) and manager", r.segments, r.rate, r.latency)
-	// Readiness is read from the manager's own metric, not by listing every Segment from
-	// the API server, which on a small machine would be load of its own.
-	metricsAddr, err := freeAddr()
+	m, err := r.managers()
 	if err != nil {
 		return nil, err
 	}
+	args, shardArgs, metricsURLs, pprofAddr := m.args, m.shardArgs, m.metricsURLs, m.pprofAddr
 	env, c, err := startEnv(localenv.Options{
 		Root: root, WorkDir: work, Token: "bench-token", DriftInterval: r.drift,
 		SimulatorArgs: []string{"--rate-limit", ftoa(r.rate), "--latency", r.latency.String()},
-		ManagerArgs: []string{"--max-concurrent-reconciles", strconv.Itoa(r.workers),
-			"--chatbot-api-qps", ftoa(r.apiQPS), "--chatbot-api-burst", strconv.Itoa(r.apiBurst),
-			"--kube-api-qps", strconv.Itoa(r.kubeQPS), "--kube-api-burst", strconv.Itoa(2 * r.kubeQPS),
-			"--metrics-bind-address", metricsAddr, "--metrics-secure=false", "--zap-log-level", "error",
-			"--member-record-namespace", r.namespace},
-		AuditPolicy: auditPolicy,
+		ManagerArgs:   args,
+		AuditPolicy:   auditPolicy,
 	})
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = env.Stop() }()
-	b := &bench{r: r, total: r.segments, env: env, c: c, metricsURL: "http://" + metricsAddr + "/metrics",
+	b := &bench{r: r, total: r.segments, env: env, c: c, metricsURLs: metricsURLs,
 		audit: &auditCounter{path: env.AuditLog, user: localenv.ManagerUser}}
 	defer func() {
 		if _, err := b.audit.read(); err == nil {
@@ -207,15 +218,34 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 		name = fmt.Sprintf("cold start, %d member sets", r.sets)
 	case r.fromConfigMaps > 0:
 		name = fmt.Sprintf("cold start, %d members each from ConfigMaps", r.fromConfigMaps)
+	case r.shards > 1:
+		name = fmt.Sprintf("cold start, %d shards", r.shards)
 	}
 	log("%s", name)
 	before := b.snapshot(ctx)
 	if err := env.StartManager(); err != nil {
 		return rows, err
 	}
+	if shardArgs != nil {
+		if err := env.StartShard("b", shardArgs...); err != nil {
+			return rows, err
+		}
+	}
+	var profiled chan error
+	if pprofAddr != "" {
+		profiled = make(chan error, 1)
+		go func() {
+			profiled <- saveProfile(ctx, root, pprofAddr, "profile?seconds=60", fmt.Sprintf("cold-%d.cpu.pprof", r.segments))
+		}()
+	}
 	cold, err := b.measure(ctx, name, before, time.Now())
 	if err != nil {
 		return rows, err
+	}
+	if profiled != nil {
+		if err := errors.Join(<-profiled, saveProfile(ctx, root, pprofAddr, "heap", fmt.Sprintf("cold-%d.heap.pprof", r.segments))); err != nil {
+			return rows, err
+		}
 	}
 	cold.perSegment = true
 	rows = append(rows, cold)
@@ -272,13 +302,53 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 	return rows, nil
 }
 
+// managers are the flags of a run's managers: the first one's, the second shard's (nil:
+// none), where each serves its metrics, and its pprof endpoints ("": none).
+type managers struct {
+	args, shardArgs []string
+	metricsURLs     []string
+	pprofAddr       string
+}
+
+func (r run) managers() (managers, error) {
+	// Readiness is read from the managers' own metric, not by listing every Segment from
+	// the API server, which on a small machine would be load of its own.
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return managers{}, err
+	}
+	m := managers{metricsURLs: []string{"http://" + metricsAddr + "/metrics"}}
+	m.args = []string{"--max-concurrent-reconciles", strconv.Itoa(r.workers),
+		"--chatbot-api-qps", ftoa(r.apiQPS), "--chatbot-api-burst", strconv.Itoa(r.apiBurst),
+		"--kube-api-qps", strconv.Itoa(r.kubeQPS), "--kube-api-burst", strconv.Itoa(2 * r.kubeQPS),
+		"--metrics-bind-address", metricsAddr, "--metrics-secure=false", "--zap-log-level", "error",
+		"--member-record-namespace", r.namespace}
+	if r.shards > 1 {
+		addr, err := freeAddr()
+		if err != nil {
+			return managers{}, err
+		}
+		m.metricsURLs = append(m.metricsURLs, "http://"+addr+"/metrics")
+		m.shardArgs = append(slices.Clone(m.args), "--watch-label-selector", shard.Key+"=b")
+		m.shardArgs[slices.Index(m.shardArgs, metricsAddr)] = addr
+		m.args = append(m.args, "--watch-label-selector", shard.Key+"=a")
+	}
+	if profile && r.cost {
+		if m.pprofAddr, err = freeAddr(); err != nil {
+			return managers{}, err
+		}
+		m.args = append(m.args, "--pprof-bind-address", m.pprofAddr)
+	}
+	return m, nil
+}
+
 type bench struct {
-	r          run
-	total      int // Segments applied
-	env        *localenv.Env
-	c          client.Client
-	metricsURL string
-	audit      *auditCounter
+	r           run
+	total       int // Segments applied
+	env         *localenv.Env
+	c           client.Client
+	metricsURLs []string // one per manager
+	audit       *auditCounter
 }
 
 // snapshot is what the counts are at a moment: the simulator's remote calls and the
@@ -327,6 +397,10 @@ func (b *bench) row(ctx context.Context, name string, before snapshot, wall, bou
 	after := b.snapshot(ctx)
 	d := func(ep simulator.Endpoint) int64 { return after.remote.Succeeded[ep] - before.remote.Succeeded[ep] }
 	rss, cpu := procStats(b.env.ManagerPID())
+	if b.r.shards > 1 { // the managers' together
+		r, c := procStats(b.env.ShardPID("b"))
+		rss, cpu = rss+r, cpu+c
+	}
 	return row{scenario: name, segments: b.total, creates: d("create"), renames: d("rename"), adds: d("add"),
 		lists: d("list"), throttle: after.remote.Throttled - before.remote.Throttled, kube: after.kube.minus(before.kube),
 		wall: wall, bound: bound, rssMiB: rss, cpuSeconds: cpu}
@@ -383,6 +457,9 @@ func (b *bench) createRange(ctx context.Context, from, n int) error {
 		seg := &usersv1alpha1.Segment{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("seg-%06d", i), Namespace: b.r.namespace},
 			Spec:       usersv1alpha1.SegmentSpec{Name: fmt.Sprintf("Segment %d", i), Members: members},
+		}
+		if b.r.shards > 1 { // half on each shard
+			seg.Labels = map[string]string{shard.Key: string(rune('a' + i%2))}
 		}
 		return b.c.Create(ctx, seg)
 	})
@@ -468,8 +545,21 @@ func (b *bench) waitAllReady(ctx context.Context, limit time.Duration) error {
 	}
 }
 
+// readySegments adds the Ready Segments each manager reports (a shard counts its own).
 func (b *bench) readySegments(ctx context.Context) (int, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.metricsURL, nil)
+	total := 0
+	for _, u := range b.metricsURLs {
+		n, err := readyOf(ctx, u)
+		if err != nil {
+			return total, err
+		}
+		total += n
+	}
+	return total, nil
+}
+
+func readyOf(ctx context.Context, metricsURL string) (int, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, err

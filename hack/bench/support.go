@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -235,4 +238,32 @@ func startEnv(opts localenv.Options) (*localenv.Env, client.Client, error) {
 		return nil, nil, err
 	}
 	return env, c, nil
+}
+
+// saveProfile reads one of the manager's pprof endpoints (what: "heap",
+// "profile?seconds=60") into bin/bench/file. The manager just started may not serve yet:
+// it is asked again for a few seconds.
+func saveProfile(ctx context.Context, root, addr, what, file string) error {
+	dir := filepath.Join(root, "bin", "bench")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var lastErr error
+	for range 50 {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/"+what, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			lastErr = err
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("pprof %s: %s %v", what, resp.Status, err)
+		}
+		log("profile written to %s", filepath.Join(dir, file))
+		return os.WriteFile(filepath.Join(dir, file), body, 0o644)
+	}
+	return fmt.Errorf("pprof %s: %w", what, lastErr)
 }

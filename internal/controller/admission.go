@@ -27,7 +27,8 @@ func admit(seg *usersv1alpha1.Segment, acct *remote.Account, shares *remote.Shar
 		return &turnError{after: wait, msg: fmt.Sprintf("Waiting for its turn: %s of Segments of this %s are "+
 			"under way (--max-concurrent-reconciles-per-account)", text.Plural(share.Size(), "reconcile"), of)}
 	}
-	leaveAccount, wait := acct.Share.Enter(string(seg.UID), seg.Namespace)
+	caller := seg.Namespace + "/" + seg.Name // what a Share wakes, when a place frees (SegmentReconciler.wake)
+	leaveAccount, wait := acct.Share.Enter(caller, seg.Namespace)
 	if leaveAccount == nil {
 		err := turnedAway(acct.Share, "account", wait)
 		err.msg += fmt.Sprintf(", or its namespace holds its part of them while other namespaces wait, or the calls "+
@@ -35,7 +36,7 @@ func admit(seg *usersv1alpha1.Segment, acct *remote.Account, shares *remote.Shar
 		return func() {}, err
 	}
 	namespace := shares.For(seg.Namespace)
-	leaveNamespace, wait := namespace.Enter(string(seg.UID), "")
+	leaveNamespace, wait := namespace.Enter(caller, "")
 	if leaveNamespace == nil {
 		leaveAccount()
 		return func() {}, turnedAway(namespace, "namespace", wait)

@@ -3,18 +3,22 @@ package controller
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/credentials"
@@ -83,6 +87,8 @@ type SegmentReconciler struct {
 	sources     *sources.Reader
 	records     *memberrecord.Records
 	shares      *remote.Shares // of the workers, by namespace
+	// wakeups queue the Segments a Share turned away, when a place frees (see wake).
+	wakeups chan event.GenericEvent
 }
 
 // +kubebuilder:rbac:groups=users.chatbot.com,resources=segments,verbs=get;list;watch;update;patch
@@ -109,7 +115,11 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 		}
 		r.owners.WithPeers(shard.NewLeases(r.Client, mgr.GetAPIReader(), r.MemberRecordNamespace, r.CreateTimeout))
 	}
-	r.shares = remote.NewShares(r.NamespaceShare)
+	// A reconcile turned away for want of a place is queued again when one frees, not when
+	// its backoff ends: a small batch is then as quick as the API's rate allows.
+	r.wakeups = make(chan event.GenericEvent, wakeupBuffer)
+	r.shares = remote.NewShares(r.NamespaceShare, r.wake)
+	r.Accounts.WakeWith(r.wake)
 	r.sources = sources.NewReader(r.Client, mgr.GetAPIReader(), r.MemberSources)
 	r.records = memberrecord.New(r.MemberRecordNamespace, mgr.GetAPIReader(), r.Client, r.MemberRecordBytesPerNamespace)
 	if r.MemberRecordNamespace != "" {
@@ -138,7 +148,8 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&usersv1alpha1.Segment{}, builder.WithPredicates(r.Shard.Predicate(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})))).
-		Watches(&corev1.ConfigMap{}, namedBy(r.Client, r.Shard, indexMembersFrom), builder.OnlyMetadata)
+		Watches(&corev1.ConfigMap{}, namedBy(r.Client, r.Shard, indexMembersFrom), builder.OnlyMetadata).
+		WatchesRawSource(source.Channel(r.wakeups, &handler.EnqueueRequestForObject{}))
 	return r.credentials.Watch(b, func(index string) handler.EventHandler { return namedBy(r.Client, r.Shard, index) }).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
@@ -147,6 +158,21 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 		}).
 		Named("segment").
 		Complete(r)
+}
+
+// wakeupBuffer is how many wakeups may wait to be queued: one per place freed, taken at
+// once by the controller's source; a wakeup that finds it full is dropped, and its
+// Segment comes back when its backoff ends.
+const wakeupBuffer = 1024
+
+// wake queues the Segment a Share names (its caller key, namespace/name) for a reconcile
+// now, without waiting.
+func (r *SegmentReconciler) wake(caller string) {
+	ns, name, _ := strings.Cut(caller, "/")
+	select {
+	case r.wakeups <- event.GenericEvent{Object: &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}}:
+	default:
+	}
 }
 
 // namedBy enqueues, when an object changes, the Segments of its namespace that name it

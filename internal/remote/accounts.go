@@ -124,6 +124,18 @@ type Accounts struct {
 
 	heldMu sync.Mutex
 	held   map[string]heldAccounts // by tenant: what AccountOptions.Held said, for heldFor
+
+	// wake is told the callers to ask again when a place of an account's Share frees
+	// (WakeWith); under mu.
+	wake func(caller string)
+}
+
+// WakeWith tells wake, from then on, the callers of an account's Share to ask again at once
+// when a place frees (see NewShare). Call it before the first account is made.
+func (a *Accounts) WakeWith(wake func(caller string)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.wake = wake
 }
 
 // heldFor is how long what AccountOptions.Held says of a tenant is taken as true: it lists
@@ -220,7 +232,7 @@ func (a *Accounts) account(c Credentials, tenant string, held bool) (*Account, e
 		queue = func(held int) time.Duration { return client.Backlog() + time.Duration(held)*turn }
 	}
 	acct = &Account{ID: id, Client: client, Observations: NewObservations(client, nil), Members: NewMemberAdder(client), lastUsed: now,
-		Share: NewShare(a.opts.Share, queue)}
+		Share: NewShare(a.opts.Share, queue, a.wake)}
 	a.m[key] = acct
 	return acct, nil
 }

@@ -53,29 +53,41 @@ type Share struct {
 	queue func(held int) time.Duration
 	now   func() time.Time
 
+	// wake is told, when a place frees, the caller to ask again at once (nil: none is).
+	wake func(caller string)
+
 	mu         sync.Mutex
 	held       int
 	groups     map[string]int       // places held, by group
 	waiting    map[string]time.Time // groups turned away: when last
 	turnedAway map[string]turnAway  // by caller
 	sweepAt    int                  // len(turnedAway) at which callers gone are forgotten
+	// forPlace are the callers of each group turned away for want of a place (not for the
+	// queue), oldest first, that wake has not been told yet. A caller admitted or forgotten
+	// since is skipped.
+	forPlace map[string][]string
 }
 
 // turnAway is what a Share remembers of a caller it turned away.
 type turnAway struct {
 	times int // in a row
 	last  time.Time
+	// listed: in forPlace, not woken yet.
+	listed bool
 }
 
 // NewShare returns a Share of n reconciles at once (no bound if n <= 0) that also turns
 // reconciles away while queue (if non-nil) says a call would wait over MaxQueueWait. It
-// returns nil, which bounds nothing, if there is neither.
-func NewShare(n int, queue func(held int) time.Duration) *Share {
+// returns nil, which bounds nothing, if there is neither. When a place frees, wake (if
+// non-nil) is told, for each group with callers turned away for want of a place, the one
+// turned away first, which should ask again at once: a caller then waits for a place, not
+// for its backoff, which only bounds how long it waits should wake not reach it.
+func NewShare(n int, queue func(held int) time.Duration, wake func(caller string)) *Share {
 	if n <= 0 && queue == nil {
 		return nil
 	}
-	return &Share{size: max(n, 0), queue: queue, now: time.Now, groups: map[string]int{}, waiting: map[string]time.Time{},
-		turnedAway: map[string]turnAway{}, sweepAt: minSweep}
+	return &Share{size: max(n, 0), queue: queue, wake: wake, now: time.Now, groups: map[string]int{}, waiting: map[string]time.Time{},
+		turnedAway: map[string]turnAway{}, sweepAt: minSweep, forPlace: map[string][]string{}}
 }
 
 const minSweep = 1024
@@ -102,7 +114,7 @@ func (s *Share) Enter(caller, group string) (leave func(), retryAfter time.Durat
 		if !byQueue {
 			st.queued = 0 // a place frees whatever the queue: the backoff says when to ask
 		}
-		return nil, s.turnAway(caller, st.queued, now)
+		return nil, s.turnAway(caller, group, !byQueue, st.queued, now)
 	}
 	s.held++
 	s.groups[group]++
@@ -146,15 +158,48 @@ func admits(st shareState) (ok, byQueue bool) {
 
 func (s *Share) leave(group string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.held--
 	if s.groups[group]--; s.groups[group] <= 0 {
 		delete(s.groups, group)
 	}
-	if s.held == 0 {
+	woken := s.next()
+	if s.held == 0 && len(woken) == 0 {
 		clear(s.turnedAway) // idle: nobody is waiting
+		clear(s.forPlace)
 		s.sweepAt = minSweep
 	}
+	s.mu.Unlock()
+	for _, caller := range woken {
+		s.wake(caller) // outside the lock: wake may call back
+	}
+}
+
+// next takes from forPlace, for each group, the first caller still waiting for a place:
+// the callers to wake now that one is free. Each group gets one, so that a group whose
+// part is full does not take the turn of one that may start.
+func (s *Share) next() []string {
+	if s.wake == nil {
+		return nil
+	}
+	var woken []string
+	for g, callers := range s.forPlace {
+		for len(callers) > 0 {
+			c := callers[0]
+			callers = callers[1:]
+			if t, ok := s.turnedAway[c]; ok && t.listed {
+				t.listed = false
+				s.turnedAway[c] = t
+				woken = append(woken, c)
+				break
+			}
+		}
+		if len(callers) == 0 {
+			delete(s.forPlace, g)
+		} else {
+			s.forPlace[g] = callers
+		}
+	}
+	return woken
 }
 
 // others counts the groups other than group that hold places or were turned away within
@@ -177,8 +222,9 @@ func (s *Share) others(group string, now time.Time) (active, waiting int) {
 	return active, waiting
 }
 
-// turnAway records that caller was turned away, and returns its wait, jittered.
-func (s *Share) turnAway(caller string, queued time.Duration, now time.Time) time.Duration {
+// turnAway records that caller of group was turned away (forPlace: for want of a place),
+// and returns its wait, jittered.
+func (s *Share) turnAway(caller, group string, forPlace bool, queued time.Duration, now time.Time) time.Duration {
 	if len(s.turnedAway) >= s.sweepAt {
 		// Callers turned away long ago are gone (deleted Segments) or were admitted
 		// since: forget them, so that the map follows the callers waiting now.
@@ -188,9 +234,25 @@ func (s *Share) turnAway(caller string, queued time.Duration, now time.Time) tim
 			}
 		}
 		s.sweepAt = max(minSweep, 2*len(s.turnedAway))
+		for g, callers := range s.forPlace { // and the callers forgotten from the lists
+			kept := callers[:0]
+			for _, c := range callers {
+				if s.turnedAway[c].listed {
+					kept = append(kept, c)
+				}
+			}
+			if s.forPlace[g] = kept; len(kept) == 0 {
+				delete(s.forPlace, g)
+			}
+		}
 	}
 	t := s.turnedAway[caller]
-	s.turnedAway[caller] = turnAway{times: t.times + 1, last: now}
+	next := turnAway{times: t.times + 1, last: now, listed: t.listed}
+	if forPlace && s.wake != nil && !t.listed {
+		next.listed = true
+		s.forPlace[group] = append(s.forPlace[group], caller)
+	}
+	s.turnedAway[caller] = next
 	return jitter(turnedAwayFor(t.times, queued))
 }
 
@@ -212,12 +274,16 @@ func (s *Share) Size() int {
 // Shares holds a Share per key (a namespace), made on first use.
 type Shares struct {
 	size int
+	wake func(caller string)
 	mu   sync.Mutex
 	m    map[string]*Share
 }
 
-// NewShares returns Shares of size n each (no bound if n <= 0).
-func NewShares(n int) *Shares { return &Shares{size: n, m: map[string]*Share{}} }
+// NewShares returns Shares of size n each (no bound if n <= 0), which tell wake (if
+// non-nil) the callers to ask again when a place frees (see NewShare).
+func NewShares(n int, wake func(caller string)) *Shares {
+	return &Shares{size: n, wake: wake, m: map[string]*Share{}}
+}
 
 // For returns key's Share.
 func (s *Shares) For(key string) *Share {
@@ -228,7 +294,7 @@ func (s *Shares) For(key string) *Share {
 	defer s.mu.Unlock()
 	sh, ok := s.m[key]
 	if !ok {
-		sh = NewShare(s.size, nil)
+		sh = NewShare(s.size, nil, s.wake)
 		s.m[key] = sh
 	}
 	return sh

@@ -9,7 +9,7 @@ import (
 // A share admits its size of reconciles at once; one turned away is told to come back
 // later, a little later each time in a row, and is admitted again once a reconcile ends.
 func TestShare(t *testing.T) {
-	s := NewShare(2, nil)
+	s := NewShare(2, nil, nil)
 	first, wait := s.Enter("a", "")
 	second, _ := s.Enter("b", "")
 	if first == nil || second == nil || wait != 0 {
@@ -45,17 +45,17 @@ func TestShare(t *testing.T) {
 		t.Fatal("an idle share turned a caller away")
 	}
 
-	unbounded := NewShare(0, nil)
+	unbounded := NewShare(0, nil, nil)
 	for range 100 {
 		if leave, _ := unbounded.Enter("x", ""); leave == nil {
 			t.Fatal("no share turned a caller away")
 		}
 	}
-	shares := NewShares(1)
+	shares := NewShares(1, nil)
 	if a, again := shares.For("ns-a"), shares.For("ns-a"); a != again || a == shares.For("ns-b") || shares.For("x").Size() != 1 {
 		t.Fatal("Shares: one Share per key")
 	}
-	if NewShares(0).For("ns") != nil {
+	if NewShares(0, nil).For("ns") != nil {
 		t.Fatal("Shares of size 0 bound something")
 	}
 }
@@ -87,7 +87,7 @@ func TestTurnedAwayFor(t *testing.T) {
 // the first of a namespace, which holds no place yet.
 func TestShareTurnsAwayWhileTheQueueIsLong(t *testing.T) {
 	queued := 3 * time.Second
-	s := NewShare(4, func(int) time.Duration { return queued })
+	s := NewShare(4, func(int) time.Duration { return queued }, nil)
 	first, _ := s.Enter("a", "team")
 	if first == nil {
 		t.Fatal("the first of a namespace turned away by the queue")
@@ -106,13 +106,13 @@ func TestShareTurnsAwayWhileTheQueueIsLong(t *testing.T) {
 	}
 	leave()
 	first()
-	if NewShare(0, func(int) time.Duration { return time.Hour }) == nil {
+	if NewShare(0, func(int) time.Duration { return time.Hour }, nil) == nil {
 		t.Fatal("a Share with a queue but no size bounds nothing")
 	}
 
 	// Each reconcile under way counts for a call to come, at 1 call/s: with none queued
 	// yet, the third of a namespace would wait 2s.
-	s = NewShare(8, func(held int) time.Duration { return time.Duration(held) * time.Second })
+	s = NewShare(8, func(held int) time.Duration { return time.Duration(held) * time.Second }, nil)
 	for i, want := range []bool{true, true, false} {
 		if leave, _ := s.Enter(fmt.Sprintf("r%d", i), "team"); (leave != nil) != want {
 			t.Fatalf("reconcile %d admitted: %v, want %v", i, leave != nil, want)
@@ -164,7 +164,7 @@ func TestAdmits(t *testing.T) {
 // a place; alone again, it takes it all back.
 func TestShareIsSharedBetweenNamespaces(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
-	s := NewShare(4, nil)
+	s := NewShare(4, nil, nil)
 	s.now = func() time.Time { return now }
 	var flood []func()
 	for i := range 4 {
@@ -203,7 +203,7 @@ func TestShareIsSharedBetweenNamespaces(t *testing.T) {
 // forgotten once the map grows, so it follows the callers waiting now.
 func TestShareForgetsCallersGone(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
-	s := NewShare(1, nil)
+	s := NewShare(1, nil, nil)
 	s.now = func() time.Time { return now }
 	leave, _ := s.Enter("holder", "") // keeps the share busy throughout
 	defer leave()
@@ -226,7 +226,7 @@ func TestShareForgetsCallersGone(t *testing.T) {
 // However many namespaces keep an account's share full, each holding its part, a freed
 // place goes to a namespace that waits with none, not to a busy one asking again.
 func TestShareKeepsAPlaceForANamespaceWithNone(t *testing.T) {
-	s := NewShare(4, nil)
+	s := NewShare(4, nil, nil)
 	var busy []func()
 	for i := range 4 {
 		leave, _ := s.Enter(fmt.Sprintf("busy-%d", i), fmt.Sprintf("ns-%d", i))
@@ -244,4 +244,70 @@ func TestShareKeepsAPlaceForANamespaceWithNone(t *testing.T) {
 	if leave, _ := s.Enter("quiet", "quiet"); leave == nil {
 		t.Fatal("the namespace waiting with none did not get the freed place")
 	}
+}
+
+// A caller turned away for want of a place is woken when one frees, oldest first, one per
+// group waiting: it waits for the place, not for its backoff. One turned away for the
+// queue is not (the queue, not a place, keeps it), nor one admitted since, and a caller is
+// woken once for each time it was turned away.
+func TestShareWakesWhenAPlaceFrees(t *testing.T) {
+	var woken []string
+	queued := time.Duration(0)
+	s := NewShare(2, func(int) time.Duration { return queued }, func(c string) { woken = append(woken, c) })
+	a, _ := s.Enter("a1", "a")
+	b, _ := s.Enter("b1", "b")
+	for _, c := range []struct{ caller, group string }{{"a2", "a"}, {"a3", "a"}, {"a2", "a"}, {"b2", "b"}, {"b3", "b"}} {
+		if leave, _ := s.Enter(c.caller, c.group); leave != nil {
+			t.Fatalf("%s admitted into a full share", c.caller)
+		}
+	}
+	a()
+	if want := []string{"a2", "b2"}; !sameSet(woken, want) {
+		t.Fatalf("woken %v, want %v: the first of each group, once", woken, want)
+	}
+	woken = nil
+	again, _ := s.Enter("a2", "a") // admitted: no longer waiting
+	if again == nil {
+		t.Fatal("the woken caller was not admitted into the freed place")
+	}
+	if leave, _ := s.Enter("b3", "b"); leave != nil { // b3 asks on its own, turned away again: listed once
+		t.Fatal("admitted past the share")
+	}
+	again()
+	if want := []string{"a3", "b3"}; !sameSet(woken, want) {
+		t.Fatalf("woken %v, want %v", woken, want)
+	}
+	woken = nil
+	b()
+	if len(woken) != 0 {
+		t.Fatalf("woken %v, with nobody left waiting for a place", woken)
+	}
+
+	// Turned away for the queue: not woken by a place.
+	queued = time.Hour
+	s = NewShare(2, func(int) time.Duration { return queued }, func(c string) { woken = append(woken, c) })
+	held, _ := s.Enter("q1", "q")
+	if leave, _ := s.Enter("q2", "q"); leave != nil {
+		t.Fatal("admitted while the queue is long")
+	}
+	held()
+	if len(woken) != 0 {
+		t.Fatalf("woken %v, turned away for the queue", woken)
+	}
+}
+
+func sameSet(got, want []string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	seen := map[string]bool{}
+	for _, g := range got {
+		seen[g] = true
+	}
+	for _, w := range want {
+		if !seen[w] {
+			return false
+		}
+	}
+	return true
 }

@@ -66,7 +66,7 @@ const shardLabel, shardB = "sharding.fluxcd.io/key", "b"
 // shardArgs are the flags of both managers: no Secrets, and a member-record sweep every
 // 2 s that spares no record for its age, so that a spec sees a sweep, or a wrong one.
 var shardArgs = []string{"--namespace-credentials", "none",
-	"--member-record-sweep-interval", "2s", "--member-record-sweep-min-age", "0s"}
+	"--member-record-sweep-interval", "2s", "--member-record-sweep-min-age", "1s"}
 
 var _ = AfterSuite(func() {
 	if env != nil {

@@ -67,6 +67,7 @@ type Env struct {
 	ManagerLog string
 	procs      []*exec.Cmd
 	manager    *exec.Cmd
+	shards     map[string]*exec.Cmd // by name (StartShard)
 }
 
 // Start starts the control plane, installs the CRDs and writes a kubeconfig; the simulator
@@ -226,7 +227,22 @@ func (e *Env) StartManager() error {
 // ShardLog(name): a second shard (--watch-label-selector), say. Neither serves metrics nor
 // probes, so the two bind no port unless args ask for one.
 func (e *Env) StartShard(name string, args ...string) error {
-	return e.startManager(e.ShardLog(name), args)
+	if err := e.startManager(e.ShardLog(name), args); err != nil {
+		return err
+	}
+	if e.shards == nil {
+		e.shards = map[string]*exec.Cmd{}
+	}
+	e.shards[name] = e.procs[len(e.procs)-1]
+	return nil
+}
+
+// ShardPID is the process ID of the manager StartShard started as name (0: none).
+func (e *Env) ShardPID(name string) int {
+	if p := e.shards[name]; p != nil {
+		return p.Process.Pid
+	}
+	return 0
 }
 
 // ShardLog is the log file of the manager StartShard started as name.
@@ -330,7 +346,7 @@ func (e *Env) Stop() error {
 			errs = append(errs, fmt.Errorf("%s did not stop on SIGTERM; killed", filepath.Base(p.Path)))
 		}
 	}
-	e.procs, e.manager = nil, nil
+	e.procs, e.manager, e.shards = nil, nil, nil
 	if e.testEnv != nil {
 		if err := e.testEnv.Stop(); err != nil {
 			errs = append(errs, fmt.Errorf("stop control plane: %w", err))
