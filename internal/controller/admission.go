@@ -28,18 +28,18 @@ func admit(seg *usersv1alpha1.Segment, acct *remote.Account, shares *remote.Shar
 			"under way (--max-concurrent-reconciles-per-account)", text.Plural(share.Size(), "reconcile"), of)}
 	}
 	caller := seg.Namespace + "/" + seg.Name // what a Share wakes, when a place frees (SegmentReconciler.wake)
-	leaveAccount, wait := acct.Share.Enter(caller, seg.Namespace)
-	if leaveAccount == nil {
+	account, wait := acct.Share.Take(caller, seg.Namespace)
+	if account == nil {
 		err := turnedAway(acct.Share, "account", wait)
 		err.msg += fmt.Sprintf(", or its namespace holds its part of them while other namespaces wait, or the calls "+
 			"queued for its rate limit (--chatbot-api-qps) would keep it waiting over %s", remote.MaxQueueWait)
 		return func() {}, err
 	}
 	namespace := shares.For(seg.Namespace)
-	leaveNamespace, wait := namespace.Enter(caller, "")
-	if leaveNamespace == nil {
-		leaveAccount()
+	ns, wait := namespace.Take(caller, "")
+	if ns == nil {
+		account.GiveBack()
 		return func() {}, turnedAway(namespace, "namespace", wait)
 	}
-	return func() { leaveNamespace(); leaveAccount() }, nil
+	return func() { ns.Leave(); account.Leave() }, nil
 }

@@ -142,7 +142,7 @@ func (r *SegmentReconciler) resolve(ctx context.Context, seg *usersv1alpha1.Segm
 	// The create ended when this process saw it end; else (a restart, another leader that
 	// may still be sending it) no later than its deadline, by a clock that may be
 	// CreateSkew off: until then nothing can be concluded.
-	ended, seen := r.owners.Ended(seg.UID)
+	ended, seen := r.owners.Ended(seg.UID, intent.At.Time)
 	if !seen {
 		ended = r.owners.Deadline(intent).Add(ownership.CreateSkew)
 		if wait := time.Until(ended); wait > 0 {

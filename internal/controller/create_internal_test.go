@@ -117,7 +117,7 @@ func TestCreate(t *testing.T) {
 			if got := r.owners.MadeNothing(seg.UID, intent.At.Time); got != tc.madeNothing {
 				t.Errorf("made nothing, as this process knows: %v, want %v", got, tc.madeNothing)
 			}
-			if _, ended := r.owners.Ended(seg.UID); ended != (tc.made && !tc.madeNothing) {
+			if _, ended := r.owners.Ended(seg.UID, intent.At.Time); ended != (tc.made && !tc.madeNothing) {
 				t.Errorf("the call's end noted: %v", ended)
 			}
 			if err != nil {

@@ -38,6 +38,7 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		return ctrl.Result{}, nil // another shard's (moved since it was queued): the cache holds only a cut of it
 	}
 	st := newStatusWriter(r.Client, seg)
+	st.conditional = r.Shard != nil // another manager may have it since (a relabelling)
 	if old := migrate(seg); old != (legacy{}) {
 		if err := upgrade(ctx, r.owners, r.Recorder, seg, old); err != nil {
 			return ctrl.Result{}, err // no status write: an earlier version's hold must survive to the next try
@@ -271,7 +272,7 @@ func (r *SegmentReconciler) create(ctx context.Context, seg *usersv1alpha1.Segme
 		r.owners.CreateMadeNothing(seg.UID, intent.At.Time)
 		return err
 	}
-	r.owners.CreateEnded(seg.UID)
+	r.owners.CreateEnded(seg.UID, intent.At.Time)
 	if err != nil {
 		return err
 	}

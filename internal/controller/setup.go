@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"strings"
@@ -113,7 +114,13 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 		if r.MemberRecordNamespace == "" {
 			return errors.New("a shard needs the managers' namespace (MemberRecordNamespace), where the claims of every shard are kept")
 		}
-		r.owners.WithPeers(shard.NewLeases(r.Client, mgr.GetAPIReader(), r.MemberRecordNamespace, r.CreateTimeout))
+		leases := shard.NewLeases(r.Client, mgr.GetAPIReader(), r.MemberRecordNamespace, r.CreateTimeout)
+		r.owners.WithPeers(leases)
+		// The claims of Segments gone without letting go (no finalizer run): as often as the
+		// member records of Segments gone.
+		if err := mgr.Add(leases.Sweeper(r.Client, cmp.Or(r.RecordSweepInterval, time.Hour))); err != nil {
+			return err
+		}
 	}
 	// A reconcile turned away for want of a place is queued again when one frees, not when
 	// its backoff ends: a small batch is then as quick as the API's rate allows.

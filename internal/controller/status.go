@@ -32,6 +32,10 @@ const (
 type statusWriter struct {
 	c       client.Client
 	written usersv1alpha1.SegmentStatus
+	// conditional: every write is conditional on the resourceVersion read, not only a
+	// transition (with shards: a Segment relabelled to another manager mid-reconcile
+	// changes its resourceVersion, and the old manager's write must not undo the new one's).
+	conditional bool
 }
 
 func newStatusWriter(c client.Client, seg *usersv1alpha1.Segment) *statusWriter {
@@ -41,7 +45,7 @@ func newStatusWriter(c client.Client, seg *usersv1alpha1.Segment) *statusWriter 
 // write patches the status subresource with what changed (a merge patch). A write that
 // changes the ownership record is a transition, and is conditional on the resourceVersion
 // read: a reconcile working from a cached copy older than the last transition is refused
-// (Conflict, retried) instead of undoing it.
+// (Conflict, retried) instead of undoing it; with conditional, every write is.
 func (w *statusWriter) write(ctx context.Context, seg *usersv1alpha1.Segment) error {
 	if equality.Semantic.DeepEqual(w.written, seg.Status) {
 		return nil
@@ -49,7 +53,7 @@ func (w *statusWriter) write(ctx context.Context, seg *usersv1alpha1.Segment) er
 	base := seg.DeepCopy()
 	base.Status = w.written
 	patch := client.MergeFrom(base)
-	if !equality.Semantic.DeepEqual(w.written.Ownership, seg.Status.Ownership) {
+	if w.conditional || !equality.Semantic.DeepEqual(w.written.Ownership, seg.Status.Ownership) {
 		patch = client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
 	}
 	if err := w.c.Status().Patch(ctx, seg, patch); err != nil {

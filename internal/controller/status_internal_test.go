@@ -127,6 +127,15 @@ func TestOwnershipWritesRefuseAStaleCopy(t *testing.T) {
 		t.Fatalf("ownership %+v: the recorded segment was erased", got.Status.Ownership)
 	}
 
+	// With shards every write is conditional: another manager may have the Segment since.
+	sharded := newStatusWriter(c, stale)
+	sharded.conditional = true
+	plain := stale.DeepCopy()
+	plain.Status.RemoteMembers = 3
+	if err := sharded.write(ctx, plain); !apierrors.IsConflict(err) {
+		t.Fatalf("a plain status write from a stale copy, with shards: %v, want a conflict", err)
+	}
+
 	stale.Status.RemoteMembers = 3 // no transition: written whatever the version
 	if err := st.write(ctx, stale); err != nil {
 		t.Fatalf("a plain status write from a stale copy: %v", err)

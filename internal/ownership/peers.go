@@ -33,13 +33,13 @@ type BusyError struct {
 	Holder string
 	// Name is the remote name locked.
 	Name string
-	// After is when the lock is free at the latest.
+	// After is when to ask again: when the lock ends, or sooner.
 	After time.Duration
 }
 
 func (e *BusyError) Error() string {
 	return fmt.Sprintf("%s, reconciled by another manager (shard), is creating or choosing a segment named %q; "+
-		"trying again in %s at the latest", e.Holder, e.Name, e.After.Round(time.Second))
+		"trying again in %s", e.Holder, e.Name, e.After.Round(time.Second))
 }
 
 // hold takes seg's hold of id among the managers, if there are others; it describes the

@@ -33,9 +33,9 @@ type Registry struct {
 	mu     sync.Mutex
 	claims map[string]claimant
 
-	// ended is when each Segment's last create call of this process ended, by UID: its
-	// resolution needs a listing begun after.
-	ended sync.Map // types.UID → time.Time
+	// ended is when each Segment's last create call of this process ended, and its intent,
+	// by UID: its resolution needs a listing begun after.
+	ended sync.Map // types.UID → createEnd
 	// noEffect is the intent time of each Segment's last create of this process that
 	// certainly made nothing (a 4xx, or never sent), by UID.
 	noEffect sync.Map // types.UID → time.Time
@@ -59,6 +59,10 @@ func NewRegistry(reader client.Reader, createTimeout time.Duration) *Registry {
 		names: keymutex.NewHashed(1024), // buckets: unrelated names rarely wait for each other
 	}
 }
+
+// nameLockRetry is how soon a Segment waiting for a name another manager's Segment holds
+// asks again, at the latest.
+const nameLockRetry = 2 * time.Second
 
 // WithPeers makes claims and name locks hold among the managers of peers too (shards).
 func (r *Registry) WithPeers(peers Peers) *Registry {
@@ -88,7 +92,9 @@ func (r *Registry) LockName(ctx context.Context, seg *usersv1alpha1.Segment, acc
 		if err != nil {
 			return nil, err
 		}
-		return nil, &BusyError{Holder: describe(seg, holder), Name: name, After: max(time.Until(until), time.Second)}
+		// Asked again soon: the lock ends at until at the latest, but is most often let go
+		// within a second (a create's call and claim).
+		return nil, &BusyError{Holder: describe(seg, holder), Name: name, After: min(max(time.Until(until), time.Second), nameLockRetry)}
 	}
 	return sync.OnceFunc(func() { across(); local() }), nil
 }
@@ -265,8 +271,14 @@ func (r *Registry) record(id string, seg *usersv1alpha1.Segment) {
 	r.claims[id] = claimant{uid: seg.UID, name: client.ObjectKeyFromObject(seg)}
 }
 
-// CreateEnded notes that the Segment's create call ended now, whatever it made.
-func (r *Registry) CreateEnded(uid types.UID) { r.ended.Store(uid, time.Now()) }
+// CreateEnded notes that the Segment's create of the intent at intentAt ended now,
+// whatever it made.
+func (r *Registry) CreateEnded(uid types.UID, intentAt time.Time) {
+	r.ended.Store(uid, createEnd{intentAt: intentAt, at: time.Now()})
+}
+
+// createEnd is when this process saw the create of one intent end.
+type createEnd struct{ intentAt, at time.Time }
 
 // CreateMadeNothing notes that the Segment's create of the intent at intentAt certainly
 // made nothing (refused, or never sent). Should the write that clears the intent fail (a
@@ -276,13 +288,15 @@ func (r *Registry) CreateMadeNothing(uid types.UID, intentAt time.Time) {
 	r.noEffect.Store(uid, intentAt)
 }
 
-// Ended returns when this process saw the Segment's last create call end, if it did.
-func (r *Registry) Ended(uid types.UID) (time.Time, bool) {
-	t, ok := r.ended.Load(uid)
-	if !ok {
+// Ended returns when this process saw the Segment's create of the intent at intentAt end,
+// if it did: of that intent only, as a Segment moved to another manager and back may have
+// had another create sent there since.
+func (r *Registry) Ended(uid types.UID, intentAt time.Time) (time.Time, bool) {
+	e, ok := r.ended.Load(uid)
+	if !ok || !e.(createEnd).intentAt.Equal(intentAt) {
 		return time.Time{}, false
 	}
-	return t.(time.Time), true
+	return e.(createEnd).at, true
 }
 
 // MadeNothing reports whether this process saw the create of the intent at intentAt refused

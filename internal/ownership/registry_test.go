@@ -144,16 +144,20 @@ func TestChooseRecordsTheChoice(t *testing.T) {
 func TestCreateMemos(t *testing.T) {
 	r := registry(t)
 	uid := types.UID("u")
-	if _, ok := r.Ended(uid); ok || r.MadeNothing(uid, intentAt) {
+	if _, ok := r.Ended(uid, intentAt); ok || r.MadeNothing(uid, intentAt) {
 		t.Fatal("memos before any create")
 	}
-	r.CreateEnded(uid)
+	r.CreateEnded(uid, intentAt)
 	r.CreateMadeNothing(uid, intentAt)
-	if _, ok := r.Ended(uid); !ok || !r.MadeNothing(uid, intentAt) || r.MadeNothing(uid, intentAt.Add(time.Microsecond)) {
+	if _, ok := r.Ended(uid, intentAt); !ok || !r.MadeNothing(uid, intentAt) || r.MadeNothing(uid, intentAt.Add(time.Microsecond)) {
 		t.Error("memos not kept, or kept for another intent")
 	}
+	if _, ok := r.Ended(uid, intentAt.Add(time.Microsecond)); ok {
+		// another intent: one sent by another manager (a Segment moved and back) or before
+		t.Error("the end of one intent's create taken for another's")
+	}
 	r.Resolved(uid)
-	if _, ok := r.Ended(uid); ok {
+	if _, ok := r.Ended(uid, intentAt); ok {
 		t.Error("Resolved kept the end")
 	}
 	r.Forget(context.Background(), &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{UID: uid}})

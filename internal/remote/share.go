@@ -93,13 +93,23 @@ func NewShare(n int, queue func(held int) time.Duration, wake func(caller string
 const minSweep = 1024
 
 // Enter admits one reconcile (caller names it) of group (its namespace; "" if it has none)
-// if admits says so, and returns the func that ends it. Otherwise it returns nil and how
-// long the caller should wait before it asks again (see turnedAwayFor). A turn-away costs
-// a cache read and no API call, so a thousand Segments waiting cost a few hundred cheap
-// requeues a second at most, and a place that frees is taken within milliseconds.
+// if admits says so, and returns the func that ends it (Turn.Leave). Otherwise it returns
+// nil and how long the caller should wait before it asks again (see turnedAwayFor).
 func (s *Share) Enter(caller, group string) (leave func(), retryAfter time.Duration) {
+	t, after := s.Take(caller, group)
+	if t == nil {
+		return nil, after
+	}
+	return t.Leave, 0
+}
+
+// Take admits one reconcile (caller names it) of group (its namespace; "" if it has none)
+// if admits says so, and returns its turn. Otherwise it returns nil and how long the
+// caller should wait before it asks again (see turnedAwayFor). A turn-away costs a cache
+// read and no API call, and a place that frees wakes a caller waiting for one.
+func (s *Share) Take(caller, group string) (*Turn, time.Duration) {
 	if s == nil {
-		return func() {}, 0
+		return &Turn{}, 0
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -120,7 +130,30 @@ func (s *Share) Enter(caller, group string) (leave func(), retryAfter time.Durat
 	s.groups[group]++
 	delete(s.turnedAway, caller)
 	delete(s.waiting, group) // its callers turned away still will say so again
-	return sync.OnceFunc(func() { s.leave(group) }), 0
+	return &Turn{s: s, group: group}, 0
+}
+
+// Turn is a place a reconcile holds in a Share; it ends once, by Leave or GiveBack.
+type Turn struct {
+	s     *Share // nil: a Share that bounds nothing
+	group string
+	once  sync.Once
+}
+
+// Leave ends the turn, and wakes a caller waiting for a place.
+func (t *Turn) Leave() {
+	if t.s != nil {
+		t.once.Do(func() { t.s.leave(t.group, true) })
+	}
+}
+
+// GiveBack ends a turn that was not used (its caller was turned away by another Share,
+// and comes back on its own): no caller is woken for it, as one woken for a place given
+// back at once would only be turned away in turn.
+func (t *Turn) GiveBack() {
+	if t.s != nil {
+		t.once.Do(func() { t.s.leave(t.group, false) })
+	}
 }
 
 // shareState is what admits decides from: a Share of size places (0: no bound), held of
@@ -156,50 +189,62 @@ func admits(st shareState) (ok, byQueue bool) {
 	return true, false
 }
 
-func (s *Share) leave(group string) {
+func (s *Share) leave(group string, wake bool) {
 	s.mu.Lock()
 	s.held--
 	if s.groups[group]--; s.groups[group] <= 0 {
 		delete(s.groups, group)
 	}
-	woken := s.next()
-	if s.held == 0 && len(woken) == 0 {
+	var woken string
+	if wake {
+		woken = s.next()
+	}
+	if s.held == 0 && len(s.forPlace) == 0 && woken == "" {
 		clear(s.turnedAway) // idle: nobody is waiting
-		clear(s.forPlace)
 		s.sweepAt = minSweep
 	}
 	s.mu.Unlock()
-	for _, caller := range woken {
-		s.wake(caller) // outside the lock: wake may call back
+	if woken != "" {
+		s.wake(woken) // outside the lock: wake may call back
 	}
 }
 
-// next takes from forPlace, for each group, the first caller still waiting for a place:
-// the callers to wake now that one is free. Each group gets one, so that a group whose
-// part is full does not take the turn of one that may start.
-func (s *Share) next() []string {
+// next takes from forPlace the caller to wake now that a place is free: of the groups with
+// callers waiting for a place, the one holding the fewest places (the one admits is likeliest
+// to let in: a group at its part would be turned away again), and of those the one whose
+// first caller was turned away longest ago; of that group, its first caller. One caller
+// for one place: waking more would only turn them away again.
+func (s *Share) next() string {
 	if s.wake == nil {
-		return nil
+		return ""
 	}
-	var woken []string
+	var best string
+	var bestGroup string
 	for g, callers := range s.forPlace {
-		for len(callers) > 0 {
-			c := callers[0]
+		for len(callers) > 0 && !s.turnedAway[callers[0]].listed { // admitted or forgotten since
 			callers = callers[1:]
-			if t, ok := s.turnedAway[c]; ok && t.listed {
-				t.listed = false
-				s.turnedAway[c] = t
-				woken = append(woken, c)
-				break
-			}
 		}
 		if len(callers) == 0 {
 			delete(s.forPlace, g)
-		} else {
-			s.forPlace[g] = callers
+			continue
+		}
+		s.forPlace[g] = callers
+		c := callers[0]
+		if best == "" || s.groups[g] < s.groups[bestGroup] ||
+			s.groups[g] == s.groups[bestGroup] && s.turnedAway[c].last.Before(s.turnedAway[best].last) {
+			best, bestGroup = c, g
 		}
 	}
-	return woken
+	if best == "" {
+		return ""
+	}
+	if s.forPlace[bestGroup] = s.forPlace[bestGroup][1:]; len(s.forPlace[bestGroup]) == 0 {
+		delete(s.forPlace, bestGroup)
+	}
+	t := s.turnedAway[best]
+	t.listed = false
+	s.turnedAway[best] = t
+	return best
 }
 
 // others counts the groups other than group that hold places or were turned away within

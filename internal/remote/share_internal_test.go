@@ -246,10 +246,11 @@ func TestShareKeepsAPlaceForANamespaceWithNone(t *testing.T) {
 	}
 }
 
-// A caller turned away for want of a place is woken when one frees, oldest first, one per
-// group waiting: it waits for the place, not for its backoff. One turned away for the
-// queue is not (the queue, not a place, keeps it), nor one admitted since, and a caller is
-// woken once for each time it was turned away.
+// A caller turned away for want of a place is woken when one frees: one caller per place,
+// the first of the group holding the fewest places (the group admits is likeliest to let
+// in). One turned away for the queue is not (the queue, not a place, keeps it), nor one
+// admitted since, nor anyone for a place given back unused; a caller turned away again
+// while it waits is listed once.
 func TestShareWakesWhenAPlaceFrees(t *testing.T) {
 	var woken []string
 	queued := time.Duration(0)
@@ -261,30 +262,39 @@ func TestShareWakesWhenAPlaceFrees(t *testing.T) {
 			t.Fatalf("%s admitted into a full share", c.caller)
 		}
 	}
-	a()
-	if want := []string{"a2", "b2"}; !sameSet(woken, want) {
-		t.Fatalf("woken %v, want %v: the first of each group, once", woken, want)
-	}
-	woken = nil
-	again, _ := s.Enter("a2", "a") // admitted: no longer waiting
-	if again == nil {
-		t.Fatal("the woken caller was not admitted into the freed place")
-	}
-	if leave, _ := s.Enter("b3", "b"); leave != nil { // b3 asks on its own, turned away again: listed once
-		t.Fatal("admitted past the share")
-	}
-	again()
-	if want := []string{"a3", "b3"}; !sameSet(woken, want) {
-		t.Fatalf("woken %v, want %v", woken, want)
-	}
-	woken = nil
-	b()
-	if len(woken) != 0 {
-		t.Fatalf("woken %v, with nobody left waiting for a place", woken)
+	for _, step := range []struct {
+		name string
+		do   func()
+		want string
+	}{
+		{"a1 leaves: a holds none", a, "a2"},
+		{"a2 admitted, and leaves: a still holds fewer than b", func() {
+			again, _ := s.Enter("a2", "a")
+			if again == nil {
+				t.Fatal("the woken caller was not admitted into the freed place")
+			}
+			if leave, _ := s.Enter("b3", "b"); leave != nil { // b3 asks on its own: turned away, listed once
+				t.Fatal("admitted past the share")
+			}
+			again()
+		}, "a3"},
+		{"b1 leaves", b, "b2"},
+		{"a place given back", func() {
+			turn, _ := s.Take("x", "x")
+			turn.GiveBack()
+			turn.Leave() // a turn ends once
+		}, ""},
+	} {
+		woken = nil
+		step.do()
+		if want := []string{step.want}; step.want == "" && len(woken) != 0 || step.want != "" && !sameSet(woken, want) {
+			t.Fatalf("%s: woken %v, want %q", step.name, woken, step.want)
+		}
 	}
 
 	// Turned away for the queue: not woken by a place.
 	queued = time.Hour
+	woken = nil
 	s = NewShare(2, func(int) time.Duration { return queued }, func(c string) { woken = append(woken, c) })
 	held, _ := s.Enter("q1", "q")
 	if leave, _ := s.Enter("q2", "q"); leave != nil {

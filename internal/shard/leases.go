@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -67,7 +68,7 @@ func NameLease(account, name string) string { return "segment-name-" + hash(acco
 // Hold takes seg's claim of remote segment id: it creates the claim's Lease, or takes over
 // one whose holder no longer holds id.
 func (l *Leases) Hold(ctx context.Context, seg *usersv1alpha1.Segment, id string) (types.NamespacedName, bool, error) {
-	_, holder, held, err := l.take(ctx, seg, "claim", ClaimLease(id), 0, func(cur *coordinationv1.Lease) (bool, error) {
+	_, holder, held, err := l.take(ctx, seg, "claim", ClaimLease(id), id, 0, func(cur *coordinationv1.Lease) (bool, error) {
 		return l.holdsClaim(ctx, cur, id)
 	})
 	return holder, err == nil && held == nil, err
@@ -77,7 +78,7 @@ func (l *Leases) Hold(ctx context.Context, seg *usersv1alpha1.Segment, id string
 // has ended (its create cannot be sent any more).
 func (l *Leases) LockName(ctx context.Context, seg *usersv1alpha1.Segment, account, name string) (func(), types.NamespacedName,
 	time.Time, error) {
-	taken, holder, held, err := l.take(ctx, seg, "name", NameLease(account, name), l.nameTTL, func(cur *coordinationv1.Lease) (bool, error) {
+	taken, holder, held, err := l.take(ctx, seg, "name", NameLease(account, name), "", l.nameTTL, func(cur *coordinationv1.Lease) (bool, error) {
 		return l.now().Before(ends(cur)), nil
 	})
 	if err != nil || held != nil {
@@ -87,7 +88,7 @@ func (l *Leases) LockName(ctx context.Context, seg *usersv1alpha1.Segment, accou
 		}
 		return nil, holder, until, err
 	}
-	return func() { l.drop(ctx, taken) }, types.NamespacedName{}, time.Time{}, nil
+	return func() { _ = l.drop(ctx, taken) }, types.NamespacedName{}, time.Time{}, nil
 }
 
 // Let deletes the claim's Lease of id if the Segment with uid holds it.
@@ -97,20 +98,23 @@ func (l *Leases) Let(ctx context.Context, uid types.UID, id string) {
 		return // none, or not now: a Lease left is taken over once its holder holds nothing
 	}
 	if ptr.Deref(cur.Spec.HolderIdentity, "") == string(uid) {
-		l.drop(ctx, cur)
+		_ = l.drop(ctx, cur)
 	}
 }
 
 // take creates Lease name for seg, or takes it over when seg holds it already or holds
 // reports that its holder no longer does. It returns the Lease taken; or the holder and
 // the Lease it holds.
-func (l *Leases) take(ctx context.Context, seg *usersv1alpha1.Segment, kind, name string, ttl time.Duration,
+func (l *Leases) take(ctx context.Context, seg *usersv1alpha1.Segment, kind, name, id string, ttl time.Duration,
 	holds func(*coordinationv1.Lease) (bool, error)) (taken *coordinationv1.Lease, holder types.NamespacedName, held *coordinationv1.Lease, err error) {
 	now := metav1.NewMicroTime(l.now())
 	lease := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: l.namespace, Labels: map[string]string{LockLabel: kind},
 			Annotations: map[string]string{holderAnnotation: seg.Namespace + "/" + seg.Name}},
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: new(string(seg.UID)), AcquireTime: &now, RenewTime: &now},
+	}
+	if id != "" {
+		lease.Annotations[remoteIDAnnotation] = id
 	}
 	if ttl > 0 {
 		lease.Spec.LeaseDurationSeconds = new(int32((ttl + time.Second - 1) / time.Second))
@@ -159,8 +163,8 @@ func (l *Leases) holdsClaim(ctx context.Context, cur *coordinationv1.Lease, id s
 }
 
 // drop deletes a Lease taken, only the version taken (a take since is another's), even
-// when ctx is done: a lock left holds until it ends.
-func (l *Leases) drop(ctx context.Context, lease *coordinationv1.Lease) {
+// when ctx is done: a lock left holds until it ends. It reports whether it deleted it.
+func (l *Leases) drop(ctx context.Context, lease *coordinationv1.Lease) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	err := l.client.Delete(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: lease.Name, Namespace: lease.Namespace}},
@@ -168,6 +172,7 @@ func (l *Leases) drop(ctx context.Context, lease *coordinationv1.Lease) {
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		logf.FromContext(ctx).Info("could not let go of a lock; it is taken over once it ends", "lease", lease.Name, "error", err.Error())
 	}
+	return err == nil
 }
 
 // holderOf is the Segment that holds a Lease.
@@ -183,4 +188,84 @@ func ends(l *coordinationv1.Lease) time.Time {
 		at = l.Spec.AcquireTime.Time
 	}
 	return at.Add(time.Duration(ptr.Deref(l.Spec.LeaseDurationSeconds, 0)) * time.Second)
+}
+
+// remoteIDAnnotation is the remote segment a claim's Lease is of (its name is a hash), for
+// the sweep.
+const remoteIDAnnotation = "users.chatbot.com/remote-id"
+
+// Sweeper deletes, every interval, the Leases no Segment holds any more: a claim whose
+// holder is gone from the cluster or holds another segment, past claimGrace (a holder
+// deleted without its finalizer, a manager killed between a claim and its release); a
+// name lock past its end. Segments are read from cache, which holds every Segment of the
+// cluster. It runs on the leader.
+func (l *Leases) Sweeper(cache client.Reader, interval time.Duration) *Sweeper {
+	return &Sweeper{leases: l, cache: cache, interval: interval}
+}
+
+// Sweeper is the sweep of Leases left (Leases.Sweeper).
+type Sweeper struct {
+	leases   *Leases
+	cache    client.Reader
+	interval time.Duration
+}
+
+// NeedLeaderElection says that the sweep runs on the leader only.
+func (s *Sweeper) NeedLeaderElection() bool { return true }
+
+// Start sweeps every interval until ctx ends.
+func (s *Sweeper) Start(ctx context.Context) error {
+	log := logf.FromContext(ctx).WithName("lock-sweep")
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
+		if n, err := s.sweep(ctx); err != nil {
+			log.Error(err, "sweeping the claims and name locks no Segment holds")
+		} else if n > 0 {
+			log.Info("deleted claims and name locks no Segment holds", "count", n)
+		}
+	}, s.interval)
+	return nil
+}
+
+// sweep deletes the Leases left, and returns how many.
+func (s *Sweeper) sweep(ctx context.Context) (int, error) {
+	var segs usersv1alpha1.SegmentList
+	if err := s.cache.List(ctx, &segs, client.UnsafeDisableDeepCopy); err != nil { // read only
+		return 0, err
+	}
+	holders := make(map[types.UID]*usersv1alpha1.Segment, len(segs.Items))
+	for i := range segs.Items {
+		holders[segs.Items[i].UID] = &segs.Items[i]
+	}
+	l, now, deleted := s.leases, s.leases.now(), 0
+	var list coordinationv1.LeaseList
+	for cont := ""; ; {
+		if err := l.live.List(ctx, &list, client.InNamespace(l.namespace), client.HasLabels{LockLabel},
+			client.Limit(500), client.Continue(cont)); err != nil {
+			return deleted, err
+		}
+		for i := range list.Items {
+			if left(&list.Items[i], holders, now) {
+				if l.drop(ctx, &list.Items[i]) {
+					deleted++
+				}
+			}
+		}
+		if cont = list.Continue; cont == "" {
+			return deleted, nil
+		}
+	}
+}
+
+// left reports whether no Segment holds a lock any more, at now: a name lock past its end;
+// a claim past claimGrace whose holder (by UID, among holders) is gone, or neither owns its
+// segment nor has a pending create.
+func left(lease *coordinationv1.Lease, holders map[types.UID]*usersv1alpha1.Segment, now time.Time) bool {
+	if lease.Labels[LockLabel] == "name" {
+		return !now.Before(ends(lease))
+	}
+	if lease.Spec.AcquireTime == nil || now.Before(lease.Spec.AcquireTime.Add(claimGrace)) {
+		return false
+	}
+	seg, ok := holders[types.UID(ptr.Deref(lease.Spec.HolderIdentity, ""))]
+	return !ok || seg.PendingCreate() == nil && ownership.HeldID(seg) != lease.Annotations[remoteIDAnnotation]
 }

@@ -158,3 +158,60 @@ func TestLockName(t *testing.T) {
 		t.Errorf("unlocked, still held by %q", got)
 	}
 }
+
+// What the sweep deletes: a name lock past its end; a claim past its grace whose holder is
+// gone or holds neither its segment nor a pending create. Never a claim its holder holds,
+// nor one just taken (its holder may not be in this manager's cache yet).
+func TestLeft(t *testing.T) {
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	owner := seg("owner", usersv1alpha1.SegmentStatus{Ownership: &usersv1alpha1.SegmentOwnership{ID: "s-1"}})
+	creating := seg("creating", usersv1alpha1.SegmentStatus{Ownership: &usersv1alpha1.SegmentOwnership{
+		CreatePending: &usersv1alpha1.CreateIntent{Name: "vip"}}})
+	moved := seg("moved", usersv1alpha1.SegmentStatus{Ownership: &usersv1alpha1.SegmentOwnership{ID: "s-2"}})
+	holders := map[types.UID]*usersv1alpha1.Segment{owner.UID: owner, creating.UID: creating, moved.UID: moved}
+	lease := func(kind, holder string, age time.Duration, ttl int32) *coordinationv1.Lease {
+		at := metav1.NewMicroTime(now.Add(-age))
+		return &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{LockLabel: kind},
+			Annotations: map[string]string{remoteIDAnnotation: "s-1"}},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: new("uid-" + holder), AcquireTime: &at, LeaseDurationSeconds: new(ttl)}}
+	}
+	for _, tc := range []struct {
+		name  string
+		lease *coordinationv1.Lease
+		want  bool
+	}{
+		{"a claim its holder owns", lease("claim", "owner", time.Hour, 0), false},
+		{"a claim of a holder creating", lease("claim", "creating", time.Hour, 0), false},
+		{"a claim of a holder gone", lease("claim", "gone", time.Hour, 0), true},
+		{"a claim whose holder owns another segment", lease("claim", "moved", time.Hour, 0), true},
+		{"a claim just taken, its holder not seen yet", lease("claim", "gone", claimGrace/2, 0), false},
+		{"a name lock held", lease("name", "gone", 10*time.Second, 40), false},
+		{"a name lock ended", lease("name", "owner", time.Minute, 40), true},
+	} {
+		if got := left(tc.lease, holders, now); got != tc.want {
+			t.Errorf("%s: left %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The sweep deletes the Leases left, and only those, in its namespace.
+func TestSweep(t *testing.T) {
+	owner := seg("owner", usersv1alpha1.SegmentStatus{Ownership: &usersv1alpha1.SegmentOwnership{ID: "s-1"}})
+	l, c, now := leases(t, owner)
+	ctx := context.Background()
+	if _, ok, err := l.Hold(ctx, owner, "s-1"); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	gone := seg("gone", usersv1alpha1.SegmentStatus{})
+	if _, ok, err := l.Hold(ctx, gone, "s-9"); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	*now = now.Add(claimGrace + time.Second)
+	n, err := l.Sweeper(c, time.Hour).sweep(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("swept %d, %v; want the claim of the Segment gone", n, err)
+	}
+	if holderOfLease(t, c, ClaimLease("s-1")) != "uid-owner" || holderOfLease(t, c, ClaimLease("s-9")) != "" {
+		t.Error("the sweep deleted the wrong claim")
+	}
+}
