@@ -53,9 +53,9 @@ func (w *statusWriter) write(ctx context.Context, seg *usersv1alpha1.Segment) er
 	// The patch is computed from the status alone: the rest of the Segment (its members
 	// above all) is the same on both sides, and marshalling it twice to find so was most of
 	// the cost of a write.
-	meta := metav1.ObjectMeta{Name: seg.Name, Namespace: seg.Namespace, ResourceVersion: seg.ResourceVersion}
-	base := &usersv1alpha1.Segment{TypeMeta: seg.TypeMeta, ObjectMeta: meta, Status: w.written}
-	sent := &usersv1alpha1.Segment{TypeMeta: seg.TypeMeta, ObjectMeta: meta, Status: *seg.Status.DeepCopy()}
+	id := metav1.ObjectMeta{Name: seg.Name, Namespace: seg.Namespace, ResourceVersion: seg.ResourceVersion}
+	base := &usersv1alpha1.Segment{TypeMeta: seg.TypeMeta, ObjectMeta: id, Status: w.written}
+	sent := &usersv1alpha1.Segment{TypeMeta: seg.TypeMeta, ObjectMeta: id, Status: *seg.Status.DeepCopy()}
 	patch := client.MergeFrom(base)
 	if w.conditional || !equality.Semantic.DeepEqual(w.written.Ownership, seg.Status.Ownership) {
 		patch = client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})

@@ -72,14 +72,23 @@ func (s *Shard) LeaderElectionID(base string) string {
 
 // Predicate passes the events of the shard's own Segments, and the change that makes one
 // of it (a relabelled Segment, moved in from another shard), which no generation or
-// annotation change shows.
-func (s *Shard) Predicate(changed predicate.Predicate) predicate.Predicate {
+// annotation change shows. Of a Segment moved out, it tells movedOut (if non-nil), so that
+// what this manager remembers of it can go.
+func (s *Shard) Predicate(changed predicate.Predicate, movedOut func(client.Object)) predicate.Predicate {
 	if s == nil {
 		return changed
 	}
 	owns := predicate.NewPredicateFuncs(func(o client.Object) bool { return s.Owns(o) })
-	movedIn := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool { return !s.Owns(e.ObjectOld) && s.Owns(e.ObjectNew) }}
-	return predicate.And(owns, predicate.Or(changed, movedIn))
+	no := func(client.Object) bool { return false }
+	moved := predicate.NewPredicateFuncs(no) // a move is an update only
+	moved.UpdateFunc = func(e event.UpdateEvent) bool {
+		in, out := !s.Owns(e.ObjectOld) && s.Owns(e.ObjectNew), s.Owns(e.ObjectOld) && !s.Owns(e.ObjectNew)
+		if out && movedOut != nil {
+			movedOut(e.ObjectNew)
+		}
+		return in
+	}
+	return predicate.And(predicate.Or(owns, moved), predicate.Or(changed, moved))
 }
 
 // View is the cache's transform of Segments: the shard's own whole (but for managedFields,

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -68,7 +69,8 @@ func TestLeaderElectionID(t *testing.T) {
 func TestPredicate(t *testing.T) {
 	sh, _ := Parse(Key + "=a")
 	changed := predicate.GenerationChangedPredicate{}
-	p := sh.Predicate(changed)
+	var out []string
+	p := sh.Predicate(changed, func(o client.Object) { out = append(out, o.GetName()) })
 	mine, theirs := labelled(map[string]string{Key: "a"}), labelled(map[string]string{Key: "b"})
 	for _, tc := range []struct {
 		name     string
@@ -88,8 +90,11 @@ func TestPredicate(t *testing.T) {
 	if !p.Create(event.CreateEvent{Object: mine}) || p.Create(event.CreateEvent{Object: theirs}) {
 		t.Error("creates: its own passes, another's does not")
 	}
+	if len(out) != 1 {
+		t.Errorf("told of %d Segments moved out, want the one", len(out))
+	}
 	var none *Shard
-	all := none.Predicate(changed)
+	all := none.Predicate(changed, nil)
 	if !all.Update(event.UpdateEvent{ObjectOld: theirs, ObjectNew: bump(theirs)}) || all.Update(event.UpdateEvent{ObjectOld: mine, ObjectNew: theirs}) {
 		t.Error("without a shard the predicate is the controller's own: generation changes only")
 	}
