@@ -35,7 +35,14 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !r.Shard.Owns(seg) {
-		return ctrl.Result{}, nil // another shard's (moved since it was queued): the cache holds only a cut of it
+		// Another shard's (moved): the cache holds only a cut of it. What this manager
+		// remembers of it goes, now that no reconcile of it is under way here: its member
+		// record (read again should it come back, as the other writes it meanwhile), its
+		// charge as this manager's own, its claims in this process (the Lease stays: the
+		// Segment still holds it).
+		r.records.Handover(seg)
+		r.owners.Handover(seg.UID)
+		return ctrl.Result{}, nil
 	}
 	st := newStatusWriter(r.Client, seg)
 	st.conditional = r.Shard != nil // another manager may have it since (a relabelling)

@@ -154,7 +154,7 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&usersv1alpha1.Segment{}, builder.WithPredicates(r.Shard.Predicate(predicate.Or(
-			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}), r.handover))).
+			predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})))).
 		Watches(&corev1.ConfigMap{}, namedBy(r.Client, r.Shard, indexMembersFrom), builder.OnlyMetadata).
 		WatchesRawSource(source.Channel(r.wakeups, &handler.EnqueueRequestForObject{}))
 	return r.credentials.Watch(b, func(index string) handler.EventHandler { return namedBy(r.Client, r.Shard, index) }).
@@ -165,14 +165,6 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 		}).
 		Named("segment").
 		Complete(r)
-}
-
-// handover forgets what this manager remembers of a Segment relabelled to another shard
-// (its member record, read again should it come back; its charge, the other's now).
-func (r *SegmentReconciler) handover(o client.Object) {
-	if seg, ok := o.(*usersv1alpha1.Segment); ok {
-		r.records.Handover(seg)
-	}
 }
 
 // wakeupBuffer is how many wakeups may wait to be queued: one per place freed, taken at

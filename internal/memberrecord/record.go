@@ -302,13 +302,13 @@ func (m *Records) write(ctx context.Context, seg *usersv1alpha1.Segment, name st
 	return nil
 }
 
-// Handover forgets what this process remembers of the Segment's record, and lets go of its
-// charge: another manager (shard) reconciles the Segment now, and writes its record. Should
-// the Segment come back, its record is read again, not taken from a memory older than the
-// other manager's writes.
+// Handover forgets what this process remembers of the Segment's record, and no longer
+// holds its charge as its own (it stands until a listing shows otherwise): another manager
+// (shard) reconciles the Segment now, and writes its record. Should the Segment come back,
+// its record is read again, not taken from a memory older than the other manager's writes.
 func (m *Records) Handover(seg *usersv1alpha1.Segment) {
 	m.forget(seg.UID)
-	m.Release(seg.Namespace, seg.UID)
+	m.quota.Unpin(seg.Namespace, seg.UID)
 }
 
 func (m *Records) forget(uid types.UID) {

@@ -38,8 +38,10 @@ type BusyError struct {
 }
 
 func (e *BusyError) Error() string {
+	// No duration in the message: it is the Segment's status while it waits, written again
+	// only when it changes.
 	return fmt.Sprintf("%s, reconciled by another manager (shard), is creating or choosing a segment named %q; "+
-		"trying again in %s", e.Holder, e.Name, e.After.Round(time.Second))
+		"trying again every few seconds until it is done", e.Holder, e.Name)
 }
 
 // hold takes seg's hold of id among the managers, if there are others; it describes the

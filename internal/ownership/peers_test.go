@@ -76,6 +76,14 @@ func TestPeersHoldAcrossManagers(t *testing.T) {
 	}
 	unlock()
 
+	// Handed over to another manager: its claims here go, its holds among managers stay.
+	r.Handover(me.UID)
+	if got, _ := r.Owner(ctx, segment("team", "late", nil), "s-free"); got != "" {
+		t.Errorf("after a handover, s-free is still held here by %q", got)
+	}
+	if len(peers.let) != 0 {
+		t.Errorf("a handover let go of holds among managers: %q", peers.let)
+	}
 	r.Release(ctx, me, "s-free")
 	owned := segment("team", "me", &usersv1alpha1.SegmentOwnership{ID: "s-mine"})
 	r.Forget(ctx, owned)

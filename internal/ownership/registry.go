@@ -239,11 +239,9 @@ func (r *Registry) Release(ctx context.Context, seg *usersv1alpha1.Segment, id s
 	}
 }
 
-// Forget drops all the registry knows of the Segment: it is going, and one whose status
-// write failed must not keep its claim until the manager restarts. Among managers, it lets
-// go of the segment the Segment holds.
-func (r *Registry) Forget(ctx context.Context, seg *usersv1alpha1.Segment) {
-	uid := seg.UID
+// Handover drops what this process knows of the Segment with uid, and only here: another
+// manager (shard) reconciles it now, and holds what it holds among managers.
+func (r *Registry) Handover(uid types.UID) {
 	r.mu.Lock()
 	for id, c := range r.claims {
 		if c.uid == uid {
@@ -253,8 +251,15 @@ func (r *Registry) Forget(ctx context.Context, seg *usersv1alpha1.Segment) {
 	r.mu.Unlock()
 	r.ended.Delete(uid)
 	r.noEffect.Delete(uid)
+}
+
+// Forget drops all the registry knows of the Segment: it is going, and one whose status
+// write failed must not keep its claim until the manager restarts. Among managers, it lets
+// go of the segment the Segment holds.
+func (r *Registry) Forget(ctx context.Context, seg *usersv1alpha1.Segment) {
+	r.Handover(seg.UID)
 	if id := HeldID(seg); id != "" && r.peers != nil {
-		r.peers.Let(ctx, uid, id)
+		r.peers.Let(ctx, seg.UID, id)
 	}
 }
 

@@ -113,6 +113,18 @@ func (q *Quota) Release(ns string, owner types.UID) {
 	}
 }
 
+// Unpin keeps owner's charge in namespace ns as it is, but no longer as this process's own:
+// another process writes what it pays for now (a Segment moved to another shard), and the
+// next listing replaces it with what is kept.
+func (q *Quota) Unpin(ns string, owner types.UID) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if c, ok := q.charges[ns][owner]; ok {
+		c.local = false
+		q.charges[ns][owner] = c
+	}
+}
+
 // others returns the charges of ns but owner's, and owner's.
 func (q *Quota) others(ns string, owner types.UID) (others, mine int64) {
 	for o, c := range q.charges[ns] {

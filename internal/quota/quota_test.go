@@ -12,7 +12,7 @@ import (
 
 func TestQuota(t *testing.T) {
 	type step struct {
-		op      string // charge, release, delete (what is kept goes, unknown to the Quota), wait
+		op      string // charge, release, unpin, delete (what is kept goes, unknown to the Quota), wait
 		ns      string
 		owner   string
 		n       int64
@@ -64,6 +64,13 @@ func TestQuota(t *testing.T) {
 			{op: "release", ns: "a", owner: "filling"},
 			{op: "charge", ns: "a", owner: "s2", n: 40},
 		}, loads: 2},
+		{name: "unpinned (another process writes it now), a charge counts until a listing says otherwise", steps: []step{
+			{op: "charge", ns: "a", owner: "moved", n: 70},
+			{op: "unpin", ns: "a", owner: "moved"},
+			{op: "charge", ns: "a", owner: "s2", n: 40, refused: true}, // still counts
+			{op: "wait"},
+			{op: "charge", ns: "a", owner: "s2", n: 40}, // lists again: what is kept is what counts
+		}, loads: 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			kept := Charges{}
@@ -93,6 +100,8 @@ func TestQuota(t *testing.T) {
 					}
 				case "release":
 					q.Release(s.ns, types.UID(s.owner))
+				case "unpin":
+					q.Unpin(s.ns, types.UID(s.owner))
 				case "delete":
 					delete(kept[s.ns], types.UID(s.owner))
 				case "wait":

@@ -143,16 +143,16 @@ type Turn struct {
 // Leave ends the turn, and wakes a caller waiting for a place.
 func (t *Turn) Leave() {
 	if t.s != nil {
-		t.once.Do(func() { t.s.leave(t.group, true) })
+		t.once.Do(func() { t.s.leave(t.group, "") })
 	}
 }
 
 // GiveBack ends a turn that was not used (its caller was turned away by another Share,
-// and comes back on its own): no caller is woken for it, as one woken for a place given
-// back at once would only be turned away in turn.
+// its namespace's, and comes back on its own): the caller woken for the place is of
+// another group, as one of the same would most likely be turned away in turn.
 func (t *Turn) GiveBack() {
 	if t.s != nil {
-		t.once.Do(func() { t.s.leave(t.group, false) })
+		t.once.Do(func() { t.s.leave(t.group, t.group) })
 	}
 }
 
@@ -189,16 +189,15 @@ func admits(st shareState) (ok, byQueue bool) {
 	return true, false
 }
 
-func (s *Share) leave(group string, wake bool) {
+// leave ends a turn of group, and wakes a caller waiting for a place, of any group but
+// skip.
+func (s *Share) leave(group, skip string) {
 	s.mu.Lock()
 	s.held--
 	if s.groups[group]--; s.groups[group] <= 0 {
 		delete(s.groups, group)
 	}
-	var woken string
-	if wake {
-		woken = s.next()
-	}
+	woken := s.next(skip)
 	if s.held == 0 && len(s.forPlace) == 0 && woken == "" {
 		clear(s.turnedAway) // idle: nobody is waiting
 		s.sweepAt = minSweep
@@ -209,12 +208,12 @@ func (s *Share) leave(group string, wake bool) {
 	}
 }
 
-// next takes from forPlace the caller to wake now that a place is free: of the groups with
-// callers waiting for a place, the one holding the fewest places (the one admits is likeliest
+// next takes from forPlace the caller to wake now that a place is free: of the groups
+// (but skip) with callers waiting for a place, the one holding the fewest places (the one admits is likeliest
 // to let in: a group at its part would be turned away again), and of those the one whose
 // first caller was turned away longest ago; of that group, its first caller. One caller
 // for one place: waking more would only turn them away again.
-func (s *Share) next() string {
+func (s *Share) next(skip string) string {
 	if s.wake == nil {
 		return ""
 	}
@@ -229,6 +228,9 @@ func (s *Share) next() string {
 			continue
 		}
 		s.forPlace[g] = callers
+		if g == skip && skip != "" {
+			continue
+		}
 		c := callers[0]
 		if best == "" || s.groups[g] < s.groups[bestGroup] ||
 			s.groups[g] == s.groups[bestGroup] && s.turnedAway[c].last.Before(s.turnedAway[best].last) {

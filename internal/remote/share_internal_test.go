@@ -249,8 +249,8 @@ func TestShareKeepsAPlaceForANamespaceWithNone(t *testing.T) {
 // A caller turned away for want of a place is woken when one frees: one caller per place,
 // the first of the group holding the fewest places (the group admits is likeliest to let
 // in). One turned away for the queue is not (the queue, not a place, keeps it), nor one
-// admitted since, nor anyone for a place given back unused; a caller turned away again
-// while it waits is listed once.
+// admitted since; for a place given back unused, a caller of another group than the one
+// that gave it back; a caller turned away again while it waits is listed once.
 func TestShareWakesWhenAPlaceFrees(t *testing.T) {
 	var woken []string
 	queued := time.Duration(0)
@@ -279,11 +279,11 @@ func TestShareWakesWhenAPlaceFrees(t *testing.T) {
 			again()
 		}, "a3"},
 		{"b1 leaves", b, "b2"},
-		{"a place given back", func() {
+		{"a place given back by a group: another's caller is woken", func() {
 			turn, _ := s.Take("x", "x")
 			turn.GiveBack()
 			turn.Leave() // a turn ends once
-		}, ""},
+		}, "b3"},
 	} {
 		woken = nil
 		step.do()

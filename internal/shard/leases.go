@@ -266,6 +266,9 @@ func left(lease *coordinationv1.Lease, holders map[types.UID]*usersv1alpha1.Segm
 	if lease.Spec.AcquireTime == nil || now.Before(lease.Spec.AcquireTime.Add(claimGrace)) {
 		return false
 	}
+	id, named := lease.Annotations[remoteIDAnnotation]
 	seg, ok := holders[types.UID(ptr.Deref(lease.Spec.HolderIdentity, ""))]
-	return !ok || seg.PendingCreate() == nil && ownership.HeldID(seg) != lease.Annotations[remoteIDAnnotation]
+	// A claim that does not say its segment (not one of these Leases) is left to a claim's
+	// takeover, which reads its holder.
+	return named && (!ok || seg.PendingCreate() == nil && ownership.HeldID(seg) != id)
 }

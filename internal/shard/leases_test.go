@@ -185,6 +185,11 @@ func TestLeft(t *testing.T) {
 		{"a claim of a holder gone", lease("claim", "gone", time.Hour, 0), true},
 		{"a claim whose holder owns another segment", lease("claim", "moved", time.Hour, 0), true},
 		{"a claim just taken, its holder not seen yet", lease("claim", "gone", claimGrace/2, 0), false},
+		{"a claim that does not say its segment", func() *coordinationv1.Lease {
+			l := lease("claim", "moved", time.Hour, 0)
+			delete(l.Annotations, remoteIDAnnotation)
+			return l
+		}(), false},
 		{"a name lock held", lease("name", "gone", 10*time.Second, 40), false},
 		{"a name lock ended", lease("name", "owner", time.Minute, 40), true},
 	} {

@@ -70,25 +70,18 @@ func (s *Shard) LeaderElectionID(base string) string {
 	return "shard-" + hash(s.selector.String()) + "." + base
 }
 
-// Predicate passes the events of the shard's own Segments, and the change that makes one
-// of it (a relabelled Segment, moved in from another shard), which no generation or
-// annotation change shows. Of a Segment moved out, it tells movedOut (if non-nil), so that
-// what this manager remembers of it can go.
-func (s *Shard) Predicate(changed predicate.Predicate, movedOut func(client.Object)) predicate.Predicate {
+// Predicate passes the events changed passes of the shard's own Segments, and the change
+// that moves a Segment in or out of the shard (a relabelling), which no generation or
+// annotation change shows: moved in, it is the shard's to reconcile; moved out, Reconcile
+// lets go of what this manager remembers of it, after any reconcile of it under way.
+func (s *Shard) Predicate(changed predicate.Predicate) predicate.Predicate {
 	if s == nil {
 		return changed
 	}
 	owns := predicate.NewPredicateFuncs(func(o client.Object) bool { return s.Owns(o) })
-	no := func(client.Object) bool { return false }
-	moved := predicate.NewPredicateFuncs(no) // a move is an update only
-	moved.UpdateFunc = func(e event.UpdateEvent) bool {
-		in, out := !s.Owns(e.ObjectOld) && s.Owns(e.ObjectNew), s.Owns(e.ObjectOld) && !s.Owns(e.ObjectNew)
-		if out && movedOut != nil {
-			movedOut(e.ObjectNew)
-		}
-		return in
-	}
-	return predicate.And(predicate.Or(owns, moved), predicate.Or(changed, moved))
+	moved := predicate.NewPredicateFuncs(func(client.Object) bool { return false }) // a move is an update only
+	moved.UpdateFunc = func(e event.UpdateEvent) bool { return s.Owns(e.ObjectOld) != s.Owns(e.ObjectNew) }
+	return predicate.Or(predicate.And(owns, changed), moved)
 }
 
 // View is the cache's transform of Segments: the shard's own whole (but for managedFields,
