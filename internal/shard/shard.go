@@ -60,11 +60,14 @@ func (s *Shard) Owns(o metav1.Object) bool {
 	return s == nil || s.selector.Matches(labels.Set(o.GetLabels()))
 }
 
-// LeaderElectionID is the leader election lease of the shard: base for one manager, and
-// one of its own for each selector, so that each shard has a leader (and replicas of one
-// shard share it).
+// LeaderElectionID is the leader election lease of the shard: one of its own for each
+// selector, so that each shard has a leader (and replicas of one shard share it); but base,
+// as for one manager, for the main shard, the one whose selector takes the Segments with no
+// shard label (!sharding.fluxcd.io/key, or notin a list of shards). So the main manager keeps
+// its lease whatever shards are added or removed (which changes its selector), and takes
+// over from a manager of one shard, not beside it.
 func (s *Shard) LeaderElectionID(base string) string {
-	if s == nil {
+	if s == nil || s.selector.Matches(labels.Set{}) {
 		return base
 	}
 	return "shard-" + hash(s.selector.String()) + "." + base

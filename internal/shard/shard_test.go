@@ -46,7 +46,8 @@ func TestParseAndOwns(t *testing.T) {
 	}
 }
 
-// Each selector has its leader election lease; one manager keeps the one it always had.
+// Each selector has its leader election lease; one manager, and the main shard, keep the
+// one it always had.
 func TestLeaderElectionID(t *testing.T) {
 	a, _ := Parse(Key + "=a")
 	b, _ := Parse(Key + "=b")
@@ -60,6 +61,13 @@ func TestLeaderElectionID(t *testing.T) {
 	again, _ := Parse(Key + "=a")
 	if a.LeaderElectionID("x") != again.LeaderElectionID("x") {
 		t.Error("replicas of one shard elect on different leases")
+	}
+	// The main shard keeps one manager's lease, whatever the shards beside it.
+	for _, sel := range []string{"!" + Key, Key + " notin (a)", Key + " notin (a,b)"} {
+		main, _ := Parse(sel)
+		if got := main.LeaderElectionID("op.example.com"); got != "op.example.com" {
+			t.Errorf("main shard %q elects on %q", sel, got)
+		}
 	}
 }
 
