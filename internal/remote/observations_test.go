@@ -321,11 +321,11 @@ func TestAnAccountsShareSeesItsRateLimitQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, _ := acct.Share.Enter("first", "team") // its namespace's first: admitted whatever the queue
+	first, _ := acct.Share.Take("first", "team") // its namespace's first: admitted whatever the queue
 	if first == nil {
 		t.Fatal("turned away with no queue")
 	}
-	defer first()
+	defer first.Leave()
 	if _, err := acct.Client.ListSegments(t.Context()); err != nil { // the burst's token
 		t.Fatal(err)
 	}
@@ -339,8 +339,8 @@ func TestAnAccountsShareSeesItsRateLimitQueue(t *testing.T) {
 	for acct.Client.Backlog() < 200*time.Second {
 		time.Sleep(time.Millisecond)
 	}
-	leave, wait := acct.Share.Enter("second", "team")
-	if leave != nil {
+	turn, wait := acct.Share.Take("second", "team")
+	if turn != nil {
 		t.Fatal("admitted behind 300s of queued calls")
 	}
 	if wait < 250*time.Second {

@@ -92,17 +92,6 @@ func NewShare(n int, queue func(held int) time.Duration, wake func(caller string
 
 const minSweep = 1024
 
-// Enter admits one reconcile (caller names it) of group (its namespace; "" if it has none)
-// if admits says so, and returns the func that ends it (Turn.Leave). Otherwise it returns
-// nil and how long the caller should wait before it asks again (see turnedAwayFor).
-func (s *Share) Enter(caller, group string) (leave func(), retryAfter time.Duration) {
-	t, after := s.Take(caller, group)
-	if t == nil {
-		return nil, after
-	}
-	return t.Leave, 0
-}
-
 // Take admits one reconcile (caller names it) of group (its namespace; "" if it has none)
 // if admits says so, and returns its turn. Otherwise it returns nil and how long the
 // caller should wait before it asks again (see turnedAwayFor). A turn-away costs a cache

@@ -10,13 +10,13 @@ import (
 // later, a little later each time in a row, and is admitted again once a reconcile ends.
 func TestShare(t *testing.T) {
 	s := NewShare(2, nil, nil)
-	first, wait := s.Enter("a", "")
-	second, _ := s.Enter("b", "")
+	first, wait := enter(s, "a", "")
+	second, _ := enter(s, "b", "")
 	if first == nil || second == nil || wait != 0 {
 		t.Fatalf("the first two of a share of 2 turned away")
 	}
 	for i, want := range []time.Duration{500, 1000, 2000, 4000, 5000, 5000, 5000} {
-		leave, wait := s.Enter("c", "")
+		leave, wait := enter(s, "c", "")
 		if leave != nil {
 			t.Fatal("a third admitted into a share of 2")
 		}
@@ -24,16 +24,16 @@ func TestShare(t *testing.T) {
 			t.Fatalf("turn-away %d: wait %s, want %s to %s", i, wait, lo, hi)
 		}
 	}
-	if _, wait := s.Enter("d", ""); wait > 750*time.Millisecond {
+	if _, wait := enter(s, "d", ""); wait > 750*time.Millisecond {
 		t.Fatalf("another caller's first wait: %s", wait)
 	}
 	first()
 	first() // ending twice frees one place, not two
-	third, _ := s.Enter("c", "")
+	third, _ := enter(s, "c", "")
 	if third == nil {
 		t.Fatal("not admitted once a place was free")
 	}
-	if leave, _ := s.Enter("e", ""); leave != nil {
+	if leave, _ := enter(s, "e", ""); leave != nil {
 		t.Fatal("admitted past the share after a double leave")
 	}
 	second()
@@ -41,13 +41,13 @@ func TestShare(t *testing.T) {
 	if len(s.turnedAway) != 0 {
 		t.Fatalf("an idle share keeps %d backoffs", len(s.turnedAway))
 	}
-	if leave, wait := s.Enter("c", ""); leave == nil || wait != 0 {
+	if leave, wait := enter(s, "c", ""); leave == nil || wait != 0 {
 		t.Fatal("an idle share turned a caller away")
 	}
 
 	unbounded := NewShare(0, nil, nil)
 	for range 100 {
-		if leave, _ := unbounded.Enter("x", ""); leave == nil {
+		if leave, _ := enter(unbounded, "x", ""); leave == nil {
 			t.Fatal("no share turned a caller away")
 		}
 	}
@@ -88,11 +88,11 @@ func TestTurnedAwayFor(t *testing.T) {
 func TestShareTurnsAwayWhileTheQueueIsLong(t *testing.T) {
 	queued := 3 * time.Second
 	s := NewShare(4, func(int) time.Duration { return queued }, nil)
-	first, _ := s.Enter("a", "team")
+	first, _ := enter(s, "a", "team")
 	if first == nil {
 		t.Fatal("the first of a namespace turned away by the queue")
 	}
-	leave, wait := s.Enter("b", "team")
+	leave, wait := enter(s, "b", "team")
 	if leave != nil {
 		t.Fatal("a second of the namespace admitted with 3s of calls queued")
 	}
@@ -100,7 +100,7 @@ func TestShareTurnsAwayWhileTheQueueIsLong(t *testing.T) {
 		t.Fatalf("wait %s, want the queue's %s (jittered)", wait, queued)
 	}
 	queued = MaxQueueWait
-	leave, _ = s.Enter("b", "team")
+	leave, _ = enter(s, "b", "team")
 	if leave == nil {
 		t.Fatal("turned away by a queue of MaxQueueWait, or a turn-away kept a place")
 	}
@@ -114,11 +114,11 @@ func TestShareTurnsAwayWhileTheQueueIsLong(t *testing.T) {
 	// yet, the third of a namespace would wait 2s.
 	s = NewShare(8, func(held int) time.Duration { return time.Duration(held) * time.Second }, nil)
 	for i, want := range []bool{true, true, false} {
-		if leave, _ := s.Enter(fmt.Sprintf("r%d", i), "team"); (leave != nil) != want {
+		if leave, _ := enter(s, fmt.Sprintf("r%d", i), "team"); (leave != nil) != want {
 			t.Fatalf("reconcile %d admitted: %v, want %v", i, leave != nil, want)
 		}
 	}
-	if leave, _ := s.Enter("other", "elsewhere"); leave == nil {
+	if leave, _ := enter(s, "other", "elsewhere"); leave == nil {
 		t.Fatal("another namespace's first turned away")
 	}
 }
@@ -168,32 +168,32 @@ func TestShareIsSharedBetweenNamespaces(t *testing.T) {
 	s.now = func() time.Time { return now }
 	var flood []func()
 	for i := range 4 {
-		leave, _ := s.Enter(fmt.Sprintf("flood-%d", i), "flood")
+		leave, _ := enter(s, fmt.Sprintf("flood-%d", i), "flood")
 		flood = append(flood, leave)
 	}
-	if leave, _ := s.Enter("victim", "quiet"); leave != nil {
+	if leave, _ := enter(s, "victim", "quiet"); leave != nil {
 		t.Fatal("admitted past a full share")
 	}
 	flood[0]()
-	if leave, _ := s.Enter("flood-4", "flood"); leave != nil {
+	if leave, _ := enter(s, "flood-4", "flood"); leave != nil {
 		t.Fatal("the flooding namespace took a freed place while another waits, holding 3 of 4")
 	}
 	flood[1]()
 	flood[2]()
-	victim, _ := s.Enter("victim", "quiet")
+	victim, _ := enter(s, "victim", "quiet")
 	if victim == nil {
 		t.Fatal("the waiting namespace not admitted to a free place")
 	}
-	if leave, _ := s.Enter("flood-5", "flood"); leave == nil {
+	if leave, _ := enter(s, "flood-5", "flood"); leave == nil {
 		t.Fatal("the flooding namespace refused its half (1 of 2 held)")
 	}
-	if leave, _ := s.Enter("flood-extra", "flood"); leave != nil {
+	if leave, _ := enter(s, "flood-extra", "flood"); leave != nil {
 		t.Fatal("the flooding namespace took more than half while the other holds a place")
 	}
 	victim()
 	now = now.Add(2 * waitingFor) // the other namespace stopped asking
 	for i := range 2 {
-		if leave, _ := s.Enter(fmt.Sprintf("flood-%d", 6+i), "flood"); leave == nil {
+		if leave, _ := enter(s, fmt.Sprintf("flood-%d", 6+i), "flood"); leave == nil {
 			t.Fatalf("alone again, the namespace refused place %d of 4", 3+i)
 		}
 	}
@@ -205,20 +205,20 @@ func TestShareForgetsCallersGone(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	s := NewShare(1, nil, nil)
 	s.now = func() time.Time { return now }
-	leave, _ := s.Enter("holder", "") // keeps the share busy throughout
+	leave, _ := enter(s, "holder", "") // keeps the share busy throughout
 	defer leave()
 	for round := range 5 {
 		for i := range 3 * minSweep {
-			s.Enter(fmt.Sprintf("gone-%d-%d", round, i), "")
+			enter(s, fmt.Sprintf("gone-%d-%d", round, i), "")
 		}
 		now = now.Add(2 * forgetTurnAwayAfter)
 	}
 	if n := len(s.turnedAway); n > 4*minSweep {
 		t.Fatalf("%d callers remembered after 5 rounds of %d callers that never came back", n, 3*minSweep)
 	}
-	s.Enter("back", "")
+	enter(s, "back", "")
 	now = now.Add(time.Second)
-	if _, wait := s.Enter("back", ""); wait < time.Second {
+	if _, wait := enter(s, "back", ""); wait < time.Second {
 		t.Fatalf("a caller back in time lost its backoff: %s", wait)
 	}
 }
@@ -229,19 +229,19 @@ func TestShareKeepsAPlaceForANamespaceWithNone(t *testing.T) {
 	s := NewShare(4, nil, nil)
 	var busy []func()
 	for i := range 4 {
-		leave, _ := s.Enter(fmt.Sprintf("busy-%d", i), fmt.Sprintf("ns-%d", i))
+		leave, _ := enter(s, fmt.Sprintf("busy-%d", i), fmt.Sprintf("ns-%d", i))
 		busy = append(busy, leave)
 	}
-	if leave, _ := s.Enter("quiet", "quiet"); leave != nil {
+	if leave, _ := enter(s, "quiet", "quiet"); leave != nil {
 		t.Fatal("admitted past a full share")
 	}
 	busy[0]()
 	for i := 1; i < 4; i++ { // the namespaces still holding their part ask again, first
-		if leave, _ := s.Enter(fmt.Sprintf("busy-again-%d", i), fmt.Sprintf("ns-%d", i)); leave != nil {
+		if leave, _ := enter(s, fmt.Sprintf("busy-again-%d", i), fmt.Sprintf("ns-%d", i)); leave != nil {
 			t.Fatalf("ns-%d took the place kept for the namespace waiting with none", i)
 		}
 	}
-	if leave, _ := s.Enter("quiet", "quiet"); leave == nil {
+	if leave, _ := enter(s, "quiet", "quiet"); leave == nil {
 		t.Fatal("the namespace waiting with none did not get the freed place")
 	}
 }
@@ -255,10 +255,10 @@ func TestShareWakesWhenAPlaceFrees(t *testing.T) {
 	var woken []string
 	queued := time.Duration(0)
 	s := NewShare(2, func(int) time.Duration { return queued }, func(c string) { woken = append(woken, c) })
-	a, _ := s.Enter("a1", "a")
-	b, _ := s.Enter("b1", "b")
+	a, _ := enter(s, "a1", "a")
+	b, _ := enter(s, "b1", "b")
 	for _, c := range []struct{ caller, group string }{{"a2", "a"}, {"a3", "a"}, {"a2", "a"}, {"b2", "b"}, {"b3", "b"}} {
-		if leave, _ := s.Enter(c.caller, c.group); leave != nil {
+		if leave, _ := enter(s, c.caller, c.group); leave != nil {
 			t.Fatalf("%s admitted into a full share", c.caller)
 		}
 	}
@@ -269,11 +269,11 @@ func TestShareWakesWhenAPlaceFrees(t *testing.T) {
 	}{
 		{"a1 leaves: a holds none", a, "a2"},
 		{"a2 admitted, and leaves: a still holds fewer than b", func() {
-			again, _ := s.Enter("a2", "a")
+			again, _ := enter(s, "a2", "a")
 			if again == nil {
 				t.Fatal("the woken caller was not admitted into the freed place")
 			}
-			if leave, _ := s.Enter("b3", "b"); leave != nil { // b3 asks on its own: turned away, listed once
+			if leave, _ := enter(s, "b3", "b"); leave != nil { // b3 asks on its own: turned away, listed once
 				t.Fatal("admitted past the share")
 			}
 			again()
@@ -296,8 +296,8 @@ func TestShareWakesWhenAPlaceFrees(t *testing.T) {
 	queued = time.Hour
 	woken = nil
 	s = NewShare(2, func(int) time.Duration { return queued }, func(c string) { woken = append(woken, c) })
-	held, _ := s.Enter("q1", "q")
-	if leave, _ := s.Enter("q2", "q"); leave != nil {
+	held, _ := enter(s, "q1", "q")
+	if leave, _ := enter(s, "q2", "q"); leave != nil {
 		t.Fatal("admitted while the queue is long")
 	}
 	held()
@@ -320,4 +320,14 @@ func sameSet(got, want []string) bool {
 		}
 	}
 	return true
+}
+
+// enter takes a turn of s as admission does, and returns the func that ends it (nil if
+// turned away) and the wait a caller turned away is told.
+func enter(s *Share, caller, group string) (leave func(), retryAfter time.Duration) {
+	t, after := s.Take(caller, group)
+	if t == nil {
+		return nil, after
+	}
+	return t.Leave, 0
 }
