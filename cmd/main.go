@@ -98,8 +98,8 @@ func main() {
 	flag.IntVar(&kubeBurst, "kube-api-burst", 100, "Most Kubernetes API requests at once from the manager.")
 	flag.Float64Var(&memoryLimitRatio, "memory-limit-ratio", 0.9, "Fraction of the container's memory limit (read from its cgroup) that the Go runtime takes as its soft memory limit, collecting garbage harder as the heap nears it; between 0 (excluded) and 1. $GOMEMLIMIT, when set, is the limit instead (GOMEMLIMIT=off: none).")
 	flag.StringVar(&watchSelector, "watch-label-selector", "", "Reconcile only the Segments whose labels match this label selector (Flux's sharding label: sharding.fluxcd.io/key=shard1); empty: every Segment. Each shard is one manager with its own leader election; see docs/operations/sharding.md.")
-	flag.DurationVar(&sweepInterval, "member-record-sweep-interval", time.Hour, "How often the leader deletes the member records whose Segment is gone, and, with --watch-label-selector, the claim Leases no Segment holds.")
-	flag.DurationVar(&sweepMinAge, "member-record-sweep-min-age", 10*time.Minute, "Only member records older than this are swept (a record is written just before its Segment's status names it, and may be another shard's Segment's, not yet in this manager's cache); at least 1s.")
+	flag.DurationVar(&sweepInterval, "member-record-sweep-interval", memberrecord.DefaultSweepInterval, "How often the leader deletes the member records whose Segment is gone, and, with --watch-label-selector, the claim Leases no Segment holds.")
+	flag.DurationVar(&sweepMinAge, "member-record-sweep-min-age", memberrecord.DefaultSweepMinAge, "Only member records older than this are swept (a record is written just before its Segment's status names it, and may be another shard's Segment's, not yet in this manager's cache); at least 1s.")
 	opts := zap.Options{Development: false}
 	opts.BindFlags(flag.CommandLine)
 	flag.Parse()

@@ -118,7 +118,7 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 		r.owners.WithPeers(leases)
 		// The claims of Segments gone without letting go (no finalizer run): as often as the
 		// member records of Segments gone.
-		if err := mgr.Add(leases.Sweeper(r.Client, cmp.Or(r.RecordSweepInterval, time.Hour))); err != nil {
+		if err := mgr.Add(leases.Sweeper(r.Client, cmp.Or(r.RecordSweepInterval, memberrecord.DefaultSweepInterval))); err != nil {
 			return err
 		}
 	}

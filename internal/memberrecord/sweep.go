@@ -23,12 +23,12 @@ import (
 // whose Segment is gone without the finalizer running (removed by hand, or the CRD deleted
 // with no manager) would stay in the manager's namespace for good: the sweep deletes it.
 const (
-	// recordSweepInterval is how often the leader looks for records of Segments gone.
-	recordSweepInterval = time.Hour
-	// recordSweepMinAge spares a record younger than this, whatever the cache says: a
+	// DefaultSweepInterval is how often the leader looks for records of Segments gone.
+	DefaultSweepInterval = time.Hour
+	// DefaultSweepMinAge spares a record younger than this, whatever the cache says: a
 	// record is written only by a reconcile of its Segment, from the same cache, so a young
 	// one is never an orphan that cannot wait for the next sweep.
-	recordSweepMinAge = 10 * time.Minute
+	DefaultSweepMinAge = 10 * time.Minute
 )
 
 // orphanRecords returns the record ConfigMaps of cms whose Segment, by the UID in their
@@ -69,7 +69,7 @@ type Sweeper struct {
 // minAge (default 10 minutes).
 func (m *Records) Sweeper(cache client.Reader, interval, minAge time.Duration) *Sweeper {
 	return &Sweeper{namespace: m.namespace, cache: cache, api: m.reader, writer: m.writer,
-		interval: cmp.Or(interval, recordSweepInterval), minAge: cmp.Or(minAge, recordSweepMinAge), released: m.Release}
+		interval: cmp.Or(interval, DefaultSweepInterval), minAge: cmp.Or(minAge, DefaultSweepMinAge), released: m.Release}
 }
 
 // NeedLeaderElection says that the sweep runs on the leader only.
