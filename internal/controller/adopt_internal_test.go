@@ -16,6 +16,7 @@ import (
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/ownership"
 	"github.com/segment-operator/segment-operator/internal/remote"
+	"github.com/segment-operator/segment-operator/internal/remote/remotetest"
 )
 
 // adoptSetup is an account of the simulator holding one segment ("Made in the UI", its ID
@@ -23,7 +24,7 @@ import (
 // copies a reconcile would read. The registry reads the cache, as the manager's does.
 func adoptSetup(t *testing.T, objs, cached []client.Object) (*SegmentReconciler, *remote.Account, client.Client, string) {
 	t.Helper()
-	sim, acct := simulatedAccount(t)
+	sim, acct := remotetest.Account(t, "team")
 	id := sim.Create("Made in the UI", "u1")
 	if err := acct.ListAfter(context.Background(), time.Time{}, time.Hour); err != nil {
 		t.Fatal(err)

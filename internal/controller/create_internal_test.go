@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -17,25 +16,8 @@ import (
 	"github.com/segment-operator/segment-operator/internal/chatbot"
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
 	"github.com/segment-operator/segment-operator/internal/ownership"
-	"github.com/segment-operator/segment-operator/internal/remote"
+	"github.com/segment-operator/segment-operator/internal/remote/remotetest"
 )
-
-// simulatedAccount starts a simulator, and returns it with the account remote.Accounts
-// hands out for it.
-func simulatedAccount(t *testing.T) (*simulator.Server, *remote.Account) {
-	t.Helper()
-	sim, err := simulator.New(simulator.Options{Token: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	acct, err := remote.NewAccounts(remote.AccountOptions{}).For(remote.Credentials{BaseURL: srv.URL, Token: "t"}, "team")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sim, acct
-}
 
 // The create step, without a control plane: a fake client stands in for the API server
 // and the simulator for ChatBot. The intent is written (with the finalizer) before the
@@ -60,7 +42,7 @@ func TestCreate(t *testing.T) {
 			made:   true, pending: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sim, acct := simulatedAccount(t)
+			sim, acct := remotetest.Account(t, "team")
 			if err := sim.SetFaults(tc.faults); err != nil {
 				t.Fatal(err)
 			}

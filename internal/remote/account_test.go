@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,28 +12,12 @@ import (
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
 	"github.com/segment-operator/segment-operator/internal/ledger"
 	"github.com/segment-operator/segment-operator/internal/remote"
+	"github.com/segment-operator/segment-operator/internal/remote/remotetest"
 )
 
 // maxAge is long enough that no listing in these tests goes stale on its own: every
 // listing they count is one the Account chose to make.
 const maxAge = time.Hour
-
-// accountSetup starts a simulator and returns it and the Account that
-// remote.Accounts hands out for it.
-func accountSetup(t *testing.T) (*simulator.Server, *remote.Account) {
-	t.Helper()
-	sim, err := simulator.New(simulator.Options{Token: "t"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(sim)
-	t.Cleanup(srv.Close)
-	acct, err := remote.NewAccounts(remote.AccountOptions{}).For(remote.Credentials{BaseURL: srv.URL, Token: "t"}, "ns")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sim, acct
-}
 
 // listed primes the account's shared listing, and zeroes the simulator's counters so that
 // a test counts only the calls made after it.
@@ -74,7 +57,7 @@ func TestAccountObserve(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, acct := accountSetup(t)
+			sim, acct := remotetest.Account(t, "ns")
 			ctx := context.Background()
 			beforeList := time.Now().Add(-time.Second)
 			var id string
@@ -136,7 +119,7 @@ func TestAccountObserveListingFails(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, acct := accountSetup(t)
+			sim, acct := remotetest.Account(t, "ns")
 			_, _, err := acct.Observe(tt.fail(sim), "any", maxAge, time.Time{})
 			if err == nil {
 				t.Fatal("no error")
@@ -157,7 +140,7 @@ func TestAccountObserveListingFails(t *testing.T) {
 // A segment we created is in the shared listing at once: a Segment reconciled next finds
 // it without another listing, which could not be trusted to show it yet anyway.
 func TestAccountCreateRecordsInObservations(t *testing.T) {
-	sim, acct := accountSetup(t)
+	sim, acct := remotetest.Account(t, "ns")
 	listed(t, sim, acct)
 	created, err := acct.Create(context.Background(), "fresh")
 	if err != nil {
@@ -183,7 +166,7 @@ func TestAccountCreateRecordsInObservations(t *testing.T) {
 // A Retry-After pause holds creates back before their intent is recorded, and an error
 // that says the create made nothing.
 func TestAccountCheckCreate(t *testing.T) {
-	sim, acct := accountSetup(t)
+	sim, acct := remotetest.Account(t, "ns")
 	if err := acct.CheckCreate(); err != nil {
 		t.Fatalf("fresh account: %v", err)
 	}
@@ -211,7 +194,7 @@ func TestAccountRename(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, acct := accountSetup(t)
+			sim, acct := remotetest.Account(t, "ns")
 			id := sim.Create("old")
 			listed(t, sim, acct)
 			if tt.goneOutside {
@@ -255,7 +238,7 @@ func TestAccountDelete(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, acct := accountSetup(t)
+			sim, acct := remotetest.Account(t, "ns")
 			id := sim.Create("doomed")
 			listed(t, sim, acct)
 			if tt.goneOutside {
@@ -296,7 +279,7 @@ func TestAccountAddMembers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sim, acct := accountSetup(t)
+			sim, acct := remotetest.Account(t, "ns")
 			id := sim.Create("seg", "x") // a member from before: the listing counts 1
 			listed(t, sim, acct)
 			if tt.goneOutside {
