@@ -248,6 +248,7 @@ func (r run) run(ctx context.Context, root string) ([]row, error) {
 		}
 	}
 	cold.perSegment = true
+	log("%s: %.1f reconciles per Segment", name, b.reconciles(ctx)/float64(b.total))
 	rows = append(rows, cold)
 
 	if r.steady {
@@ -570,28 +571,46 @@ func (b *bench) readySegments(ctx context.Context) (int, error) {
 }
 
 func readyOf(ctx context.Context, metricsURL string) (int, error) {
+	// One series per reason: Synced, Observed, DriftDetected...
+	ready, found, err := sumOf(ctx, metricsURL, `segment_operator_segments{ready="True",`)
+	if err == nil && !found {
+		err = fmt.Errorf("no Ready segment_operator_segments series yet")
+	}
+	return int(ready), err
+}
+
+// reconciles is how many reconciles of Segments the managers have made, of every result.
+func (b *bench) reconciles(ctx context.Context) float64 {
+	total := 0.0
+	for _, u := range b.metricsURLs {
+		n, _, err := sumOf(ctx, u, `controller_runtime_reconcile_total{controller="segment",`)
+		if err != nil {
+			return 0
+		}
+		total += n
+	}
+	return total
+}
+
+// sumOf adds the values of a manager's metric series whose line starts with prefix.
+func sumOf(ctx context.Context, metricsURL, prefix string) (sum float64, found bool, err error) {
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	// One series per reason: Synced, Observed, DriftDetected...
-	ready, found := 0.0, false
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), `segment_operator_segments{ready="True",`); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
 			_, v, _ = strings.Cut(v, "} ")
 			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			if err != nil {
-				return 0, err
+				return 0, false, err
 			}
-			ready, found = ready+n, true
+			sum, found = sum+n, true
 		}
 	}
-	if !found {
-		return 0, fmt.Errorf("no Ready segment_operator_segments series yet")
-	}
-	return int(ready), sc.Err()
+	return sum, found, sc.Err()
 }
