@@ -23,10 +23,15 @@ const (
 const MaxQueueWait = time.Second
 
 // forgetTurnAwayAfter is how long a turned-away caller that does not come back is
-// remembered: well past the longest backoff (maxShareBackoff, jittered). A caller told to
-// wait out a longer rate-limit queue may be forgotten meanwhile: its backoff starts again,
-// and the queue, not the backoff, sets its next wait anyway.
-const forgetTurnAwayAfter = 4 * maxShareBackoff
+// remembered: well past the longest wait it is told (maxListedWait, jittered). A caller
+// told to wait out a longer rate-limit queue may be forgotten meanwhile: its backoff starts
+// again, and the queue, not the backoff, sets its next wait anyway.
+const forgetTurnAwayAfter = 2 * maxListedWait
+
+// maxListedWait is the longest wait a caller turned away for want of a place is told
+// while it is listed to be woken when one frees (see listedWait): the wake, not the wait,
+// brings it back, and the wait only bounds how late a lost wake makes it.
+const maxListedWait = time.Minute
 
 // waitingFor is how long a group turned away counts as waiting: longer than the longest
 // backoff (maxShareBackoff, jittered), so that a group waiting its turn counts throughout.
@@ -65,15 +70,27 @@ type Share struct {
 	// forPlace are the callers of each group turned away for want of a place (not for the
 	// queue), oldest first, that wake has not been told yet. A caller admitted or forgotten
 	// since is skipped.
-	forPlace map[string][]string
+	forPlace map[string]*line
+	// leaveEvery is how often a place has been freeing (a moving average of the time between
+	// two), and lastLeave when one last did: how long a listed caller should wait to be woken.
+	leaveEvery time.Duration
+	lastLeave  time.Time
+}
+
+// line is a group's callers waiting to be woken, and how many were taken from its front so
+// far: a caller listed as the n-th of its group has n-taken callers ahead of it.
+type line struct {
+	callers []string
+	taken   int
 }
 
 // turnAway is what a Share remembers of a caller it turned away.
 type turnAway struct {
 	times int // in a row
 	last  time.Time
-	// listed: in forPlace, not woken yet.
+	// listed: in forPlace, not woken yet, as the seq-th caller its group ever listed.
 	listed bool
+	seq    int
 }
 
 // NewShare returns a Share of n reconciles at once (no bound if n <= 0) that also turns
@@ -87,7 +104,7 @@ func NewShare(n int, queue func(held int) time.Duration, wake func(caller string
 		return nil
 	}
 	return &Share{size: max(n, 0), queue: queue, wake: wake, now: time.Now, groups: map[string]int{}, waiting: map[string]time.Time{},
-		turnedAway: map[string]turnAway{}, sweepAt: minSweep, forPlace: map[string][]string{}}
+		turnedAway: map[string]turnAway{}, sweepAt: minSweep, forPlace: map[string]*line{}}
 }
 
 const minSweep = 1024
@@ -118,7 +135,9 @@ func (s *Share) Take(caller, group string) (*Turn, time.Duration) {
 	s.held++
 	s.groups[group]++
 	delete(s.turnedAway, caller)
-	delete(s.waiting, group) // its callers turned away still will say so again
+	if s.forPlace[group] == nil {
+		delete(s.waiting, group) // its callers turned away still will say so again
+	}
 	return &Turn{s: s, group: group}, 0
 }
 
@@ -182,6 +201,13 @@ func admits(st shareState) (ok, byQueue bool) {
 // skip.
 func (s *Share) leave(group, skip string) {
 	s.mu.Lock()
+	now := s.now()
+	if !s.lastLeave.IsZero() {
+		// An idle spell counts as at most one backoff: it says little of the pace once busy.
+		since := min(now.Sub(s.lastLeave), maxShareBackoff)
+		s.leaveEvery += (since - s.leaveEvery) / 8
+	}
+	s.lastLeave = now
 	s.held--
 	if s.groups[group]--; s.groups[group] <= 0 {
 		delete(s.groups, group)
@@ -208,19 +234,18 @@ func (s *Share) next(skip string) string {
 	}
 	var best string
 	var bestGroup string
-	for g, callers := range s.forPlace {
-		for len(callers) > 0 && !s.turnedAway[callers[0]].listed { // admitted or forgotten since
-			callers = callers[1:]
+	for g, l := range s.forPlace {
+		for len(l.callers) > 0 && !s.turnedAway[l.callers[0]].listed { // admitted or forgotten since
+			l.pop()
 		}
-		if len(callers) == 0 {
+		if len(l.callers) == 0 {
 			delete(s.forPlace, g)
 			continue
 		}
-		s.forPlace[g] = callers
 		if g == skip && skip != "" {
 			continue
 		}
-		c := callers[0]
+		c := l.callers[0]
 		if best == "" || s.groups[g] < s.groups[bestGroup] ||
 			s.groups[g] == s.groups[bestGroup] && s.turnedAway[c].last.Before(s.turnedAway[best].last) {
 			best, bestGroup = c, g
@@ -229,7 +254,7 @@ func (s *Share) next(skip string) string {
 	if best == "" {
 		return ""
 	}
-	if s.forPlace[bestGroup] = s.forPlace[bestGroup][1:]; len(s.forPlace[bestGroup]) == 0 {
+	if l := s.forPlace[bestGroup]; l.pop() == 0 {
 		delete(s.forPlace, bestGroup)
 	}
 	t := s.turnedAway[best]
@@ -238,12 +263,12 @@ func (s *Share) next(skip string) string {
 	return best
 }
 
-// others counts the groups other than group that hold places or were turned away within
-// waitingFor (active), and of those the ones that hold none (waiting); it forgets the
-// groups that stopped asking.
+// others counts the groups other than group that hold places, were turned away within
+// waitingFor or have callers listed to be woken (active), and of those the ones that hold
+// none (waiting); it forgets the groups that stopped asking.
 func (s *Share) others(group string, now time.Time) (active, waiting int) {
 	for g, last := range s.waiting {
-		if now.Sub(last) > waitingFor {
+		if now.Sub(last) > waitingFor && s.forPlace[g] == nil {
 			delete(s.waiting, g)
 		} else if g != group && s.groups[g] == 0 {
 			waiting++
@@ -270,26 +295,54 @@ func (s *Share) turnAway(caller, group string, forPlace bool, queued time.Durati
 			}
 		}
 		s.sweepAt = max(minSweep, 2*len(s.turnedAway))
-		for g, callers := range s.forPlace { // and the callers forgotten from the lists
-			kept := callers[:0]
-			for _, c := range callers {
+		for g, l := range s.forPlace { // and the callers forgotten from the lines
+			kept := l.callers[:0]
+			for _, c := range l.callers {
 				if s.turnedAway[c].listed {
 					kept = append(kept, c)
 				}
 			}
-			if s.forPlace[g] = kept; len(kept) == 0 {
+			// The callers left keep their seq: those behind a forgotten one are told a
+			// little longer than they will wait, which the wake, not the wait, corrects.
+			if l.callers = kept; len(kept) == 0 {
 				delete(s.forPlace, g)
 			}
 		}
 	}
 	t := s.turnedAway[caller]
-	next := turnAway{times: t.times + 1, last: now, listed: t.listed}
+	next := turnAway{times: t.times + 1, last: now, listed: t.listed, seq: t.seq}
 	if forPlace && s.wake != nil && !t.listed {
-		next.listed = true
-		s.forPlace[group] = append(s.forPlace[group], caller)
+		l := s.forPlace[group]
+		if l == nil {
+			l = &line{}
+			s.forPlace[group] = l
+		}
+		next.listed, next.seq = true, l.taken+len(l.callers)
+		l.callers = append(l.callers, caller)
 	}
 	s.turnedAway[caller] = next
-	return jitter(turnedAwayFor(t.times, queued))
+	backoff := turnedAwayFor(t.times, queued)
+	if l := s.forPlace[group]; next.listed && l != nil {
+		return jitter(listedWait(next.seq-l.taken, s.leaveEvery, backoff))
+	}
+	return jitter(backoff)
+}
+
+// pop takes the caller at the front of the line, and returns how many are left.
+func (l *line) pop() int {
+	l.callers = l.callers[1:]
+	l.taken++
+	return len(l.callers)
+}
+
+// listedWait is how long a caller listed to be woken when a place frees, with ahead callers
+// ahead of it in its group's line and a place freeing every leaveEvery, should wait before
+// it asks again on its own: twice the time its turn should take, so that it is woken
+// first (each time it asks before its turn costs a reconcile that does nothing); no less
+// than its backoff, and no more than maxListedWait, which bounds how late a wake lost
+// (its caller deleted meanwhile, or the wakeups full) leaves it.
+func listedWait(ahead int, leaveEvery, backoff time.Duration) time.Duration {
+	return max(min(2*time.Duration(ahead)*leaveEvery, maxListedWait), backoff)
 }
 
 // turnedAwayFor is how long a caller turned away times times in a row before should wait:

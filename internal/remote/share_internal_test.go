@@ -331,3 +331,59 @@ func enter(s *Share, caller, group string) (leave func(), retryAfter time.Durati
 	}
 	return t.Leave, 0
 }
+
+func TestListedWait(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name       string
+		ahead      int
+		leaveEvery time.Duration
+		backoff    time.Duration
+		want       time.Duration
+	}{
+		{"first in line: its backoff", 0, 10 * ms, 500 * ms, 500 * ms},
+		{"no pace measured yet: its backoff", 1000, 0, 500 * ms, 500 * ms},
+		{"twice its turn", 1000, 10 * ms, 500 * ms, 20 * time.Second},
+		{"a short turn: its backoff", 10, 10 * ms, 5 * time.Second, 5 * time.Second},
+		{"a long line: at most maxListedWait", 10_000, 10 * ms, 500 * ms, maxListedWait},
+		{"a rate-limit queue longer still", 10_000, 10 * ms, 10 * time.Minute, 10 * time.Minute},
+	} {
+		if got := listedWait(tc.ahead, tc.leaveEvery, tc.backoff); got != tc.want {
+			t.Errorf("%s: listedWait(%d, %s, %s) = %s, want %s", tc.name, tc.ahead, tc.leaveEvery, tc.backoff, got, tc.want)
+		}
+	}
+}
+
+// A caller listed to be woken is told to wait about twice as long as the callers ahead of
+// it should take at the pace places free: it comes back when woken, not by asking again
+// and again (each time a reconcile that does nothing). The group it belongs to counts as
+// waiting meanwhile, however long that is.
+func TestShareListedCallersWaitForTheirTurn(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	s := NewShare(1, nil, func(string) {})
+	s.now = func() time.Time { return now }
+	for range 20 { // a place frees every 100ms
+		leave, _ := enter(s, "busy", "busy")
+		now = now.Add(100 * time.Millisecond)
+		leave()
+	}
+	holder, _ := enter(s, "holder", "busy")
+	defer holder()
+	for i := range 300 {
+		_, wait := enter(s, fmt.Sprintf("c%d", i), "team")
+		want := listedWait(i, s.leaveEvery, shareBackoff)
+		if wait < want || wait > want*3/2 {
+			t.Fatalf("caller %d in line: wait %s, want %s (jittered)", i, wait, want)
+		}
+	}
+	if s.leaveEvery < 90*time.Millisecond || s.leaveEvery > 110*time.Millisecond {
+		t.Fatalf("pace %s, want about 100ms", s.leaveEvery)
+	}
+	if _, wait := enter(s, "c250", "team"); wait < 40*time.Second {
+		t.Fatalf("a caller asking again before its turn is told %s, want its place's wait", wait)
+	}
+	now = now.Add(3 * waitingFor)
+	if active, waiting := s.others("busy", now); active != 1 || waiting != 1 {
+		t.Fatalf("a group with callers in line: %d active, %d waiting, want 1 and 1", active, waiting)
+	}
+}
