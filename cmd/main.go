@@ -27,6 +27,7 @@ import (
 	"github.com/segment-operator/segment-operator/internal/chatbot"
 	"github.com/segment-operator/segment-operator/internal/controller"
 	"github.com/segment-operator/segment-operator/internal/credentials"
+	"github.com/segment-operator/segment-operator/internal/logging"
 	"github.com/segment-operator/segment-operator/internal/memberrecord"
 	"github.com/segment-operator/segment-operator/internal/metrics"
 	"github.com/segment-operator/segment-operator/internal/remote"
@@ -107,7 +108,7 @@ func main() {
 		fmt.Println("segment-operator", version.Get())
 		return
 	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
+	ctrl.SetLogger(logging.New(&opts))
 
 	if !(memoryLimitRatio > 0 && memoryLimitRatio <= 1) {
 		setupLog.Error(fmt.Errorf("--memory-limit-ratio must be above 0 and at most 1, got %v", memoryLimitRatio), "bad flag")

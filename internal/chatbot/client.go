@@ -29,6 +29,20 @@ const MaxTokenLength = 512
 // DefaultTimeout bounds one HTTP call, connection and body included.
 const DefaultTimeout = 30 * time.Second
 
+// maxIdleConnsPerHost is how many idle connections to one API host every client keeps for
+// reuse: about as many as calls go at once. net/http's default keeps 2, so that every
+// call past the second opened a connection (and a TLS session) of its own, and closed it.
+const maxIdleConnsPerHost = 64
+
+// transport is the connections every client shares (the accounts of one API host share
+// its pool): net/http's default transport, keeping more idle connections per host.
+var transport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = maxIdleConnsPerHost
+	t.MaxIdleConns = max(t.MaxIdleConns, maxIdleConnsPerHost)
+	return t
+}()
+
 // Operation names, used in errors and reported to an Observer.
 const (
 	OpList   = "list segments"
@@ -136,7 +150,7 @@ func New(baseURL, token string, opts ...Option) (*Client, error) {
 		base:      u,
 		token:     (*secret)(&token),
 		redactor:  newRedactor(token),
-		http:      &http.Client{Timeout: DefaultTimeout},
+		http:      &http.Client{Timeout: DefaultTimeout, Transport: transport},
 		userAgent: version.UserAgent(),
 		refusal:   refusal{base: DefaultRefusalBackoff, most: DefaultRefusalMaxBackoff},
 	}

@@ -3,6 +3,7 @@ package chatbot_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -326,5 +327,43 @@ func TestConcurrentUse(t *testing.T) {
 		if len(s.Members) != 50 || !strings.HasSuffix(s.Name, "-renamed") {
 			t.Errorf("segment %+v", s)
 		}
+	}
+}
+
+// Calls made at once keep their connections for the next ones: as many connections are
+// opened as calls go at once, not one per call (net/http keeps 2 idle per host unless told
+// otherwise).
+func TestConcurrentCallsReuseConnections(t *testing.T) {
+	sim, err := simulator.New(simulator.Options{Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(sim)
+	var opened atomic.Int64
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	c, err := chatbot.New(srv.URL, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const atOnce, rounds = 16, 20
+	for range rounds {
+		var wg sync.WaitGroup
+		for range atOnce {
+			wg.Go(func() {
+				if _, err := c.ListSegments(context.Background()); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	if n := opened.Load(); n > 2*atOnce {
+		t.Fatalf("%d connections opened for %d rounds of %d calls at once, want at most %d", n, rounds, atOnce, 2*atOnce)
 	}
 }
