@@ -293,10 +293,10 @@ func run(cfg runConfig) error {
 	accounts := remote.NewAccounts(remote.AccountOptions{QPS: cfg.apiQPS, Burst: cfg.apiBurst, Share: share,
 		PerTenant: cfg.accountsPerNamespace, Held: credentials.HeldAccounts(mgr.GetClient()),
 		Observer: metrics.ObserveAPICall, Forgotten: metrics.ForgetAccount, IdleTTL: 3 * cfg.driftInterval})
-	if err := metrics.Register(mgr.GetClient(), accounts, cfg.shard.Owns); err != nil {
+	ctx := ctrl.SetupSignalHandler()
+	if err := metrics.Register(ctx, mgr.GetCache(), accounts, cfg.shard.Owns); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
-	ctx := ctrl.SetupSignalHandler()
 	if err := (&controller.SegmentReconciler{
 		Client:                        mgr.GetClient(),
 		Recorder:                      mgr.GetEventRecorder("segment-operator"),

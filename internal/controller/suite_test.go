@@ -248,7 +248,7 @@ var _ = BeforeSuite(func() {
 	// (and identical member sets may share add-members calls).
 	accounts = remote.NewAccounts(remote.AccountOptions{QPS: 50, Burst: 5, Share: accountShare, PerTenant: accountsPerTenant,
 		Held: credentials.HeldAccounts(mgr.GetClient()), Observer: metrics.ObserveAPICall})
-	Expect(metrics.Register(mgr.GetClient(), accounts, nil)).To(Succeed())
+	Expect(metrics.Register(ctx, mgr.GetCache(), accounts, nil)).To(Succeed())
 	managerClient = &flakyClient{Client: mgr.GetClient()}
 	Expect((&controller.SegmentReconciler{
 		Client:   managerClient,

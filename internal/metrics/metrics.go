@@ -2,13 +2,13 @@ package metrics
 
 import (
 	"context"
+	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
@@ -70,21 +70,13 @@ func ForgetAccount(account string) {
 	apiLatency.DeletePartialMatch(prometheus.Labels{accountLabel: account})
 }
 
-// stateCollector computes Segment counts and listing ages when scraped, from the manager's
-// cache and the accounts in use: nothing to keep up to date between scrapes but the
-// (ready, reason) pairs seen so far.
+// stateCollector reports Segment counts, kept up to date by the Segment informer's events
+// (segmentCounts), and the listing ages of the accounts in use, when scraped: a scrape
+// costs a line per series, not a read of every Segment.
 type stateCollector struct {
-	reader   client.Reader
+	segments *segmentCounts
 	accounts *remote.Accounts
-	// owns says which Segments of the cache this manager reconciles (its shard's); nil: all.
-	owns func(metav1.Object) bool
-
-	mu   sync.Mutex
-	seen map[segmentState]bool
 }
-
-// segmentState is the labels of a segments series.
-type segmentState struct{ ready, reason string }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- segmentsDesc
@@ -92,33 +84,9 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var list usersv1alpha1.SegmentList
-	if err := c.reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err == nil {
-		counts := map[segmentState]float64{}
-		for i := range list.Items {
-			if c.owns != nil && !c.owns(&list.Items[i]) {
-				continue // another shard's, which that shard counts
-			}
-			ready, reason := segmentLabels(&list.Items[i])
-			counts[segmentState{ready, reason}]++
-		}
-		// The pairs some Segment has, and at 0 those it had since the manager started (so a
-		// graph of Stalled Segments falls to 0 rather than stops): not every reason times
-		// every status, which would be mostly zeros. The reasons being a fixed set, so are the pairs.
-		c.mu.Lock()
-		if c.seen == nil {
-			c.seen = map[segmentState]bool{}
-		}
-		for s := range counts {
-			c.seen[s] = true
-		}
-		for s := range c.seen {
-			ch <- prometheus.MustNewConstMetric(segmentsDesc, prometheus.GaugeValue, counts[s], s.ready, s.reason)
-		}
-		c.mu.Unlock()
-	}
+	c.segments.each(func(s segmentState, n int) {
+		ch <- prometheus.MustNewConstMetric(segmentsDesc, prometheus.GaugeValue, float64(n), s.ready, s.reason)
+	})
 	for _, acct := range c.accounts.All() {
 		if fetched := acct.Observations.FetchedAt(); !fetched.IsZero() {
 			ch <- prometheus.MustNewConstMetric(observationAgeDesc, prometheus.GaugeValue, time.Since(fetched).Seconds(), acct.ID)
@@ -139,10 +107,18 @@ func Names() []string {
 }
 
 // Register adds the operator's metrics to controller-runtime's registry, which the
-// manager's metrics endpoint serves. Of the Segments in reader, it counts those owns
-// passes (a shard's own; nil: all).
-func Register(reader client.Reader, accounts *remote.Accounts, owns func(metav1.Object) bool) error {
-	for _, c := range []prometheus.Collector{apiRequests, apiLatency, &stateCollector{reader: reader, accounts: accounts, owns: owns}} {
+// manager's metrics endpoint serves, and counts the Segments of the informers' Segment
+// informer that owns passes (a shard's own; nil: all).
+func Register(ctx context.Context, informers cache.Informers, accounts *remote.Accounts, owns func(metav1.Object) bool) error {
+	segments := newSegmentCounts(owns)
+	informer, err := informers.GetInformer(ctx, &usersv1alpha1.Segment{})
+	if err != nil {
+		return fmt.Errorf("segments gauge: %w", err)
+	}
+	if _, err := informer.AddEventHandler(segments.handler()); err != nil {
+		return fmt.Errorf("segments gauge: %w", err)
+	}
+	for _, c := range []prometheus.Collector{apiRequests, apiLatency, &stateCollector{segments: segments, accounts: accounts}} {
 		if err := crmetrics.Registry.Register(c); err != nil {
 			return err
 		}

@@ -1,10 +1,14 @@
 package metrics
 
 import (
+	"maps"
 	"slices"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 )
@@ -73,4 +77,84 @@ func Reasons() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// segmentState is the labels of a segments series.
+type segmentState struct{ ready, reason string }
+
+// segmentCounts counts Segments by their labels (segmentLabels) as the Segment informer
+// sees them change: each event moves one Segment from one count to another. A pair of
+// labels some Segment had since the manager started stays, at 0, so that a graph of
+// Stalled Segments falls to 0 rather than stops; not every reason times every status,
+// which would be mostly zeros. The reasons being a fixed set, so are the pairs.
+type segmentCounts struct {
+	// owns says which Segments of the cache this manager reconciles (its shard's); nil: all.
+	owns func(metav1.Object) bool
+
+	mu     sync.Mutex
+	of     map[types.NamespacedName]segmentState // the Segments counted
+	counts map[segmentState]int
+}
+
+func newSegmentCounts(owns func(metav1.Object) bool) *segmentCounts {
+	return &segmentCounts{owns: owns, of: map[types.NamespacedName]segmentState{}, counts: map[segmentState]int{}}
+}
+
+// handler keeps the counts as Segments are added, changed (relabelled to another shard
+// among others) and deleted.
+func (c *segmentCounts) handler() toolscache.ResourceEventHandler {
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { c.set(obj) },
+		UpdateFunc: func(_, obj any) { c.set(obj) },
+		DeleteFunc: func(obj any) {
+			if gone, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = gone.Obj
+			}
+			if seg, ok := obj.(*usersv1alpha1.Segment); ok {
+				c.forget(seg)
+			}
+		},
+	}
+}
+
+// set counts seg under its labels now, or no more if it is another shard's.
+func (c *segmentCounts) set(obj any) {
+	seg, ok := obj.(*usersv1alpha1.Segment)
+	if !ok {
+		return
+	}
+	if c.owns != nil && !c.owns(seg) {
+		c.forget(seg) // moved to another shard, which counts it
+		return
+	}
+	ready, reason := segmentLabels(seg)
+	now := segmentState{ready, reason}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := types.NamespacedName{Namespace: seg.Namespace, Name: seg.Name}
+	if was, ok := c.of[key]; ok {
+		c.counts[was]--
+	}
+	c.of[key] = now
+	c.counts[now]++
+}
+
+func (c *segmentCounts) forget(seg *usersv1alpha1.Segment) {
+	key := types.NamespacedName{Namespace: seg.Namespace, Name: seg.Name}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if was, ok := c.of[key]; ok {
+		c.counts[was]--
+		delete(c.of, key)
+	}
+}
+
+// each calls f with each pair of labels seen so far and its count.
+func (c *segmentCounts) each(f func(segmentState, int)) {
+	c.mu.Lock()
+	counts := maps.Clone(c.counts)
+	c.mu.Unlock()
+	for s, n := range counts {
+		f(s, n)
+	}
 }

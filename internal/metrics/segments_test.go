@@ -12,8 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/remote"
@@ -92,20 +91,18 @@ func TestReadyReasonsAreTheAPIReasons(t *testing.T) {
 	}
 }
 
-// The gauge counts Segments by ready and reason, and keeps at 0 a pair it has seen.
+// The gauge counts Segments by ready and reason as the informer's events change them, and
+// keeps at 0 a pair it has seen; a Segment deleted (or known gone only by its tombstone) or
+// moved to another shard is counted no more.
 func TestSegmentsGauge(t *testing.T) {
-	scheme := runtime.NewScheme()
-	if err := usersv1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
+	a, b := segment("a", [4]string{"Ready", "True", "Synced", "2"}), segment("b", [4]string{"Ready", "True", "Synced", "2"})
+	stalled, pending := segment("c", [4]string{"Ready", "False", "Unauthorized", "2"}), segment("d")
+	counts := newSegmentCounts(nil)
+	h := counts.handler()
+	for _, seg := range []*usersv1alpha1.Segment{a, b, stalled, pending} {
+		h.OnAdd(seg, true)
 	}
-	stalled := segment("c", [4]string{"Ready", "False", "Unauthorized", "2"})
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(
-		segment("a", [4]string{"Ready", "True", "Synced", "2"}),
-		segment("b", [4]string{"Ready", "True", "Synced", "2"}),
-		stalled,
-		segment("d"),
-	).Build()
-	coll := &stateCollector{reader: c, accounts: remote.NewAccounts(remote.AccountOptions{})}
+	coll := &stateCollector{segments: counts, accounts: remote.NewAccounts(remote.AccountOptions{})}
 	want := `
 # HELP segment_operator_segments Segments by the status and reason of their Ready condition for their current generation (Unknown if none yet).
 # TYPE segment_operator_segments gauge
@@ -116,18 +113,42 @@ segment_operator_segments{ready="Unknown",reason="Pending"} 1
 	if err := testutil.CollectAndCompare(coll, strings.NewReader(want), segmentsName); err != nil {
 		t.Error(err)
 	}
-	if err := c.Delete(t.Context(), stalled); err != nil {
-		t.Fatal(err)
-	}
-	want = strings.Replace(want, `reason="Unauthorized"} 1`, `reason="Unauthorized"} 0`, 1)
+	h.OnDelete(toolscache.DeletedFinalStateUnknown{Key: "ns/c", Obj: stalled})
+	synced := pending.DeepCopy()
+	synced.Status.Conditions = a.Status.Conditions
+	h.OnUpdate(pending, synced)
+	want = `
+# HELP segment_operator_segments Segments by the status and reason of their Ready condition for their current generation (Unknown if none yet).
+# TYPE segment_operator_segments gauge
+segment_operator_segments{ready="False",reason="Unauthorized"} 0
+segment_operator_segments{ready="True",reason="Synced"} 3
+segment_operator_segments{ready="Unknown",reason="Pending"} 0
+`
 	if err := testutil.CollectAndCompare(coll, strings.NewReader(want), segmentsName); err != nil {
-		t.Errorf("after the stalled Segment went: %v", err)
+		t.Errorf("after the stalled Segment went and the pending one synced: %v", err)
 	}
-	// A shard counts its own Segments only: another shard counts the others.
-	coll = &stateCollector{reader: c, accounts: remote.NewAccounts(remote.AccountOptions{}),
-		owns: func(o metav1.Object) bool { return o.GetName() != "a" }}
-	want = strings.Replace(want, `reason="Synced"} 2`, `reason="Synced"} 1`, 1)
-	want = strings.Replace(want, `segment_operator_segments{ready="False",reason="Unauthorized"} 0`+"\n", "", 1)
+
+	// A shard counts its own Segments only: another shard counts the others, and one
+	// relabelled away goes from this shard's count.
+	counts = newSegmentCounts(func(o metav1.Object) bool { return o.GetLabels()["shard"] != "b" })
+	h = counts.handler()
+	for _, seg := range []*usersv1alpha1.Segment{a, b, pending} {
+		h.OnAdd(seg, true)
+	}
+	moved := b.DeepCopy()
+	moved.Labels = map[string]string{"shard": "b"}
+	h.OnUpdate(b, moved)
+	h.OnAdd(segment("e"), false)
+	other := segment("f")
+	other.Labels = map[string]string{"shard": "b"}
+	h.OnAdd(other, false)
+	coll = &stateCollector{segments: counts, accounts: remote.NewAccounts(remote.AccountOptions{})}
+	want = `
+# HELP segment_operator_segments Segments by the status and reason of their Ready condition for their current generation (Unknown if none yet).
+# TYPE segment_operator_segments gauge
+segment_operator_segments{ready="True",reason="Synced"} 1
+segment_operator_segments{ready="Unknown",reason="Pending"} 2
+`
 	if err := testutil.CollectAndCompare(coll, strings.NewReader(want), segmentsName); err != nil {
 		t.Errorf("a shard's count: %v", err)
 	}
