@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -77,9 +78,12 @@ type Share struct {
 	lastLeave  time.Time
 }
 
-// line is a group's callers waiting to be woken, and how many were taken from its front so
-// far: a caller listed as the n-th of its group has n-taken callers ahead of it.
+// line is a group's callers waiting to be woken: first those woken once and turned away
+// again (another reconcile took the place first: they keep their turn), then the others in
+// the order they were turned away, with how many were taken from the front of these so far
+// (a caller listed as the n-th of its group has n-taken callers ahead of it).
 type line struct {
+	again   []string
 	callers []string
 	taken   int
 }
@@ -88,9 +92,12 @@ type line struct {
 type turnAway struct {
 	times int // in a row
 	last  time.Time
-	// listed: in forPlace, not woken yet, as the seq-th caller its group ever listed.
+	// listed: in forPlace, not woken yet, as the seq-th caller its group ever listed (or
+	// in its line's again: woken is true).
 	listed bool
 	seq    int
+	// woken: told to ask again when a place freed; it keeps its turn if turned away again.
+	woken bool
 }
 
 // NewShare returns a Share of n reconciles at once (no bound if n <= 0) that also turns
@@ -235,17 +242,14 @@ func (s *Share) next(skip string) string {
 	var best string
 	var bestGroup string
 	for g, l := range s.forPlace {
-		for len(l.callers) > 0 && !s.turnedAway[l.callers[0]].listed { // admitted or forgotten since
-			l.pop()
-		}
-		if len(l.callers) == 0 {
+		c, ok := l.front(func(c string) bool { return s.turnedAway[c].listed }) // not admitted or forgotten since
+		if !ok {
 			delete(s.forPlace, g)
 			continue
 		}
 		if g == skip && skip != "" {
 			continue
 		}
-		c := l.callers[0]
 		if best == "" || s.groups[g] < s.groups[bestGroup] ||
 			s.groups[g] == s.groups[bestGroup] && s.turnedAway[c].last.Before(s.turnedAway[best].last) {
 			best, bestGroup = c, g
@@ -258,7 +262,7 @@ func (s *Share) next(skip string) string {
 		delete(s.forPlace, bestGroup)
 	}
 	t := s.turnedAway[best]
-	t.listed = false
+	t.listed, t.woken = false, true
 	s.turnedAway[best] = t
 	return best
 }
@@ -296,44 +300,69 @@ func (s *Share) turnAway(caller, group string, forPlace bool, queued time.Durati
 		}
 		s.sweepAt = max(minSweep, 2*len(s.turnedAway))
 		for g, l := range s.forPlace { // and the callers forgotten from the lines
-			kept := l.callers[:0]
-			for _, c := range l.callers {
-				if s.turnedAway[c].listed {
-					kept = append(kept, c)
-				}
-			}
+			listed := func(c string) bool { return s.turnedAway[c].listed }
 			// The callers left keep their seq: those behind a forgotten one are told a
 			// little longer than they will wait, which the wake, not the wait, corrects.
-			if l.callers = kept; len(kept) == 0 {
+			l.again, l.callers = slices.DeleteFunc(l.again, not(listed)), slices.DeleteFunc(l.callers, not(listed))
+			if len(l.again)+len(l.callers) == 0 {
 				delete(s.forPlace, g)
 			}
 		}
 	}
 	t := s.turnedAway[caller]
-	next := turnAway{times: t.times + 1, last: now, listed: t.listed, seq: t.seq}
+	next := turnAway{times: t.times + 1, last: now, listed: t.listed, seq: t.seq, woken: t.woken}
 	if forPlace && s.wake != nil && !t.listed {
 		l := s.forPlace[group]
 		if l == nil {
 			l = &line{}
 			s.forPlace[group] = l
 		}
-		next.listed, next.seq = true, l.taken+len(l.callers)
-		l.callers = append(l.callers, caller)
+		next.listed = true
+		if t.woken {
+			l.again = append(l.again, caller)
+		} else {
+			next.seq = l.taken + len(l.callers)
+			l.callers = append(l.callers, caller)
+		}
 	}
 	s.turnedAway[caller] = next
 	backoff := turnedAwayFor(t.times, queued)
-	if l := s.forPlace[group]; next.listed && l != nil {
+	if l := s.forPlace[group]; next.listed && !next.woken && l != nil {
 		return jitter(listedWait(next.seq-l.taken, s.leaveEvery, backoff))
 	}
 	return jitter(backoff)
 }
 
+// front returns the first caller of the line that is still listed, having dropped those
+// before it that are not.
+func (l *line) front(listed func(string) bool) (string, bool) {
+	for len(l.again) > 0 && !listed(l.again[0]) {
+		l.again = l.again[1:]
+	}
+	if len(l.again) > 0 {
+		return l.again[0], true
+	}
+	for len(l.callers) > 0 && !listed(l.callers[0]) {
+		l.pop()
+	}
+	if len(l.callers) > 0 {
+		return l.callers[0], true
+	}
+	return "", false
+}
+
 // pop takes the caller at the front of the line, and returns how many are left.
 func (l *line) pop() int {
-	l.callers = l.callers[1:]
-	l.taken++
-	return len(l.callers)
+	if len(l.again) > 0 {
+		l.again = l.again[1:]
+	} else {
+		l.callers = l.callers[1:]
+		l.taken++
+	}
+	return len(l.again) + len(l.callers)
 }
+
+func not(f func(string) bool) func(string) bool { return func(c string) bool { return !f(c) } }
 
 // listedWait is how long a caller listed to be woken when a place frees, with ahead callers
 // ahead of it in its group's line and a place freeing every leaveEvery, should wait before

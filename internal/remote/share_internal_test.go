@@ -2,6 +2,7 @@ package remote
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -385,5 +386,31 @@ func TestShareListedCallersWaitForTheirTurn(t *testing.T) {
 	now = now.Add(3 * waitingFor)
 	if active, waiting := s.others("busy", now); active != 1 || waiting != 1 {
 		t.Fatalf("a group with callers in line: %d active, %d waiting, want 1 and 1", active, waiting)
+	}
+}
+
+// A caller woken for a place that another reconcile took first (one asking on its own, as
+// a drift check does) keeps its turn: it is the next woken, before the callers behind it.
+func TestShareWokenCallerKeepsItsTurn(t *testing.T) {
+	var woken []string
+	s := NewShare(1, nil, func(c string) { woken = append(woken, c) })
+	holder, _ := enter(s, "holder", "team")
+	for _, c := range []string{"c1", "c2", "c3"} {
+		enter(s, c, "team")
+	}
+	holder()
+	if !slices.Equal(woken, []string{"c1"}) {
+		t.Fatalf("woken %v, want c1", woken)
+	}
+	drift, _ := enter(s, "drift", "team") // asks on its own, before c1 is back
+	if drift == nil {
+		t.Fatal("the free place was not taken")
+	}
+	if leave, wait := enter(s, "c1", "team"); leave != nil || wait > 3*time.Second/2 {
+		t.Fatalf("c1 turned away: admitted %v, told %s, want its backoff", leave != nil, wait)
+	}
+	drift()
+	if !slices.Equal(woken, []string{"c1", "c1"}) {
+		t.Fatalf("woken %v, want c1 again before c2", woken)
 	}
 }
