@@ -142,6 +142,42 @@ func TestOwnershipWritesRefuseAStaleCopy(t *testing.T) {
 	}
 }
 
+// A reconcile's writes follow one another: the intent, then the new ID, both conditional,
+// the second from the resourceVersion the first was answered with (the answer is the
+// Segment's metadata alone); the spec and generation stay those the reconcile read.
+func TestWritesOfOneReconcileFollowOneAnother(t *testing.T) {
+	scheme := runtime.NewScheme()
+	_ = usersv1alpha1.AddToScheme(scheme)
+	seg := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns", Generation: 1},
+		Spec: usersv1alpha1.SegmentSpec{Name: "vip", Members: []string{"u1"}}}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(seg).WithStatusSubresource(seg).Build()
+	ctx := context.Background()
+	read := &usersv1alpha1.Segment{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(seg), read); err != nil {
+		t.Fatal(err)
+	}
+	st := newStatusWriter(c, read)
+	read.Status.Ownership = &usersv1alpha1.SegmentOwnership{CreatePending: &usersv1alpha1.CreateIntent{Name: "vip"}}
+	before := read.ResourceVersion
+	if err := st.write(ctx, read); err != nil {
+		t.Fatalf("the intent: %v", err)
+	}
+	if read.ResourceVersion == before || read.Spec.Name != "vip" || len(read.Spec.Members) != 1 || read.Generation != 1 {
+		t.Fatalf("after the intent: resourceVersion %s (was %s), spec %+v, generation %d", read.ResourceVersion, before, read.Spec, read.Generation)
+	}
+	read.Status.ID, read.Status.Ownership = "s1", &usersv1alpha1.SegmentOwnership{ID: "s1"}
+	if err := st.write(ctx, read); err != nil {
+		t.Fatalf("the new ID, from the intent's answer: %v", err)
+	}
+	got := &usersv1alpha1.Segment{}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(seg), got); err != nil {
+		t.Fatal(err)
+	}
+	if got.OwnedID() != "s1" || got.Status.ID != "s1" || got.ResourceVersion != read.ResourceVersion {
+		t.Fatalf("stored %+v at %s, want s1 at %s", got.Status, got.ResourceVersion, read.ResourceVersion)
+	}
+}
+
 // An event note is cut after its arguments are in: 40 candidates' IDs made a note the API
 // server dropped when only the format was cut.
 func TestEventNoteFitsTheAPIServersLimit(t *testing.T) {

@@ -118,7 +118,7 @@ func (f *flakyClient) writesTo(seg *usersv1alpha1.Segment) int64 {
 }
 
 func (f *flakyClient) countWrite(obj client.Object) {
-	if _, ok := obj.(*usersv1alpha1.Segment); ok {
+	if isSegment(obj) {
 		n, _ := f.segmentWrites.LoadOrStore(client.ObjectKeyFromObject(obj), new(atomic.Int64))
 		n.(*atomic.Int64).Add(1)
 	}
@@ -146,11 +146,34 @@ type flakyStatus struct {
 func (s *flakyStatus) Patch(ctx context.Context, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 	s.f.statusWrites.Add(1)
 	s.f.countWrite(obj)
-	if seg, ok := obj.(*usersv1alpha1.Segment); ok && seg.Status.ID != "" && s.f.failIDWrites.Load() {
+	if s.f.failIDWrites.Load() && isSegment(obj) && recordsID(obj, patch) {
 		s.f.failedIDWrites.Add(1)
 		return errors.New("injected failure: status write lost after create")
 	}
 	return s.SubResourceWriter.Patch(ctx, obj, patch, opts...)
+}
+
+// isSegment: obj is a Segment, whole or its metadata (as the status writer sends it).
+func isSegment(obj client.Object) bool {
+	if _, ok := obj.(*usersv1alpha1.Segment); ok {
+		return true
+	}
+	m, ok := obj.(*metav1.PartialObjectMetadata)
+	return ok && m.Kind == "Segment"
+}
+
+// recordsID: the status patch writes status.id.
+func recordsID(obj client.Object, patch client.Patch) bool {
+	data, err := patch.Data(obj)
+	if err != nil {
+		return false
+	}
+	var sent struct {
+		Status struct {
+			ID string `json:"id"`
+		} `json:"status"`
+	}
+	return json.Unmarshal(data, &sent) == nil && sent.Status.ID != ""
 }
 
 func TestControllers(t *testing.T) {
