@@ -1,10 +1,13 @@
 package controller
 
 import (
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -19,20 +22,56 @@ import (
 // users.chatbot.com/members=true, see membersOnly); of every object, no managedFields (the
 // manager never reads them). Only with credentials Secrets read in every namespace are
 // Secrets watched by this cache (credentials.SecretScope.SharedCache). Of Segments, every
-// one, and whole those of sh (nil: all); another shard's are cut down (shard.View).
+// one, and whole those of sh (nil: all); another shard's are cut down (see segments).
 func CacheOptions(scope credentials.SecretScope, sh *shard.Shard) cache.Options {
 	opts := cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 	opts.ByObject = map[client.Object]cache.ByObject{&corev1.ConfigMap{}: {
 		Label:     labels.SelectorFromSet(labels.Set{usersv1alpha1.MembersLabel: "true"}),
 		Transform: membersOnly,
 	}}
-	if sh != nil {
-		opts.ByObject[&usersv1alpha1.Segment{}] = cache.ByObject{Transform: sh.View()}
-	}
+	opts.ByObject[&usersv1alpha1.Segment{}] = cache.ByObject{Transform: segments(sh)}
 	if secrets, ok := scope.SharedCache(); ok {
 		opts.ByObject[&corev1.Secret{}] = secrets
 	}
 	return opts
+}
+
+// segments is the cache's transform of Segments: without managedFields, another shard's
+// cut down (shard.View), and the members of the shard's own kept compact (compactMembers).
+func segments(sh *shard.Shard) toolscache.TransformFunc {
+	view := sh.View()
+	return func(in any) (any, error) {
+		out, err := view(in)
+		if seg, ok := out.(*usersv1alpha1.Segment); ok && err == nil {
+			compactMembers(seg)
+		}
+		return out, err
+	}
+}
+
+// compactMembers keeps a Segment's members in one string and a slice of their exact
+// length: decoded, each member is an allocation of its own, in a slice grown by doubling.
+// At 10,000 Segments of 50 members, the cache holds 500,000 members, the most of what it
+// holds, and each allocation is one more for the garbage collector to scan.
+func compactMembers(seg *usersv1alpha1.Segment) {
+	members := seg.Spec.Members
+	if len(members) == 0 {
+		return
+	}
+	n := 0
+	for _, m := range members {
+		n += len(m)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, m := range members {
+		b.WriteString(m)
+	}
+	all, out := b.String(), make([]string, len(members))
+	for i, m := range members {
+		out[i], all = all[:len(m)], all[len(m):]
+	}
+	seg.Spec.Members = out
 }
 
 // membersOnly keeps of a member list ConfigMap only what the manager reads of its metadata

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/credentials"
+	"github.com/segment-operator/segment-operator/internal/shard"
 )
 
 // The manager's cache holds credentials Secrets only when Segments of every namespace may
@@ -54,5 +56,45 @@ func TestCacheOptionsFollowTheSecretScope(t *testing.T) {
 			kept.Annotations != nil || kept.Finalizers != nil || kept.OwnerReferences != nil {
 			t.Errorf("%+v: a member list cached as %+v", scope, out)
 		}
+	}
+}
+
+// The cache keeps a Segment's members as they were, in one string and a slice of their
+// length; a Segment without members, and another shard's (cut), are left as they are.
+func TestSegmentsTransformKeepsMembersCompact(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		members []string
+	}{
+		{"none", nil},
+		{"one", []string{"u1"}},
+		{"several, of several lengths, one empty", []string{"u1", "", "user-000002", "ü3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			grown := append(make([]string, 0, 2*len(tc.members)), tc.members...) // as decoded: grown by doubling
+			in := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns",
+				ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}}}, Spec: usersv1alpha1.SegmentSpec{Members: grown}}
+			out, err := segments(nil)(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seg := out.(*usersv1alpha1.Segment)
+			if !slices.Equal(seg.Spec.Members, tc.members) || seg.ManagedFields != nil {
+				t.Fatalf("members %q, managedFields %v; want %q and none", seg.Spec.Members, seg.ManagedFields, tc.members)
+			}
+			if len(tc.members) > 0 && cap(seg.Spec.Members) != len(tc.members) {
+				t.Errorf("a slice of capacity %d for %d members", cap(seg.Spec.Members), len(tc.members))
+			}
+		})
+	}
+	sh, err := shard.Parse(shard.Key + "=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &usersv1alpha1.Segment{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns", Labels: map[string]string{shard.Key: "b"}},
+		Spec: usersv1alpha1.SegmentSpec{Members: []string{"u1"}}}
+	out, _ := segments(sh)(other)
+	if seg := out.(*usersv1alpha1.Segment); len(seg.Spec.Members) != 0 {
+		t.Errorf("another shard's Segment keeps its members: %q", seg.Spec.Members)
 	}
 }

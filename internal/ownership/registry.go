@@ -249,8 +249,7 @@ func (r *Registry) Handover(uid types.UID) {
 		}
 	}
 	r.mu.Unlock()
-	r.ended.Delete(uid)
-	r.noEffect.Delete(uid)
+	r.Resolved(uid)
 }
 
 // Forget drops all the registry knows of the Segment: it is going, and one whose status
@@ -311,5 +310,11 @@ func (r *Registry) MadeNothing(uid types.UID, intentAt time.Time) bool {
 	return ok && at.(time.Time).Equal(intentAt)
 }
 
-// Resolved forgets when the Segment's last create ended: what it made is decided.
-func (r *Registry) Resolved(uid types.UID) { r.ended.Delete(uid) }
+// Resolved drops what this process saw of the Segment's creates (CreateEnded,
+// CreateMadeNothing), which only resolving a pending create reads: what it made is
+// decided, or its status holds no pending create any more. Otherwise every Segment this
+// process ever created would stay remembered here.
+func (r *Registry) Resolved(uid types.UID) {
+	r.ended.Delete(uid)
+	r.noEffect.Delete(uid)
+}
