@@ -34,6 +34,11 @@ const forgetTurnAwayAfter = 2 * maxListedWait
 // brings it back, and the wait only bounds how late a lost wake makes it.
 const maxListedWait = time.Minute
 
+// wakeGrace is how long a place freed is kept for the caller woken for it: one that has
+// not asked again by then (deleted meanwhile, suspended, moved to another shard, or its
+// wake lost) gives it up, and the next caller is woken.
+const wakeGrace = 2 * time.Second
+
 // waitingFor is how long a group turned away counts as waiting: longer than the longest
 // backoff (maxShareBackoff, jittered), so that a group waiting its turn counts throughout.
 const waitingFor = 2 * maxShareBackoff
@@ -69,9 +74,13 @@ type Share struct {
 	turnedAway map[string]turnAway  // by caller
 	sweepAt    int                  // len(turnedAway) at which callers gone are forgotten
 	// forPlace are the callers of each group turned away for want of a place (not for the
-	// queue), oldest first, that wake has not been told yet. A caller admitted or forgotten
-	// since is skipped.
+	// queue) that wake has not been told yet, in the order they are to be woken (see line).
+	// A caller admitted or forgotten since is skipped.
 	forPlace map[string]*line
+	// promised are the callers woken for a place that have not asked again yet, and when
+	// they were woken: a place is kept for each, for wakeGrace (see lapse).
+	promised  map[string]time.Time
+	wakeGrace time.Duration
 	// leaveEvery is how often a place has been freeing (a moving average of the time between
 	// two), and lastLeave when one last did: how long a listed caller should wait to be woken.
 	leaveEvery time.Duration
@@ -103,15 +112,18 @@ type turnAway struct {
 // NewShare returns a Share of n reconciles at once (no bound if n <= 0) that also turns
 // reconciles away while queue (if non-nil) says a call would wait over MaxQueueWait. It
 // returns nil, which bounds nothing, if there is neither. When a place frees, wake (if
-// non-nil) is told, for each group with callers turned away for want of a place, the one
-// turned away first, which should ask again at once: a caller then waits for a place, not
-// for its backoff, which only bounds how long it waits should wake not reach it.
+// non-nil) is told one caller turned away for want of a place (see next), which should
+// ask again at once: a caller then waits for a place, not for a backoff. The wait it was
+// told when turned away (listedWait) only bounds how late it comes should its wake be
+// lost; a caller woken that does not come back within wakeGrace gives its place to the
+// next.
 func NewShare(n int, queue func(held int) time.Duration, wake func(caller string)) *Share {
 	if n <= 0 && queue == nil {
 		return nil
 	}
 	return &Share{size: max(n, 0), queue: queue, wake: wake, now: time.Now, groups: map[string]int{}, waiting: map[string]time.Time{},
-		turnedAway: map[string]turnAway{}, sweepAt: minSweep, forPlace: map[string]*line{}}
+		turnedAway: map[string]turnAway{}, sweepAt: minSweep, forPlace: map[string]*line{},
+		promised: map[string]time.Time{}, wakeGrace: wakeGrace}
 }
 
 const minSweep = 1024
@@ -127,6 +139,7 @@ func (s *Share) Take(caller, group string) (*Turn, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
+	delete(s.promised, caller) // back: admitted or not, its place is no longer kept
 	st := shareState{size: s.size, held: s.held, groupHeld: s.groups[group]}
 	if s.queue != nil {
 		st.queued = s.queue(s.held) // the limiter's lock is its own: it never calls back
@@ -209,24 +222,68 @@ func admits(st shareState) (ok, byQueue bool) {
 func (s *Share) leave(group, skip string) {
 	s.mu.Lock()
 	now := s.now()
-	if !s.lastLeave.IsZero() {
-		// An idle spell counts as at most one backoff: it says little of the pace once busy.
-		since := min(now.Sub(s.lastLeave), maxShareBackoff)
-		s.leaveEvery += (since - s.leaveEvery) / 8
+	if skip == "" { // a turn used, not one given back: the pace of the reconciles
+		if !s.lastLeave.IsZero() {
+			// An idle spell counts as at most one backoff: it says little of the pace once busy.
+			since := min(now.Sub(s.lastLeave), maxShareBackoff)
+			if s.leaveEvery == 0 {
+				s.leaveEvery = since
+			}
+			s.leaveEvery += (since - s.leaveEvery) / 8
+		}
+		s.lastLeave = now
 	}
-	s.lastLeave = now
 	s.held--
 	if s.groups[group]--; s.groups[group] <= 0 {
 		delete(s.groups, group)
 	}
 	woken := s.next(skip)
+	if woken != "" {
+		s.promise(woken, now)
+	}
 	if s.held == 0 && len(s.forPlace) == 0 && woken == "" {
 		clear(s.turnedAway) // idle: nobody is waiting
+		clear(s.promised)
 		s.sweepAt = minSweep
 	}
 	s.mu.Unlock()
 	if woken != "" {
 		s.wake(woken) // outside the lock: wake may call back
+	}
+}
+
+// promise keeps a place for caller, woken now, until it asks again or wakeGrace passes.
+func (s *Share) promise(caller string, now time.Time) {
+	s.promised[caller] = now
+	time.AfterFunc(s.wakeGrace, s.lapse)
+}
+
+// lapse gives up the places kept for callers woken over wakeGrace ago that have not asked
+// again, and wakes as many callers next in line, as places are free: a Segment deleted, or
+// suspended, while it waited, or a wake lost, would otherwise leave its place empty until
+// some caller asked on its own.
+func (s *Share) lapse() {
+	s.mu.Lock()
+	now := s.now()
+	lapsed := 0
+	for c, at := range s.promised {
+		if now.Sub(at) >= s.wakeGrace {
+			delete(s.promised, c)
+			lapsed++
+		}
+	}
+	var woken []string
+	for ; lapsed > 0 && s.held+len(s.promised) < s.size; lapsed-- {
+		c := s.next("")
+		if c == "" {
+			break
+		}
+		s.promise(c, now)
+		woken = append(woken, c)
+	}
+	s.mu.Unlock()
+	for _, c := range woken {
+		s.wake(c)
 	}
 }
 
@@ -272,7 +329,8 @@ func (s *Share) next(skip string) string {
 // none (waiting); it forgets the groups that stopped asking.
 func (s *Share) others(group string, now time.Time) (active, waiting int) {
 	for g, last := range s.waiting {
-		if now.Sub(last) > waitingFor && s.forPlace[g] == nil {
+		// A group with callers in line counts while they may still come back on their own.
+		if now.Sub(last) > waitingFor && (s.forPlace[g] == nil || now.Sub(last) > forgetTurnAwayAfter) {
 			delete(s.waiting, g)
 		} else if g != group && s.groups[g] == 0 {
 			waiting++

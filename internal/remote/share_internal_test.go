@@ -3,6 +3,7 @@ package remote
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -253,9 +254,9 @@ func TestShareKeepsAPlaceForANamespaceWithNone(t *testing.T) {
 // admitted since; for a place given back unused, a caller of another group than the one
 // that gave it back; a caller turned away again while it waits is listed once.
 func TestShareWakesWhenAPlaceFrees(t *testing.T) {
-	var woken []string
+	w := &wakes{}
 	queued := time.Duration(0)
-	s := NewShare(2, func(int) time.Duration { return queued }, func(c string) { woken = append(woken, c) })
+	s := NewShare(2, func(int) time.Duration { return queued }, w.wake)
 	a, _ := enter(s, "a1", "a")
 	b, _ := enter(s, "b1", "b")
 	for _, c := range []struct{ caller, group string }{{"a2", "a"}, {"a3", "a"}, {"a2", "a"}, {"b2", "b"}, {"b3", "b"}} {
@@ -286,23 +287,23 @@ func TestShareWakesWhenAPlaceFrees(t *testing.T) {
 			turn.Leave() // a turn ends once
 		}, "b3"},
 	} {
-		woken = nil
+		w.take()
 		step.do()
-		if want := []string{step.want}; step.want == "" && len(woken) != 0 || step.want != "" && !sameSet(woken, want) {
+		if woken, want := w.take(), []string{step.want}; step.want == "" && len(woken) != 0 || step.want != "" && !sameSet(woken, want) {
 			t.Fatalf("%s: woken %v, want %q", step.name, woken, step.want)
 		}
 	}
 
 	// Turned away for the queue: not woken by a place.
 	queued = time.Hour
-	woken = nil
-	s = NewShare(2, func(int) time.Duration { return queued }, func(c string) { woken = append(woken, c) })
+	w = &wakes{}
+	s = NewShare(2, func(int) time.Duration { return queued }, w.wake)
 	held, _ := enter(s, "q1", "q")
 	if leave, _ := enter(s, "q2", "q"); leave != nil {
 		t.Fatal("admitted while the queue is long")
 	}
 	held()
-	if len(woken) != 0 {
+	if woken := w.take(); len(woken) != 0 {
 		t.Fatalf("woken %v, turned away for the queue", woken)
 	}
 }
@@ -392,14 +393,14 @@ func TestShareListedCallersWaitForTheirTurn(t *testing.T) {
 // A caller woken for a place that another reconcile took first (one asking on its own, as
 // a drift check does) keeps its turn: it is the next woken, before the callers behind it.
 func TestShareWokenCallerKeepsItsTurn(t *testing.T) {
-	var woken []string
-	s := NewShare(1, nil, func(c string) { woken = append(woken, c) })
+	w := &wakes{}
+	s := NewShare(1, nil, w.wake)
 	holder, _ := enter(s, "holder", "team")
 	for _, c := range []string{"c1", "c2", "c3"} {
 		enter(s, c, "team")
 	}
 	holder()
-	if !slices.Equal(woken, []string{"c1"}) {
+	if woken := w.take(); !slices.Equal(woken, []string{"c1"}) {
 		t.Fatalf("woken %v, want c1", woken)
 	}
 	drift, _ := enter(s, "drift", "team") // asks on its own, before c1 is back
@@ -410,7 +411,61 @@ func TestShareWokenCallerKeepsItsTurn(t *testing.T) {
 		t.Fatalf("c1 turned away: admitted %v, told %s, want its backoff", leave != nil, wait)
 	}
 	drift()
-	if !slices.Equal(woken, []string{"c1", "c1"}) {
+	if woken := w.take(); !slices.Equal(woken, []string{"c1"}) {
 		t.Fatalf("woken %v, want c1 again before c2", woken)
+	}
+}
+
+// wakes records the callers a Share wakes, from the test or from the timers that give up
+// the places of callers that do not come back.
+type wakes struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (w *wakes) wake(c string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.got = append(w.got, c)
+}
+
+// take returns the callers woken since the last take.
+func (w *wakes) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	got := w.got
+	w.got = nil
+	return got
+}
+
+// A caller woken that does not come back (its Segment deleted, or suspended, meanwhile;
+// its wake lost) keeps the place for wakeGrace, then the next caller is woken for it: the
+// place is not left empty until someone asks on their own.
+func TestShareWakesTheNextWhenAWokenCallerDoesNotComeBack(t *testing.T) {
+	woken := make(chan string, 4)
+	s := NewShare(1, nil, func(c string) { woken <- c })
+	s.wakeGrace = 20 * time.Millisecond
+	holder, _ := enter(s, "holder", "team")
+	for _, c := range []string{"gone", "next"} {
+		enter(s, c, "team")
+	}
+	holder()
+	for _, want := range []string{"gone", "next"} {
+		select {
+		case c := <-woken:
+			if c != want {
+				t.Fatalf("woken %s, want %s", c, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s not woken: the place of a woken caller that did not come back was kept", want)
+		}
+	}
+	if leave, _ := enter(s, "next", "team"); leave == nil {
+		t.Fatal("the caller woken next was not admitted")
+	}
+	select {
+	case c := <-woken:
+		t.Fatalf("%s woken, with no place free", c)
+	case <-time.After(5 * s.wakeGrace):
 	}
 }
