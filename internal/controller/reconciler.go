@@ -72,8 +72,8 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		}
 		if err != nil {
 			result, err = r.fail(ctx, seg, st, err)
-		} else if err = st.write(ctx, seg); err == nil && seg.PendingCreate() == nil {
-			r.owners.Resolved(seg.UID)
+		} else {
+			err = st.write(ctx, seg)
 		}
 		leave()
 	}()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -39,7 +40,13 @@ type Registry struct {
 	// noEffect is the intent time of each Segment's last create of this process that
 	// certainly made nothing (a 4xx, or never sent), by UID.
 	noEffect sync.Map // types.UID → time.Time
+	// memos counts the memos (ended, noEffect) stored: every pruneEvery, those no
+	// resolution needs any more are dropped (prune).
+	memos atomic.Int64
 }
+
+// pruneEvery is how many memos are stored between two prunes: the prune reads them all.
+const pruneEvery = 1024
 
 // claimant is a Segment that recorded a remote ID in this process.
 type claimant struct {
@@ -279,6 +286,35 @@ func (r *Registry) record(id string, seg *usersv1alpha1.Segment) {
 // whatever it made.
 func (r *Registry) CreateEnded(uid types.UID, intentAt time.Time) {
 	r.ended.Store(uid, createEnd{intentAt: intentAt, at: time.Now()})
+	r.stored()
+}
+
+// stored counts a memo stored, and prunes them every pruneEvery.
+func (r *Registry) stored() {
+	if r.memos.Add(1)%pruneEvery == 0 {
+		r.prune(time.Now())
+	}
+}
+
+// prune drops the memos of creates whose intent is past its deadline by CreateSkew at now:
+// resolving such an intent waits for nothing, memo or not (see Ended). Otherwise every
+// Segment this process ever created would stay remembered here. A memo is not dropped
+// sooner, when its Segment's status shows the create resolved: a reconcile reading a
+// cached copy older than that status still finds it.
+func (r *Registry) prune(now time.Time) {
+	past := func(intentAt time.Time) bool { return now.After(intentAt.Add(r.createTimeout + CreateSkew)) }
+	r.ended.Range(func(uid, e any) bool {
+		if past(e.(createEnd).intentAt) {
+			r.ended.CompareAndDelete(uid, e)
+		}
+		return true
+	})
+	r.noEffect.Range(func(uid, at any) bool {
+		if past(at.(time.Time)) {
+			r.noEffect.CompareAndDelete(uid, at)
+		}
+		return true
+	})
 }
 
 // createEnd is when this process saw the create of one intent end.
@@ -290,6 +326,7 @@ type createEnd struct{ intentAt, at time.Time }
 // listing that may never succeed.
 func (r *Registry) CreateMadeNothing(uid types.UID, intentAt time.Time) {
 	r.noEffect.Store(uid, intentAt)
+	r.stored()
 }
 
 // Ended returns when this process saw the Segment's create of the intent at intentAt end,
@@ -311,9 +348,7 @@ func (r *Registry) MadeNothing(uid types.UID, intentAt time.Time) bool {
 }
 
 // Resolved drops what this process saw of the Segment's creates (CreateEnded,
-// CreateMadeNothing), which only resolving a pending create reads: what it made is
-// decided, or its status holds no pending create any more. Otherwise every Segment this
-// process ever created would stay remembered here.
+// CreateMadeNothing), which only resolving a pending create reads: what it made is decided.
 func (r *Registry) Resolved(uid types.UID) {
 	r.ended.Delete(uid)
 	r.noEffect.Delete(uid)

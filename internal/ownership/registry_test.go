@@ -2,6 +2,7 @@ package ownership
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -166,6 +167,29 @@ func TestCreateMemos(t *testing.T) {
 	}
 	if got := r.Deadline(&usersv1alpha1.CreateIntent{At: metav1.NewMicroTime(intentAt)}); !got.Equal(intentAt.Add(10 * time.Second)) {
 		t.Errorf("Deadline = %v", got)
+	}
+}
+
+// The memos of creates past their deadline (and CreateSkew) go, pruneEvery memos at a
+// time: no resolution needs them. Those of recent creates stay, whatever the status shows
+// (a reconcile may read a cached copy that still holds the pending create).
+func TestCreateMemosOfPastIntentsArePruned(t *testing.T) {
+	r := registry(t)
+	old, recent := time.Now().Add(-time.Hour), time.Now()
+	r.CreateEnded("recent", recent)
+	r.CreateMadeNothing("recent-refused", recent)
+	r.CreateMadeNothing("old-refused", old)
+	for i := range pruneEvery - 3 {
+		r.CreateEnded(types.UID(fmt.Sprintf("old-%d", i)), old)
+	}
+	if _, ok := r.Ended("old-0", old); ok {
+		t.Error("the end of a create past its deadline kept")
+	}
+	if r.MadeNothing("old-refused", old) {
+		t.Error("the no-effect memo of a create past its deadline kept")
+	}
+	if _, ok := r.Ended("recent", recent); !ok || !r.MadeNothing("recent-refused", recent) {
+		t.Error("the memos of a recent create dropped")
 	}
 }
 
