@@ -67,7 +67,10 @@ func (w *statusWriter) write(ctx context.Context, seg *usersv1alpha1.Segment) er
 	// Sent through the metadata client, the answer is the Segment's metadata alone: decoding
 	// the whole Segment again (its members above all) was a fifth of the cost of a write. Of
 	// the answer only the resourceVersion is taken, for a later conditional write: the
-	// reconcile goes on with the spec and generation it read.
+	// reconcile goes on with the spec and generation it read. That version covers this
+	// write's change alone because every write a reconcile makes before another (a claim,
+	// a create's intent) changes the ownership record, and so was conditional on the
+	// version read: keep it so.
 	answered := &metav1.PartialObjectMetadata{
 		TypeMeta:   metav1.TypeMeta{APIVersion: usersv1alpha1.GroupVersion.String(), Kind: "Segment"},
 		ObjectMeta: metav1.ObjectMeta{Name: seg.Name, Namespace: seg.Namespace},
