@@ -297,10 +297,11 @@ func (r *Registry) stored() {
 }
 
 // prune drops the memos of creates whose intent is past its deadline by CreateSkew at now:
-// resolving such an intent waits for nothing, memo or not (see Ended). Otherwise every
-// Segment this process ever created would stay remembered here. A memo is not dropped
-// sooner, when its Segment's status shows the create resolved: a reconcile reading a
-// cached copy older than that status still finds it.
+// resolving such an intent waits for nothing without them (it lists the account, as any
+// process that did not see the create end does). Otherwise every Segment this process ever
+// created would stay remembered here. A memo is not dropped sooner, when its Segment's
+// status shows the create resolved: a reconcile reading a cached copy older than that
+// status still finds it.
 func (r *Registry) prune(now time.Time) {
 	past := func(intentAt time.Time) bool { return now.After(intentAt.Add(r.createTimeout + CreateSkew)) }
 	r.ended.Range(func(uid, e any) bool {
