@@ -79,7 +79,7 @@ func (w *statusWriter) write(ctx context.Context, seg *usersv1alpha1.Segment) er
 		return client.IgnoreNotFound(err)
 	}
 	seg.ResourceVersion = answered.ResourceVersion
-	w.written = *seg.Status.DeepCopy()
+	w.written = sent.Status // already a copy of seg.Status, and sent goes no further
 	return nil
 }
 
