@@ -91,6 +91,11 @@ func TestReadyReasonsAreTheAPIReasons(t *testing.T) {
 	}
 }
 
+// gaugeHeader is what the segments gauge's exposition starts with.
+const gaugeHeader = `# HELP segment_operator_segments Segments by the status and reason of their Ready condition for their current generation (Unknown if none yet).
+# TYPE segment_operator_segments gauge
+`
+
 // The gauge counts Segments by ready and reason as the informer's events change them, and
 // keeps at 0 a pair it has seen; a Segment deleted (or known gone only by its tombstone) or
 // moved to another shard is counted no more.
@@ -103,10 +108,7 @@ func TestSegmentsGauge(t *testing.T) {
 		h.OnAdd(seg, true)
 	}
 	coll := &stateCollector{segments: counts, accounts: remote.NewAccounts(remote.AccountOptions{})}
-	want := `
-# HELP segment_operator_segments Segments by the status and reason of their Ready condition for their current generation (Unknown if none yet).
-# TYPE segment_operator_segments gauge
-segment_operator_segments{ready="False",reason="Unauthorized"} 1
+	want := gaugeHeader + `segment_operator_segments{ready="False",reason="Unauthorized"} 1
 segment_operator_segments{ready="True",reason="Synced"} 2
 segment_operator_segments{ready="Unknown",reason="Pending"} 1
 `
@@ -117,10 +119,7 @@ segment_operator_segments{ready="Unknown",reason="Pending"} 1
 	synced := pending.DeepCopy()
 	synced.Status.Conditions = a.Status.Conditions
 	h.OnUpdate(pending, synced)
-	want = `
-# HELP segment_operator_segments Segments by the status and reason of their Ready condition for their current generation (Unknown if none yet).
-# TYPE segment_operator_segments gauge
-segment_operator_segments{ready="False",reason="Unauthorized"} 0
+	want = gaugeHeader + `segment_operator_segments{ready="False",reason="Unauthorized"} 0
 segment_operator_segments{ready="True",reason="Synced"} 3
 segment_operator_segments{ready="Unknown",reason="Pending"} 0
 `
@@ -143,10 +142,7 @@ segment_operator_segments{ready="Unknown",reason="Pending"} 0
 	other.Labels = map[string]string{"shard": "b"}
 	h.OnAdd(other, false)
 	coll = &stateCollector{segments: counts, accounts: remote.NewAccounts(remote.AccountOptions{})}
-	want = `
-# HELP segment_operator_segments Segments by the status and reason of their Ready condition for their current generation (Unknown if none yet).
-# TYPE segment_operator_segments gauge
-segment_operator_segments{ready="True",reason="Synced"} 1
+	want = gaugeHeader + `segment_operator_segments{ready="True",reason="Synced"} 1
 segment_operator_segments{ready="Unknown",reason="Pending"} 2
 `
 	if err := testutil.CollectAndCompare(coll, strings.NewReader(want), segmentsName); err != nil {
