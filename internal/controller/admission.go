@@ -27,7 +27,7 @@ func admit(seg *usersv1alpha1.Segment, acct *remote.Account, shares *remote.Shar
 		return &turnError{after: wait, msg: fmt.Sprintf("Waiting for its turn: %s of Segments of this %s are "+
 			"under way (--max-concurrent-reconciles-per-account)", text.Plural(share.Size(), "reconcile"), of)}
 	}
-	caller := seg.Namespace + "/" + seg.Name // what a Share wakes, when a place frees (SegmentReconciler.wake)
+	caller := callerOf(seg.Namespace, seg.Name)
 	account, wait := acct.Share.Take(caller, seg.Namespace)
 	if account == nil {
 		err := turnedAway(acct.Share, "account", wait)
@@ -43,3 +43,7 @@ func admit(seg *usersv1alpha1.Segment, acct *remote.Account, shares *remote.Shar
 	}
 	return func() { ns.Leave(); account.Leave() }, nil
 }
+
+// callerOf is the Segment's name in the Shares: what a Share wakes when a place frees
+// (SegmentReconciler.wake), and forgets when the Segment is gone (SegmentReconciler.gone).
+func callerOf(namespace, name string) string { return namespace + "/" + name }

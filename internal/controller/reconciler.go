@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -32,6 +33,9 @@ const requestSpacing = 5 * time.Second
 func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
 	seg := &usersv1alpha1.Segment{}
 	if err := r.Get(ctx, req.NamespacedName, seg); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.gone(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !r.Shard.Owns(seg) {
@@ -107,6 +111,14 @@ func (r *SegmentReconciler) Reconcile(ctx context.Context, req ctrl.Request) (re
 		return ctrl.Result{RequeueAfter: r.DriftInterval}, r.observeOnly(ctx, seg, acct)
 	}
 	return ctrl.Result{RequeueAfter: r.DriftInterval}, r.manage(ctx, seg, acct, st)
+}
+
+// gone forgets a deleted Segment in the shares of the workers: should it wait in a line,
+// its turn (or a place kept for it, woken) goes to the next at once.
+func (r *SegmentReconciler) gone(namespace, name string) {
+	caller := callerOf(namespace, name)
+	r.shares.Drop(namespace, caller)
+	r.Accounts.Drop(caller)
 }
 
 // enter finds the Segment's account and admits the reconcile into its share of the

@@ -341,6 +341,14 @@ func (a *Accounts) prune(tenant string, now time.Time) map[string]time.Time {
 	return used
 }
 
+// Drop forgets caller in every account's Share (see Share.Drop): a Segment deleted no
+// longer says which account it used.
+func (a *Accounts) Drop(caller string) {
+	for _, acct := range a.All() {
+		acct.Share.Drop(caller)
+	}
+}
+
 // All returns every account in use.
 func (a *Accounts) All() []*Account {
 	a.mu.Lock()

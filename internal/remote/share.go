@@ -237,10 +237,7 @@ func (s *Share) leave(group, skip string) {
 	if s.groups[group]--; s.groups[group] <= 0 {
 		delete(s.groups, group)
 	}
-	woken := s.next(skip)
-	if woken != "" {
-		s.promise(woken, now)
-	}
+	woken := s.wakeNext(skip, now)
 	if s.held == 0 && len(s.forPlace) == 0 && woken == "" {
 		clear(s.turnedAway) // idle: nobody is waiting
 		clear(s.promised)
@@ -252,10 +249,36 @@ func (s *Share) leave(group, skip string) {
 	}
 }
 
-// promise keeps a place for caller, woken now, until it asks again or wakeGrace passes.
-func (s *Share) promise(caller string, now time.Time) {
-	s.promised[caller] = now
-	time.AfterFunc(s.wakeGrace, s.lapse)
+// wakeNext takes the caller to wake for a place freed now (next, of any group but skip), and
+// keeps the place for it until it asks again or wakeGrace passes; "" if none waits.
+func (s *Share) wakeNext(skip string, now time.Time) string {
+	c := s.next(skip)
+	if c != "" {
+		s.promised[c] = now
+		time.AfterFunc(s.wakeGrace, s.lapse)
+	}
+	return c
+}
+
+// Drop forgets caller, gone (its Segment deleted): it leaves its group's line, and a place
+// kept for it goes to the next caller at once, not after wakeGrace. A tenant that deletes
+// Segments while they wait so costs the others no wait.
+func (s *Share) Drop(caller string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	_, kept := s.promised[caller]
+	delete(s.promised, caller)
+	delete(s.turnedAway, caller) // its entry in a line is skipped from now on
+	woken := ""
+	if kept && s.held+len(s.promised) < s.size {
+		woken = s.wakeNext("", s.now())
+	}
+	s.mu.Unlock()
+	if woken != "" {
+		s.wake(woken)
+	}
 }
 
 // lapse gives up the places kept for callers woken over wakeGrace ago that have not asked
@@ -274,11 +297,10 @@ func (s *Share) lapse() {
 	}
 	var woken []string
 	for ; lapsed > 0 && s.held+len(s.promised) < s.size; lapsed-- {
-		c := s.next("")
+		c := s.wakeNext("", now)
 		if c == "" {
 			break
 		}
-		s.promise(c, now)
 		woken = append(woken, c)
 	}
 	s.mu.Unlock()
@@ -459,6 +481,17 @@ type Shares struct {
 // non-nil) the callers to ask again when a place frees (see NewShare).
 func NewShares(n int, wake func(caller string)) *Shares {
 	return &Shares{size: n, wake: wake, m: map[string]*Share{}}
+}
+
+// Drop forgets caller in key's Share, if it has one (see Share.Drop).
+func (s *Shares) Drop(key, caller string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	sh := s.m[key]
+	s.mu.Unlock()
+	sh.Drop(caller)
 }
 
 // For returns key's Share.

@@ -469,3 +469,66 @@ func TestShareWakesTheNextWhenAWokenCallerDoesNotComeBack(t *testing.T) {
 	case <-time.After(5 * s.wakeGrace):
 	}
 }
+
+// A caller dropped (its Segment deleted) leaves its line: it is never woken, and a place
+// kept for it, woken, goes to the next at once, not after wakeGrace.
+func TestShareDropsACallerGone(t *testing.T) {
+	w := &wakes{}
+	s := NewShare(1, nil, w.wake)
+	s.wakeGrace = time.Hour // only Drop can pass the place on
+	holder, _ := enter(s, "holder", "team")
+	for _, c := range []string{"woken-then-gone", "listed-then-gone", "next"} {
+		enter(s, c, "team")
+	}
+	s.Drop("listed-then-gone")
+	holder()
+	if woken := w.take(); !slices.Equal(woken, []string{"woken-then-gone"}) {
+		t.Fatalf("woken %v, want woken-then-gone", woken)
+	}
+	s.Drop("woken-then-gone")
+	if woken := w.take(); !slices.Equal(woken, []string{"next"}) {
+		t.Fatalf("woken %v when the woken caller went, want next (the caller dropped while listed skipped)", woken)
+	}
+	s.Drop("never-seen") // nothing kept for it: nobody woken
+	if woken := w.take(); len(woken) != 0 {
+		t.Fatalf("woken %v for a caller never turned away", woken)
+	}
+	var none *Share
+	none.Drop("x")
+	shares := NewShares(1, w.wake)
+	shares.Drop("no-share-yet", "x")
+	if len(shares.m) != 0 {
+		t.Fatal("Drop made a Share")
+	}
+}
+
+// Accounts.Drop forgets a caller in every account's Share: a Segment deleted no longer says
+// which account it used.
+func TestAccountsDropInEveryShare(t *testing.T) {
+	w := &wakes{}
+	accounts := NewAccounts(AccountOptions{Share: 1})
+	accounts.WakeWith(w.wake)
+	var shares []*Share
+	for _, token := range []string{"a", "b"} {
+		acct, err := accounts.For(Credentials{BaseURL: "http://chatbot.invalid", Token: token}, "team")
+		if err != nil {
+			t.Fatal(err)
+		}
+		shares = append(shares, acct.Share)
+	}
+	for _, s := range shares {
+		holder, _ := enter(s, "holder", "team")
+		enter(s, "gone", "team")
+		enter(s, "next", "team")
+		defer holder()
+	}
+	accounts.Drop("gone")
+	for i, s := range shares {
+		s.mu.Lock()
+		listed := s.turnedAway["gone"].listed
+		s.mu.Unlock()
+		if listed {
+			t.Errorf("account %d: the caller gone still listed", i)
+		}
+	}
+}
