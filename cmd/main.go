@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
@@ -30,6 +29,7 @@ import (
 	"github.com/segment-operator/segment-operator/internal/logging"
 	"github.com/segment-operator/segment-operator/internal/memberrecord"
 	"github.com/segment-operator/segment-operator/internal/metrics"
+	"github.com/segment-operator/segment-operator/internal/metricsauth"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/internal/shard"
 	"github.com/segment-operator/segment-operator/internal/sources"
@@ -252,7 +252,7 @@ func run(cfg runConfig) error {
 	}
 	metricsOpts := metricsserver.Options{BindAddress: cfg.metricsAddr, SecureServing: cfg.secureMetrics, TLSOpts: tlsOpts}
 	if cfg.secureMetrics {
-		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		metricsOpts.FilterProvider = metricsauth.Filter
 	}
 
 	recordNS, from, err := recordNamespace(cfg.recordNamespace)
