@@ -30,6 +30,7 @@ import (
 	"github.com/segment-operator/segment-operator/internal/memberrecord"
 	"github.com/segment-operator/segment-operator/internal/metrics"
 	"github.com/segment-operator/segment-operator/internal/metricsauth"
+	"github.com/segment-operator/segment-operator/internal/recorder"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/internal/shard"
 	"github.com/segment-operator/segment-operator/internal/sources"
@@ -297,9 +298,13 @@ func run(cfg runConfig) error {
 	if err := metrics.Register(ctx, mgr.GetCache(), accounts, cfg.shard.Owns); err != nil {
 		return fmt.Errorf("register metrics: %w", err)
 	}
+	events, err := recorder.ForManager(mgr, "segment-operator")
+	if err != nil {
+		return fmt.Errorf("set up the Event recorder: %w", err)
+	}
 	if err := (&controller.SegmentReconciler{
 		Client:                        mgr.GetClient(),
-		Recorder:                      mgr.GetEventRecorder("segment-operator"),
+		Recorder:                      events,
 		Accounts:                      accounts,
 		DefaultCredentials:            cfg.creds.Get,
 		AllowedAPIURLs:                cfg.allowedAPIURLs,

@@ -32,6 +32,7 @@ import (
 	"github.com/segment-operator/segment-operator/internal/controller"
 	"github.com/segment-operator/segment-operator/internal/credentials"
 	"github.com/segment-operator/segment-operator/internal/metrics"
+	"github.com/segment-operator/segment-operator/internal/recorder"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/test/localenv"
 )
@@ -273,9 +274,11 @@ var _ = BeforeSuite(func() {
 		Held: credentials.HeldAccounts(mgr.GetClient()), Observer: metrics.ObserveAPICall})
 	Expect(metrics.Register(ctx, mgr.GetCache(), accounts, nil)).To(Succeed())
 	managerClient = &flakyClient{Client: mgr.GetClient()}
+	eventRecorder, err := recorder.ForManager(mgr, "segment-operator")
+	Expect(err).NotTo(HaveOccurred())
 	Expect((&controller.SegmentReconciler{
 		Client:   managerClient,
-		Recorder: mgr.GetEventRecorder("segment-operator"),
+		Recorder: eventRecorder,
 		Accounts: accounts,
 		DefaultCredentials: func() (remote.Credentials, error) {
 			tokenMu.Lock()

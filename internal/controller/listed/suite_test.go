@@ -32,6 +32,7 @@ import (
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
 	"github.com/segment-operator/segment-operator/internal/controller"
 	"github.com/segment-operator/segment-operator/internal/credentials"
+	"github.com/segment-operator/segment-operator/internal/recorder"
 	"github.com/segment-operator/segment-operator/internal/remote"
 	"github.com/segment-operator/segment-operator/test/localenv"
 )
@@ -140,9 +141,11 @@ func startManager(cfg *rest.Config, simURL string) {
 		Cache:                  controller.CacheOptions(scope, nil),
 	})
 	Expect(err).NotTo(HaveOccurred())
+	eventRecorder, err := recorder.ForManager(mgr, "segment-operator")
+	Expect(err).NotTo(HaveOccurred())
 	Expect((&controller.SegmentReconciler{
 		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("segment-operator"),
+		Recorder: eventRecorder,
 		Accounts: remote.NewAccounts(remote.AccountOptions{Share: 2}),
 		DefaultCredentials: func() (remote.Credentials, error) {
 			return remote.Credentials{BaseURL: simURL}, nil // no token of its own
