@@ -2,6 +2,7 @@ package controller
 
 import (
 	"strings"
+	"unique"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -44,6 +45,7 @@ func segments(sh *shard.Shard) toolscache.TransformFunc {
 		out, err := view(in)
 		if seg, ok := out.(*usersv1alpha1.Segment); ok && err == nil {
 			compactMembers(seg)
+			shareStrings(seg)
 		}
 		return out, err
 	}
@@ -72,6 +74,46 @@ func compactMembers(seg *usersv1alpha1.Segment) {
 		out[i], all = all[:len(m)], all[len(m):]
 	}
 	seg.Spec.Members = out
+}
+
+// shareStrings points the strings that most Segments repeat at one copy of each: the
+// decoder allocates every string of every Segment anew, yet the namespace, the finalizer,
+// the four policies, the account and each condition's type, status and reason take a few
+// values across all Segments, and the remote ID and name are written twice in a status.
+// At 10,000 Segments that is about 150,000 allocations fewer in the cache. unique.Make
+// keeps a value only while some string points at it.
+func shareStrings(seg *usersv1alpha1.Segment) {
+	seg.Namespace = intern(seg.Namespace)
+	for i, f := range seg.Finalizers {
+		seg.Finalizers[i] = intern(f)
+	}
+	spec := &seg.Spec
+	spec.AdoptionPolicy = usersv1alpha1.AdoptionPolicy(intern(string(spec.AdoptionPolicy)))
+	spec.DeletionPolicy = usersv1alpha1.DeletionPolicy(intern(string(spec.DeletionPolicy)))
+	spec.MemberRemovalPolicy = usersv1alpha1.MemberRemovalPolicy(intern(string(spec.MemberRemovalPolicy)))
+	spec.ManagementPolicy = usersv1alpha1.ManagementPolicy(intern(string(spec.ManagementPolicy)))
+	status := &seg.Status
+	for i := range status.Conditions {
+		c := &status.Conditions[i]
+		c.Type, c.Status, c.Reason = intern(c.Type), metav1.ConditionStatus(intern(string(c.Status))), intern(c.Reason)
+	}
+	if o := status.Ownership; o != nil {
+		o.Account = intern(o.Account)
+		if o.ID == status.ID {
+			o.ID = status.ID
+		}
+	}
+	if status.Name == spec.Name {
+		status.Name = spec.Name
+	}
+}
+
+// intern is the one copy of s that shareStrings points at.
+func intern(s string) string {
+	if s == "" {
+		return ""
+	}
+	return unique.Make(s).Value()
 }
 
 // membersOnly keeps of a member list ConfigMap only what the manager reads of its metadata

@@ -5,8 +5,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
@@ -97,4 +99,54 @@ func TestSegmentsTransformKeepsMembersCompact(t *testing.T) {
 	if seg := out.(*usersv1alpha1.Segment); len(seg.Spec.Members) != 0 {
 		t.Errorf("another shard's Segment keeps its members: %q", seg.Spec.Members)
 	}
+}
+
+func TestSegmentsTransformSharesRepeatedStrings(t *testing.T) {
+	decoded := func(name string) *usersv1alpha1.Segment {
+		// Each string its own allocation, as the decoder makes them.
+		s := func(v string) string { return string([]byte(v)) }
+		return &usersv1alpha1.Segment{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s("team-a"), Finalizers: []string{s(usersv1alpha1.SegmentFinalizer)}},
+			Spec: usersv1alpha1.SegmentSpec{Name: s("Segment " + name), DeletionPolicy: usersv1alpha1.DeletionPolicy(s("Delete")),
+				AdoptionPolicy: usersv1alpha1.AdoptionPolicy(s("None")), ManagementPolicy: usersv1alpha1.ManagementPolicy(s("Manage")),
+				MemberRemovalPolicy: usersv1alpha1.MemberRemovalPolicy(s("Warn"))},
+			Status: usersv1alpha1.SegmentStatus{ID: s("id-" + name), Name: s("Segment " + name),
+				Ownership:  &usersv1alpha1.SegmentOwnership{ID: s("id-" + name), Account: s("6b140ccb9cad")},
+				Conditions: []metav1.Condition{{Type: s("Ready"), Status: metav1.ConditionStatus(s("True")), Reason: s("Synced"), Message: s("in sync")}}},
+		}
+	}
+	transform := segments(nil)
+	var out []*usersv1alpha1.Segment
+	for _, name := range []string{"a", "b"} {
+		in := decoded(name)
+		want := in.DeepCopy()
+		got, err := transform(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seg := got.(*usersv1alpha1.Segment)
+		if !equality.Semantic.DeepEqual(seg, want) {
+			t.Fatalf("the transform changed a value:\n%+v\nwant\n%+v", seg, want)
+		}
+		out = append(out, seg)
+	}
+	same := func(what string, x, y string) {
+		t.Helper()
+		if unsafe.StringData(x) != unsafe.StringData(y) {
+			t.Errorf("%s: two copies of %q", what, x)
+		}
+	}
+	a, b := out[0], out[1]
+	same("namespace", a.Namespace, b.Namespace)
+	same("finalizer", a.Finalizers[0], b.Finalizers[0])
+	same("deletionPolicy", string(a.Spec.DeletionPolicy), string(b.Spec.DeletionPolicy))
+	same("adoptionPolicy", string(a.Spec.AdoptionPolicy), string(b.Spec.AdoptionPolicy))
+	same("managementPolicy", string(a.Spec.ManagementPolicy), string(b.Spec.ManagementPolicy))
+	same("memberRemovalPolicy", string(a.Spec.MemberRemovalPolicy), string(b.Spec.MemberRemovalPolicy))
+	same("account", a.Status.Ownership.Account, b.Status.Ownership.Account)
+	same("condition type", a.Status.Conditions[0].Type, b.Status.Conditions[0].Type)
+	same("condition status", string(a.Status.Conditions[0].Status), string(b.Status.Conditions[0].Status))
+	same("condition reason", a.Status.Conditions[0].Reason, b.Status.Conditions[0].Reason)
+	same("remote ID, in status and ownership", a.Status.ID, a.Status.Ownership.ID)
+	same("name, in spec and status", a.Spec.Name, a.Status.Name)
 }
