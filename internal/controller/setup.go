@@ -134,13 +134,14 @@ func (r *SegmentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manag
 			return err
 		}
 	}
-	if err := ownership.IndexFields(ctx, mgr.GetFieldIndexer()); err != nil {
+	owned, err := ownership.IndexInformer(ctx, mgr.GetCache())
+	if err != nil {
 		return err
 	}
+	r.owners.WithIndexer(owned)
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &usersv1alpha1.Segment{}, indexMembersFrom, indexByMembersFrom); err != nil {
 		return err
 	}
-	var err error
 	r.credentials, err = credentials.New(ctx, mgr, credentials.Options{
 		Client:                       r.Client,
 		Accounts:                     r.Accounts,

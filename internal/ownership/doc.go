@@ -5,9 +5,10 @@
 // package answers, for a Segment about to take a segment (claim, adopt, create), whether
 // another holds it, from two places:
 //
-//   - the cache, through two field indexes: Segments by the ID they own (IndexRemoteID;
-//     an earlier version's hold counts, see LegacyHold) and by the name of their pending
-//     create (IndexPendingCreate: a segment such a create may have made is not free);
+//   - the cache, through two indexes of its Segment informer (IndexInformer), across
+//     namespaces: Segments by the ID they own (IndexRemoteID; an earlier version's hold
+//     counts, see LegacyHold) and by the name of their pending create
+//     (IndexPendingCreate: a segment such a create may have made is not free);
 //   - the Registry, this process's own claims: the cache can lag behind a status write by
 //     a moment, in which another Segment must not take the same ID.
 //

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/utils/keymutex"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -18,8 +19,10 @@ import (
 // Registry is this process's part of the ownership record: the claims it made that the
 // cache may not show yet, the name locks, and what it saw of each Segment's last create.
 type Registry struct {
-	// reader is the manager's cache, with the indexes of IndexFields.
+	// reader is the manager's cache; store, when set (WithIndexer), its Segments with the
+	// indexes of Indexes, read instead of reader's field indexes of the same names.
 	reader client.Reader
+	store  toolscache.Indexer
 	// createTimeout bounds a create call from its intent to its answer (see Deadline).
 	createTimeout time.Duration
 
@@ -55,7 +58,7 @@ type claimant struct {
 }
 
 // NewRegistry returns an empty registry that reads the Segments of reader, the manager's
-// cache with the indexes of IndexFields. createTimeout bounds a create call from its intent
+// cache, by the field indexes of Indexes (or, WithIndexer, by the indexes IndexInformer added). createTimeout bounds a create call from its intent
 // to its answer, in every process (0: 30s).
 func NewRegistry(reader client.Reader, createTimeout time.Duration) *Registry {
 	if createTimeout <= 0 {
@@ -65,6 +68,40 @@ func NewRegistry(reader client.Reader, createTimeout time.Duration) *Registry {
 		reader: reader, createTimeout: createTimeout, claims: map[string]claimant{},
 		names: keymutex.NewHashed(1024), // buckets: unrelated names rarely wait for each other
 	}
+}
+
+// WithIndexer makes the registry find Segments by the indexes IndexInformer added to
+// store, the Segment informer's.
+func (r *Registry) WithIndexer(store toolscache.Indexer) *Registry {
+	r.store = store
+	return r
+}
+
+// find returns the Segments, of every namespace, whose index field has value. They may be
+// the cache's own: read them, never change them.
+func (r *Registry) find(ctx context.Context, field, value string) ([]*usersv1alpha1.Segment, error) {
+	if r.store != nil {
+		objs, err := r.store.ByIndex(field, value)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]*usersv1alpha1.Segment, 0, len(objs))
+		for _, o := range objs {
+			if seg, ok := o.(*usersv1alpha1.Segment); ok {
+				out = append(out, seg)
+			}
+		}
+		return out, nil
+	}
+	var list usersv1alpha1.SegmentList
+	if err := r.reader.List(ctx, &list, client.MatchingFields{field: value}); err != nil {
+		return nil, err
+	}
+	out := make([]*usersv1alpha1.Segment, len(list.Items))
+	for i := range list.Items {
+		out[i] = &list.Items[i]
+	}
+	return out, nil
 }
 
 // nameLockRetry is how soon a Segment waiting for a name another manager's Segment holds
@@ -199,13 +236,13 @@ func (r *Registry) Owner(ctx context.Context, seg *usersv1alpha1.Segment, id str
 	if other, ok := r.claimedBy(id); ok && other.uid != seg.UID {
 		return describe(seg, other.name), nil
 	}
-	var list usersv1alpha1.SegmentList
-	if err := r.reader.List(ctx, &list, client.MatchingFields{IndexRemoteID: id}); err != nil {
+	others, err := r.find(ctx, IndexRemoteID, id)
+	if err != nil {
 		return "", err
 	}
-	for _, other := range list.Items {
+	for _, other := range others {
 		if other.UID != seg.UID {
-			return describe(seg, client.ObjectKeyFromObject(&other)), nil
+			return describe(seg, client.ObjectKeyFromObject(other)), nil
 		}
 	}
 	return "", nil
@@ -220,14 +257,14 @@ func (r *Registry) TakenBy(ctx context.Context, seg *usersv1alpha1.Segment, acco
 	if owner, err := r.Owner(ctx, seg, listed.ID); err != nil || owner != "" {
 		return owner, err
 	}
-	var list usersv1alpha1.SegmentList
-	if err := r.reader.List(ctx, &list, client.MatchingFields{IndexPendingCreate: listed.Name}); err != nil {
+	others, err := r.find(ctx, IndexPendingCreate, listed.Name)
+	if err != nil {
 		return "", err
 	}
-	for _, other := range list.Items {
+	for _, other := range others {
 		i := other.PendingCreate()
 		if other.UID != seg.UID && i != nil && (i.Account == "" || i.Account == account) && MayHaveMade(i, r.Deadline(i), listed) {
-			return describe(seg, client.ObjectKeyFromObject(&other)) + ", whose interrupted create may have made it,", nil
+			return describe(seg, client.ObjectKeyFromObject(other)) + ", whose interrupted create may have made it,", nil
 		}
 	}
 	return "", nil

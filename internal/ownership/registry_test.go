@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -23,8 +24,21 @@ func segment(ns, name string, o *usersv1alpha1.SegmentOwnership) *usersv1alpha1.
 		Status: usersv1alpha1.SegmentStatus{Ownership: o}}
 }
 
-// registry serves Segments from a fake client with the indexes the manager's cache has.
+// registry reads Segments as the manager's does: by the indexes IndexInformer adds to the
+// Segment informer's store.
 func registry(t *testing.T, objs ...client.Object) *Registry {
+	t.Helper()
+	store := toolscache.NewIndexer(toolscache.MetaNamespaceKeyFunc, indexers())
+	for _, o := range objs {
+		if err := store.Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return readerRegistry(t).WithIndexer(store)
+}
+
+// readerRegistry reads Segments from a fake client, by field indexes of Indexes.
+func readerRegistry(t *testing.T, objs ...client.Object) *Registry {
 	t.Helper()
 	s := runtime.NewScheme()
 	if err := usersv1alpha1.AddToScheme(s); err != nil {
@@ -44,9 +58,15 @@ func TestClaimRefusesASegmentAnotherOwns(t *testing.T) {
 	legacy.Status.ID, legacy.Finalizers = "s-legacy", []string{usersv1alpha1.SegmentFinalizer}
 	legacy.Status.Conditions = []metav1.Condition{{Type: usersv1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: usersv1alpha1.ReasonSynced}}
 	me := segment("team", "me", &usersv1alpha1.SegmentOwnership{ID: "s-mine", Account: "acct"})
-	r := registry(t, me, legacy,
+	objs := []client.Object{me, legacy,
 		segment("team", "other", &usersv1alpha1.SegmentOwnership{ID: "s-team", Account: "acct"}),
-		segment("elsewhere", "far", &usersv1alpha1.SegmentOwnership{ID: "s-far", Account: "acct"}))
+		segment("elsewhere", "far", &usersv1alpha1.SegmentOwnership{ID: "s-far", Account: "acct"})}
+	for name, r := range map[string]*Registry{"informer indexes": registry(t, objs...), "field indexes": readerRegistry(t, objs...)} {
+		t.Run(name, func(t *testing.T) { claimRefusesASegmentAnotherOwns(t, r, me) })
+	}
+}
+
+func claimRefusesASegmentAnotherOwns(t *testing.T, r *Registry, me *usersv1alpha1.Segment) {
 	r.Claim(context.Background(), segment("team", "earlier", nil), "s-claimed") //nolint:errcheck // set up
 
 	for _, tc := range []struct {
