@@ -13,5 +13,7 @@
 // it was written. Here an occurrence is remembered in a cache of fixed size (the least
 // recently seen forgotten first: its next repeat is a new Event), and Events wait to be
 // written in a queue of fixed length, past which they are dropped and counted, as
-// client-go drops them when its queue is full. Eventf never blocks a reconcile.
+// client-go drops them when its queue is full. Eventf never blocks a reconcile. An Event
+// that could not be written, or is gone when its count is, is forgotten: its next repeat
+// is a new Event.
 package recorder

@@ -18,10 +18,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	eventsclient "k8s.io/client-go/kubernetes/typed/events/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record/util"
 	"k8s.io/client-go/tools/reference"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -131,6 +133,9 @@ func (r *Recorder) Eventf(regarding, related runtime.Object, eventtype, reason, 
 			k.related = *rel
 		}
 	}
+	if log := r.opts.Log.V(1); log.Enabled() {
+		log.Info("Event", "type", eventtype, "reason", reason, "object", ref.Namespace+"/"+ref.Name, "note", fmt.Sprintf(note, args...))
+	}
 	now := r.opts.Clock.Now()
 	ev := r.observe(k, now)
 	if ev == nil {
@@ -195,57 +200,76 @@ func (r *Recorder) forget(k key) {
 // what it does (starting, say).
 func (*Recorder) NeedLeaderElection() bool { return false }
 
-// Start writes Events until ctx is done.
+// Start writes Events until ctx is done, then until those queued are written (at most
+// drainGrace). The writers go on after it returns, until the process ends: the manager
+// stops this runnable before its controllers, whose last reconciles may still record.
 func (r *Recorder) Start(ctx context.Context) error {
-	var wg sync.WaitGroup
+	writeCtx := context.WithoutCancel(ctx)
 	for range writers {
-		wg.Go(func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case ev := <-r.queue:
-					r.create(ctx, ev)
-				}
+		go func() {
+			for ev := range r.queue {
+				r.create(writeCtx, ev)
 			}
-		})
+		}()
 	}
 	tick := r.opts.Clock.NewTicker(r.opts.SeriesEvery)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			wg.Wait()
+			r.drain(writeCtx)
 			return nil
 		case <-tick.C():
-			r.writeSeries(ctx)
+			r.writeSeries(writeCtx)
 		}
 	}
 }
 
+// drainGrace bounds how long a stopping Recorder waits for its queue to be written.
+const drainGrace = 5 * time.Second
+
+// drain waits, at most drainGrace, for the queued Events to be written, then writes the
+// counts of repeats.
+func (r *Recorder) drain(ctx context.Context) {
+	deadline := time.Now().Add(drainGrace)
+	for len(r.queue) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.writeSeries(ctx)
+}
+
 // create writes a new Event, and marks its occurrence written so that repeats may be
-// counted in it.
+// counted in it. An Event not written is forgotten: its next repeat is a new Event.
 func (r *Recorder) create(ctx context.Context, ev *eventsv1.Event) {
-	err := retry(ctx, func() error {
+	k := key{eventType: ev.Type, reason: ev.Reason, action: ev.Action, regarding: ev.Regarding, related: related(ev)}
+	err := retryUnanswered(func() error {
 		_, err := r.events.Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
 		return err
 	})
-	if err != nil {
-		r.opts.Log.Error(err, "Could not write an Event", "namespace", ev.Namespace, "object", ev.Regarding.Name, "reason", ev.Reason)
-		return
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// The occurrence may have been forgotten, or be a newer Event's; only its own is marked.
-	k := key{eventType: ev.Type, reason: ev.Reason, action: ev.Action, regarding: ev.Regarding, related: related(ev)}
-	if v, ok := r.seen.Get(k); ok && v.(*occurrence).name == ev.Name {
+	v, ok := r.seen.Get(k)
+	if !ok || v.(*occurrence).name != ev.Name {
+		ok = false
+	}
+	if err != nil {
+		r.opts.Log.Error(err, "Could not write an Event", "namespace", ev.Namespace, "object", ev.Regarding.Name, "reason", ev.Reason)
+		if ok {
+			r.seen.Remove(k)
+		}
+		return
+	}
+	if ok {
 		v.(*occurrence).written = true
 	}
 }
 
-// writeSeries writes the counts of the Events that repeated since it last ran.
+// writeSeries writes the counts of the Events that repeated since it last ran. An Event
+// gone (deleted, or expired by the API server) is forgotten: its next repeat is a new one.
 func (r *Recorder) writeSeries(ctx context.Context) {
 	type update struct {
+		k               key
 		name, namespace string
 		patch           []byte
 	}
@@ -256,17 +280,25 @@ func (r *Recorder) writeSeries(ctx context.Context) {
 			continue
 		}
 		delete(r.repeated, k)
-		updates = append(updates, update{o.name, o.namespace, seriesPatch(o.count, o.last)})
+		updates = append(updates, update{k, o.name, o.namespace, seriesPatch(o.count, o.last)})
 	}
 	r.mu.Unlock()
 	for _, u := range updates {
-		err := retry(ctx, func() error {
+		err := retryUnanswered(func() error {
 			_, err := r.events.Events(u.namespace).Patch(ctx, u.name, types.MergePatchType, u.patch, metav1.PatchOptions{})
 			return err
 		})
-		if err != nil && !apierrors.IsNotFound(err) {
+		if err == nil {
+			continue
+		}
+		if !apierrors.IsNotFound(err) {
 			r.opts.Log.Error(err, "Could not write the count of a repeated Event", "namespace", u.namespace, "event", u.name)
 		}
+		r.mu.Lock()
+		if v, ok := r.seen.Get(u.k); ok && v.(*occurrence).name == u.name {
+			r.seen.Remove(u.k)
+		}
+		r.mu.Unlock()
 	}
 }
 
@@ -277,24 +309,13 @@ func seriesPatch(count int32, last time.Time) []byte {
 	return patch
 }
 
-// retry calls write up to tries times while it fails for want of an answer (not an error
-// the API server gave, which the same request would get again).
-func retry(ctx context.Context, write func() error) error {
-	var err error
-	for i := range tries {
-		if err = write(); err == nil {
-			return nil
-		}
-		if _, ok := err.(apierrors.APIStatus); ok || ctx.Err() != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(i+1) * time.Second):
-		}
-	}
-	return err
+// retryUnanswered calls write until it succeeds, up to tries times, while it fails for
+// want of an answer: an error the API server gave would come again.
+func retryUnanswered(write func() error) error {
+	return retry.OnError(wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.2, Steps: tries}, func(err error) bool {
+		_, answered := err.(apierrors.APIStatus)
+		return !answered
+	}, write)
 }
 
 func related(ev *eventsv1.Event) corev1.ObjectReference {

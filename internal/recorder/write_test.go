@@ -1,0 +1,133 @@
+package recorder
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/kubernetes/typed/events/v1/fake"
+	k8stesting "k8s.io/client-go/testing"
+)
+
+// api answers the Recorder's writes as told: creates and patches, counted by verb.
+type api struct {
+	mu     sync.Mutex
+	calls  map[string]int
+	answer map[string]error // by verb; nil: success
+}
+
+func newAPI() (*api, *fake.FakeEventsV1) {
+	a := &api{calls: map[string]int{}, answer: map[string]error{}}
+	f := &fake.FakeEventsV1{Fake: &k8stesting.Fake{}}
+	f.AddReactor("*", "events", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.calls[action.GetVerb()]++
+		return true, &eventsv1.Event{}, a.answer[action.GetVerb()]
+	})
+	return a, f
+}
+
+func (a *api) count(verb string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.calls[verb]
+}
+
+func (a *api) set(verb string, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.answer[verb] = err
+}
+
+var regarding = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cm", Namespace: "team", UID: "u1", ResourceVersion: "1"}}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("not so after 10s: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// An Event the API server refused is forgotten: its repeat is written as a new Event,
+// not counted in one that does not exist.
+func TestAnEventNotWrittenIsWrittenAtItsRepeat(t *testing.T) {
+	a, f := newAPI()
+	r := newRecorder(f, scheme.Scheme, Options{Controller: "segment-operator", SeriesEvery: 10 * time.Millisecond})
+	go r.Start(t.Context()) //nolint:errcheck // returns nil
+
+	a.set("create", apierrors.NewForbidden(schema.GroupResource{Resource: "events"}, "", nil))
+	r.Eventf(regarding, nil, corev1.EventTypeWarning, "RemoteError", "Sync", "failed")
+	eventually(t, "one create refused", func() bool { return a.count("create") == 1 })
+	eventually(t, "the refused Event forgotten", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.seen.Len() == 0 })
+
+	a.set("create", nil)
+	r.Eventf(regarding, nil, corev1.EventTypeWarning, "RemoteError", "Sync", "failed")
+	eventually(t, "the repeat created", func() bool { return a.count("create") == 2 })
+}
+
+// An Event deleted before its count is written is forgotten: the next repeat is a new
+// Event.
+func TestAnEventGoneIsWrittenAnewAtItsRepeat(t *testing.T) {
+	a, f := newAPI()
+	r := newRecorder(f, scheme.Scheme, Options{Controller: "segment-operator", SeriesEvery: 10 * time.Millisecond})
+	go r.Start(t.Context()) //nolint:errcheck // returns nil
+
+	r.Eventf(regarding, nil, corev1.EventTypeWarning, "RemoteError", "Sync", "failed")
+	eventually(t, "created", func() bool { return a.count("create") == 1 })
+	eventually(t, "marked written", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		v, ok := r.seen.Get(key{eventType: corev1.EventTypeWarning, reason: "RemoteError", action: "Sync", regarding: ref})
+		return ok && v.(*occurrence).written
+	})
+	a.set("patch", apierrors.NewNotFound(schema.GroupResource{Resource: "events"}, "cm.1"))
+	r.Eventf(regarding, nil, corev1.EventTypeWarning, "RemoteError", "Sync", "failed")
+	eventually(t, "the count's patch answered NotFound", func() bool { return a.count("patch") == 1 })
+	eventually(t, "the Event forgotten", func() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.seen.Len() == 0 })
+	r.Eventf(regarding, nil, corev1.EventTypeWarning, "RemoteError", "Sync", "failed")
+	eventually(t, "the next repeat created anew", func() bool { return a.count("create") == 2 })
+}
+
+// Past the queue's length, Events are dropped and counted, and their occurrences
+// forgotten; a stopping Recorder writes those queued.
+func TestAFullQueueDropsAndAStopWritesTheQueued(t *testing.T) {
+	a, f := newAPI()
+	r := newRecorder(f, scheme.Scheme, Options{Controller: "segment-operator"})
+	for i := range queued + 5 {
+		cm := regarding.DeepCopy()
+		cm.UID = types.UID(strconv.Itoa(i))
+		r.Eventf(cm, nil, corev1.EventTypeNormal, "Created", "Create", "made")
+	}
+	if n := r.dropped.Load(); n != 5 {
+		t.Errorf("%d dropped, want 5", n)
+	}
+	if n := r.seen.Len(); n != queued {
+		t.Errorf("%d occurrences remembered, want the %d queued", n, queued)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // stopped at once: it still writes what is queued
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.queue) != 0 {
+		t.Errorf("%d Events left in the queue after Start returned", len(r.queue))
+	}
+	eventually(t, "every queued Event written", func() bool { return a.count("create") == queued })
+}
+
+// ref is what the Recorder makes of regarding.
+var ref = corev1.ObjectReference{Kind: "ConfigMap", APIVersion: "v1", Namespace: "team", Name: "cm", UID: "u1", ResourceVersion: "1"}
