@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -24,8 +23,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/segment-operator/segment-operator/internal/metricsauth"
 	"github.com/segment-operator/segment-operator/test/localenv"
@@ -56,27 +55,30 @@ var _ = BeforeSuite(func() {
 	ctx, cancel = context.WithCancel(context.TODO())
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	Expect(err).NotTo(HaveOccurred())
-	assets, err := localenv.Assets(root)
+	testEnv, err = localenv.RBACControlPlane(root)
 	Expect(err).NotTo(HaveOccurred(), "hack/envtest.sh could not build the envtest control plane")
-	testEnv = &envtest.Environment{BinaryAssetsDirectory: assets}
-	testEnv.ControlPlane.GetAPIServer().Configure().Set("authorization-mode", "RBAC")
 	cfg, err := testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
 	admin, err = kubernetes.NewForConfig(cfg)
 	Expect(err).NotTo(HaveOccurred())
+	c, err := client.New(cfg, client.Options{})
+	Expect(err).NotTo(HaveOccurred())
 
 	// The install's roles, as kustomize names them: the manager may review tokens and
 	// access, and a scraper bound to metrics-reader may get /metrics.
-	authRole := clusterRole(filepath.Join(root, "config", "rbac", "metrics_auth_role.yaml"))
-	readerRole := clusterRole(filepath.Join(root, "config", "rbac", "metrics_reader_role.yaml"))
-	bind("manager-metrics-auth", authRole, rbacv1.Subject{Kind: rbacv1.UserKind, Name: managerUser})
+	authRole, err := localenv.InstallClusterRole(ctx, c, filepath.Join(root, "config", "rbac", "metrics_auth_role.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	readerRole, err := localenv.InstallClusterRole(ctx, c, filepath.Join(root, "config", "rbac", "metrics_reader_role.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	Expect(localenv.BindClusterRole(ctx, c, "manager-metrics-auth", authRole, rbacv1.Subject{Kind: rbacv1.UserKind, Name: managerUser})).To(Succeed())
 	_, err = admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: monitoring}}, metav1.CreateOptions{})
 	Expect(err).NotTo(HaveOccurred())
 	for _, sa := range []string{"scraper", "stranger"} {
 		_, err = admin.CoreV1().ServiceAccounts(monitoring).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{})
 		Expect(err).NotTo(HaveOccurred())
 	}
-	bind("scraper-metrics-reader", readerRole, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "scraper", Namespace: monitoring})
+	Expect(localenv.BindClusterRole(ctx, c, "scraper-metrics-reader", readerRole,
+		rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "scraper", Namespace: monitoring})).To(Succeed())
 
 	user, err := testEnv.AddUser(envtest.User{Name: managerUser}, nil)
 	Expect(err).NotTo(HaveOccurred())
@@ -148,26 +150,6 @@ func token(sa string) string {
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: new(int64(600))}}, metav1.CreateOptions{})
 	Expect(err).NotTo(HaveOccurred())
 	return tr.Status.Token
-}
-
-func clusterRole(path string) string {
-	raw, err := os.ReadFile(path)
-	Expect(err).NotTo(HaveOccurred())
-	role := &rbacv1.ClusterRole{}
-	Expect(yaml.Unmarshal(raw, role)).To(Succeed())
-	role.Name = "segment-operator-" + role.Name
-	_, err = admin.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{})
-	Expect(err).NotTo(HaveOccurred())
-	return role.Name
-}
-
-func bind(name, role string, subject rbacv1.Subject) {
-	_, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
-		Subjects:   []rbacv1.Subject{subject},
-	}, metav1.CreateOptions{})
-	Expect(err).NotTo(HaveOccurred())
 }
 
 // countReviews counts the TokenReviews and SubjectAccessReviews sent through it.

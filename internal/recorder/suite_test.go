@@ -5,7 +5,6 @@ package recorder
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,8 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/segment-operator/segment-operator/test/localenv"
 )
@@ -50,10 +49,8 @@ var _ = BeforeSuite(func() {
 	ctx, cancel = context.WithCancel(context.TODO())
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	Expect(err).NotTo(HaveOccurred())
-	assets, err := localenv.Assets(root)
+	testEnv, err = localenv.RBACControlPlane(root)
 	Expect(err).NotTo(HaveOccurred(), "hack/envtest.sh could not build the envtest control plane")
-	testEnv = &envtest.Environment{BinaryAssetsDirectory: assets}
-	testEnv.ControlPlane.GetAPIServer().Configure().Set("authorization-mode", "RBAC")
 	cfg, err := testEnv.Start()
 	Expect(err).NotTo(HaveOccurred())
 	admin, err = kubernetes.NewForConfig(cfg)
@@ -62,19 +59,11 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 
 	// The install's manager role, as kustomize names it.
-	raw, err := os.ReadFile(filepath.Join(root, "config", "rbac", "role.yaml"))
+	c, err := client.New(cfg, client.Options{})
 	Expect(err).NotTo(HaveOccurred())
-	role := &rbacv1.ClusterRole{}
-	Expect(yaml.Unmarshal(raw, role)).To(Succeed())
-	role.Name = "segment-operator-" + role.Name
-	_, err = admin.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{})
+	role, err := localenv.InstallClusterRole(ctx, c, filepath.Join(root, "config", "rbac", "role.yaml"))
 	Expect(err).NotTo(HaveOccurred())
-	_, err = admin.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "manager"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, Name: managerUser}},
-	}, metav1.CreateOptions{})
-	Expect(err).NotTo(HaveOccurred())
+	Expect(localenv.BindClusterRole(ctx, c, "manager", role, rbacv1.Subject{Kind: rbacv1.UserKind, Name: managerUser})).To(Succeed())
 	user, err := testEnv.AddUser(envtest.User{Name: managerUser}, nil)
 	Expect(err).NotTo(HaveOccurred())
 	httpClient, err := rest.HTTPClientFor(user.Config())

@@ -8,7 +8,6 @@ package listed_test
 import (
 	"context"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -26,7 +25,6 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/yaml"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
 	"github.com/segment-operator/segment-operator/internal/chatbot/simulator"
@@ -168,13 +166,9 @@ const credentialsRoleName = "segment-operator-credentials-namespaced-role"
 // clusterRole creates the ClusterRole of the install's file and returns its name as
 // kustomize's namePrefix makes it.
 func clusterRole(path string) string {
-	raw, err := os.ReadFile(path)
+	name, err := localenv.InstallClusterRole(ctx, k8sClient, path)
 	Expect(err).NotTo(HaveOccurred())
-	role := &rbacv1.ClusterRole{}
-	Expect(yaml.Unmarshal(raw, role)).To(Succeed())
-	role.Name = "segment-operator-" + role.Name
-	Expect(k8sClient.Create(ctx, role)).To(Succeed())
-	return role.Name
+	return name
 }
 
 // grantSecrets does what the README tells an administrator to do for a listed namespace:
