@@ -12,16 +12,16 @@ import (
 	"github.com/go-logr/logr"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	authenticationclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	authorizationclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/lru"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/segment-operator/segment-operator/internal/apiretry"
 )
 
 const (
@@ -126,7 +126,7 @@ func (g *gate) user(ctx context.Context, token string) (authenticationv1.UserInf
 	ctx, cancel := context.WithTimeout(ctx, reviewTimeout)
 	defer cancel()
 	var review *authenticationv1.TokenReview
-	err := retryUnanswered(ctx, func() (err error) {
+	err := apiretry.Do(ctx, backoff, func(ctx context.Context) (err error) {
 		review, err = g.tokens.Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
 		return err
 	})
@@ -154,7 +154,7 @@ func (g *gate) may(ctx context.Context, user authenticationv1.UserInfo, verb, pa
 		extra[k] = authorizationv1.ExtraValue(v)
 	}
 	var review *authorizationv1.SubjectAccessReview
-	err := retryUnanswered(ctx, func() (err error) {
+	err := apiretry.Do(ctx, backoff, func(ctx context.Context) (err error) {
 		review, err = g.access.Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User: user.Username, UID: user.UID, Groups: user.Groups, Extra: extra,
 			NonResourceAttributes: &authorizationv1.NonResourceAttributes{Path: path, Verb: verb},
@@ -173,15 +173,9 @@ func (g *gate) may(ctx context.Context, user authenticationv1.UserInfo, verb, pa
 	return allowed, nil
 }
 
-// retryUnanswered calls review until it succeeds, while it fails for want of an answer (an
-// error the API server gave would come again), with the backoff controller-runtime's
-// filter used, within ctx.
-func retryUnanswered(ctx context.Context, review func() error) error {
-	return retry.OnError(wait.Backoff{Duration: 500 * time.Millisecond, Factor: 1.5, Jitter: 0.2, Steps: 5}, func(err error) bool {
-		_, answered := err.(apierrors.APIStatus)
-		return !answered && ctx.Err() == nil
-	}, review)
-}
+// backoff is how a review that got no answer, or a 429 or 5xx, is retried
+// (apiretry.Do), within reviewTimeout: controller-runtime's filter's.
+var backoff = wait.Backoff{Duration: 500 * time.Millisecond, Factor: 1.5, Jitter: 0.2, Steps: 5}
 
 // bearerToken is the token of an Authorization header "Bearer <token>" (the scheme in any
 // case, as RFC 7235 has it), and whether there is one.

@@ -15,5 +15,5 @@
 // written in a queue of fixed length, past which they are dropped and counted, as
 // client-go drops them when its queue is full. Eventf never blocks a reconcile. An Event
 // that could not be written, or is gone when its count is, is forgotten: its next repeat
-// is a new Event.
+// is a new Event. A stopping Recorder writes what it holds for at most 5 s in all.
 package recorder

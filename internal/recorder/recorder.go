@@ -23,10 +23,11 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/record/util"
 	"k8s.io/client-go/tools/reference"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/segment-operator/segment-operator/internal/apiretry"
 )
 
 const (
@@ -65,6 +66,8 @@ type Recorder struct {
 	instance string
 	queue    chan *eventsv1.Event
 	dropped  atomic.Int64
+	// pending counts the Events queued or being written.
+	pending atomic.Int64
 
 	mu sync.Mutex
 	// seen is what was recorded of each occurrence (key → *occurrence), the least recently
@@ -142,9 +145,11 @@ func (r *Recorder) Eventf(regarding, related runtime.Object, eventtype, reason, 
 		return
 	}
 	ev.Note = truncate(fmt.Sprintf(note, args...), maxNote)
+	r.pending.Add(1)
 	select {
 	case r.queue <- ev:
 	default:
+		r.pending.Add(-1)
 		r.forget(k)
 		if n := r.dropped.Add(1); n == 1 || n%1000 == 0 {
 			r.opts.Log.Info("Events dropped: the queue of Events to write is full", "dropped", n)
@@ -200,15 +205,17 @@ func (r *Recorder) forget(k key) {
 // what it does (starting, say).
 func (*Recorder) NeedLeaderElection() bool { return false }
 
-// Start writes Events until ctx is done, then until those queued are written (at most
-// drainGrace). The writers go on after it returns, until the process ends: the manager
-// stops this runnable before its controllers, whose last reconciles may still record.
+// Start writes Events until ctx is done, then, for at most drainGrace in all, those
+// queued and the counts of repeats. The writers go on after it returns, until the process
+// ends: the manager stops this runnable before its controllers, whose last reconciles may
+// still record.
 func (r *Recorder) Start(ctx context.Context) error {
 	writeCtx := context.WithoutCancel(ctx)
 	for range writers {
 		go func() {
 			for ev := range r.queue {
 				r.create(writeCtx, ev)
+				r.pending.Add(-1)
 			}
 		}()
 	}
@@ -217,7 +224,9 @@ func (r *Recorder) Start(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			r.drain(writeCtx)
+			stopCtx, cancel := context.WithTimeout(writeCtx, drainGrace)
+			defer cancel()
+			r.drain(stopCtx)
 			return nil
 		case <-tick.C():
 			r.writeSeries(writeCtx)
@@ -225,15 +234,18 @@ func (r *Recorder) Start(ctx context.Context) error {
 	}
 }
 
-// drainGrace bounds how long a stopping Recorder waits for its queue to be written.
+// drainGrace bounds how long a stopping Recorder writes what it has: the manager gives all
+// its runnables 30 s to stop.
 const drainGrace = 5 * time.Second
 
-// drain waits, at most drainGrace, for the queued Events to be written, then writes the
+// drain waits, until ctx ends, for the Events queued or being written, then writes the
 // counts of repeats.
 func (r *Recorder) drain(ctx context.Context) {
-	deadline := time.Now().Add(drainGrace)
-	for len(r.queue) > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	for r.pending.Load() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	r.writeSeries(ctx)
 }
@@ -242,8 +254,13 @@ func (r *Recorder) drain(ctx context.Context) {
 // counted in it. An Event not written is forgotten: its next repeat is a new Event.
 func (r *Recorder) create(ctx context.Context, ev *eventsv1.Event) {
 	k := key{eventType: ev.Type, reason: ev.Reason, action: ev.Action, regarding: ev.Regarding, related: related(ev)}
-	err := retryUnanswered(func() error {
+	err := apiretry.Do(ctx, backoff, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
 		_, err := r.events.Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			return nil // its name is this occurrence's own: a retry after a lost answer
+		}
 		return err
 	})
 	r.mu.Lock()
@@ -266,10 +283,12 @@ func (r *Recorder) create(ctx context.Context, ev *eventsv1.Event) {
 }
 
 // writeSeries writes the counts of the Events that repeated since it last ran. An Event
-// gone (deleted, or expired by the API server) is forgotten: its next repeat is a new one.
+// gone (deleted) is forgotten: its next repeat is a new one. A count not written for want
+// of an answer is tried again at the next run.
 func (r *Recorder) writeSeries(ctx context.Context) {
 	type update struct {
 		k               key
+		o               *occurrence
 		name, namespace string
 		patch           []byte
 	}
@@ -280,25 +299,37 @@ func (r *Recorder) writeSeries(ctx context.Context) {
 			continue
 		}
 		delete(r.repeated, k)
-		updates = append(updates, update{k, o.name, o.namespace, seriesPatch(o.count, o.last)})
+		updates = append(updates, update{k, o, o.name, o.namespace, seriesPatch(o.count, o.last)})
 	}
 	r.mu.Unlock()
 	for _, u := range updates {
-		err := retryUnanswered(func() error {
+		if ctx.Err() != nil {
+			return
+		}
+		err := apiretry.Do(ctx, backoff, func(ctx context.Context) error {
+			ctx, cancel := context.WithTimeout(ctx, callTimeout)
+			defer cancel()
 			_, err := r.events.Events(u.namespace).Patch(ctx, u.name, types.MergePatchType, u.patch, metav1.PatchOptions{})
 			return err
 		})
-		if err == nil {
-			continue
-		}
-		if !apierrors.IsNotFound(err) {
+		switch {
+		case err == nil:
+		case apierrors.IsNotFound(err):
+			r.mu.Lock()
+			if v, ok := r.seen.Get(u.k); ok && v == u.o {
+				r.seen.Remove(u.k)
+			}
+			r.mu.Unlock()
+		default:
 			r.opts.Log.Error(err, "Could not write the count of a repeated Event", "namespace", u.namespace, "event", u.name)
+			if apiretry.Retriable(err) {
+				r.mu.Lock()
+				if v, ok := r.seen.Get(u.k); ok && v == u.o {
+					r.repeated[u.k] = u.o
+				}
+				r.mu.Unlock()
+			}
 		}
-		r.mu.Lock()
-		if v, ok := r.seen.Get(u.k); ok && v.(*occurrence).name == u.name {
-			r.seen.Remove(u.k)
-		}
-		r.mu.Unlock()
 	}
 }
 
@@ -309,14 +340,11 @@ func seriesPatch(count int32, last time.Time) []byte {
 	return patch
 }
 
-// retryUnanswered calls write until it succeeds, up to tries times, while it fails for
-// want of an answer: an error the API server gave would come again.
-func retryUnanswered(write func() error) error {
-	return retry.OnError(wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.2, Steps: tries}, func(err error) bool {
-		_, answered := err.(apierrors.APIStatus)
-		return !answered
-	}, write)
-}
+// backoff is how a write that got no answer is retried (apiretry.Do); callTimeout bounds
+// each attempt.
+var backoff = wait.Backoff{Duration: time.Second, Factor: 2, Jitter: 0.2, Steps: tries}
+
+const callTimeout = 10 * time.Second
 
 func related(ev *eventsv1.Event) corev1.ObjectReference {
 	if ev.Related != nil {
