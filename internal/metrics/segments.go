@@ -7,7 +7,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 
 	usersv1alpha1 "github.com/segment-operator/segment-operator/api/v1alpha1"
@@ -83,7 +82,8 @@ func Reasons() []string {
 type segmentState struct{ ready, reason string }
 
 // segmentCounts counts Segments by their labels (segmentLabels) as the Segment informer
-// sees them change: each event moves one Segment from one count to another. A pair of
+// sees them change: each event moves one Segment from the count of its labels before (the
+// informer's old object, the one counted last) to the count of its labels now. A pair of
 // labels some Segment had since the manager started stays, at 0, so that a graph of
 // Stalled Segments falls to 0 rather than stops; not every reason times every status,
 // which would be mostly zeros. The reasons being a fixed set, so are the pairs.
@@ -92,61 +92,51 @@ type segmentCounts struct {
 	owns func(metav1.Object) bool
 
 	mu     sync.Mutex
-	of     map[types.NamespacedName]segmentState // the Segments counted
 	counts map[segmentState]int
 }
 
 func newSegmentCounts(owns func(metav1.Object) bool) *segmentCounts {
-	return &segmentCounts{owns: owns, of: map[types.NamespacedName]segmentState{}, counts: map[segmentState]int{}}
+	return &segmentCounts{owns: owns, counts: map[segmentState]int{}}
 }
 
 // handler keeps the counts as Segments are added, changed (relabelled to another shard
 // among others) and deleted.
 func (c *segmentCounts) handler() toolscache.ResourceEventHandler {
 	return toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { c.set(obj) },
-		UpdateFunc: func(_, obj any) { c.set(obj) },
+		AddFunc:    func(obj any) { c.move(nil, obj) },
+		UpdateFunc: func(old, obj any) { c.move(old, obj) },
 		DeleteFunc: func(obj any) {
 			if gone, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 				obj = gone.Obj
 			}
-			if seg, ok := obj.(*usersv1alpha1.Segment); ok {
-				c.forget(seg)
-			}
+			c.move(obj, nil)
 		},
 	}
 }
 
-// set counts seg under its labels now, or no more if it is another shard's.
-func (c *segmentCounts) set(obj any) {
-	seg, ok := obj.(*usersv1alpha1.Segment)
-	if !ok {
-		return
-	}
-	if c.owns != nil && !c.owns(seg) {
-		c.forget(seg) // moved to another shard, which counts it
-		return
-	}
-	ready, reason := segmentLabels(seg)
-	now := segmentState{ready, reason}
+// move counts a Segment no more under its labels as was, and under its labels as now
+// (nil: none; another shard's counts under none: that shard counts it).
+func (c *segmentCounts) move(was, now any) {
+	from, counted := c.state(was)
+	to, counts := c.state(now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	key := types.NamespacedName{Namespace: seg.Namespace, Name: seg.Name}
-	if was, ok := c.of[key]; ok {
-		c.counts[was]--
+	if counted {
+		c.counts[from]--
 	}
-	c.of[key] = now
-	c.counts[now]++
+	if counts {
+		c.counts[to]++
+	}
 }
 
-func (c *segmentCounts) forget(seg *usersv1alpha1.Segment) {
-	key := types.NamespacedName{Namespace: seg.Namespace, Name: seg.Name}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if was, ok := c.of[key]; ok {
-		c.counts[was]--
-		delete(c.of, key)
+// state is obj's labels, if it is a Segment this manager counts.
+func (c *segmentCounts) state(obj any) (segmentState, bool) {
+	seg, ok := obj.(*usersv1alpha1.Segment)
+	if !ok || (c.owns != nil && !c.owns(seg)) {
+		return segmentState{}, false
 	}
+	ready, reason := segmentLabels(seg)
+	return segmentState{ready, reason}, true
 }
 
 // each calls f with each pair of labels seen so far and its count.
