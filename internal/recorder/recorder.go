@@ -136,15 +136,21 @@ func (r *Recorder) Eventf(regarding, related runtime.Object, eventtype, reason, 
 			k.related = *rel
 		}
 	}
+	// The note is formatted only when needed: a repeat that is not logged needs none.
+	message, formatted := "", false
 	if log := r.opts.Log.V(1); log.Enabled() {
-		log.Info("Event", "type", eventtype, "reason", reason, "object", ref.Namespace+"/"+ref.Name, "note", fmt.Sprintf(note, args...))
+		message, formatted = fmt.Sprintf(note, args...), true
+		log.Info("Event", "type", eventtype, "reason", reason, "object", ref.Namespace+"/"+ref.Name, "note", message)
 	}
 	now := r.opts.Clock.Now()
 	ev := r.observe(k, now)
 	if ev == nil {
 		return
 	}
-	ev.Note = truncate(fmt.Sprintf(note, args...), maxNote)
+	if !formatted {
+		message = fmt.Sprintf(note, args...)
+	}
+	ev.Note = truncate(message, maxNote)
 	r.pending.Add(1)
 	select {
 	case r.queue <- ev:
@@ -263,23 +269,26 @@ func (r *Recorder) create(ctx context.Context, ev *eventsv1.Event) {
 		}
 		return err
 	})
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	// The occurrence may have been forgotten, or be a newer Event's; only its own is marked.
-	v, ok := r.seen.Get(k)
-	if !ok || v.(*occurrence).name != ev.Name {
-		ok = false
-	}
 	if err != nil {
 		r.opts.Log.Error(err, "Could not write an Event", "namespace", ev.Namespace, "object", ev.Regarding.Name, "reason", ev.Reason)
-		if ok {
-			r.seen.Remove(k)
-		}
-		return
 	}
-	if ok {
-		v.(*occurrence).written = true
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if o, ok := r.current(k, ev.Name); ok && err != nil {
+		r.seen.Remove(k)
+	} else if ok {
+		o.written = true
 	}
+}
+
+// current is k's occurrence if it is still the one written as the Event name: neither
+// forgotten nor followed by a newer Event. r.mu is held.
+func (r *Recorder) current(k key, name string) (*occurrence, bool) {
+	v, ok := r.seen.Get(k)
+	if !ok || v.(*occurrence).name != name {
+		return nil, false
+	}
+	return v.(*occurrence), true
 }
 
 // writeSeries writes the counts of the Events that repeated since it last ran. An Event
@@ -288,7 +297,6 @@ func (r *Recorder) create(ctx context.Context, ev *eventsv1.Event) {
 func (r *Recorder) writeSeries(ctx context.Context) {
 	type update struct {
 		k               key
-		o               *occurrence
 		name, namespace string
 		patch           []byte
 	}
@@ -299,7 +307,7 @@ func (r *Recorder) writeSeries(ctx context.Context) {
 			continue
 		}
 		delete(r.repeated, k)
-		updates = append(updates, update{k, o, o.name, o.namespace, seriesPatch(o.count, o.last)})
+		updates = append(updates, update{k, o.name, o.namespace, seriesPatch(o.count, o.last)})
 	}
 	r.mu.Unlock()
 	for _, u := range updates {
@@ -316,7 +324,7 @@ func (r *Recorder) writeSeries(ctx context.Context) {
 		case err == nil:
 		case apierrors.IsNotFound(err):
 			r.mu.Lock()
-			if v, ok := r.seen.Get(u.k); ok && v == u.o {
+			if _, ok := r.current(u.k, u.name); ok {
 				r.seen.Remove(u.k)
 			}
 			r.mu.Unlock()
@@ -324,8 +332,8 @@ func (r *Recorder) writeSeries(ctx context.Context) {
 			r.opts.Log.Error(err, "Could not write the count of a repeated Event", "namespace", u.namespace, "event", u.name)
 			if apiretry.Retriable(err) {
 				r.mu.Lock()
-				if v, ok := r.seen.Get(u.k); ok && v == u.o {
-					r.repeated[u.k] = u.o
+				if o, ok := r.current(u.k, u.name); ok {
+					r.repeated[u.k] = o
 				}
 				r.mu.Unlock()
 			}

@@ -321,7 +321,7 @@ func (s *Share) next(skip string) string {
 	var best string
 	var bestGroup string
 	for g, l := range s.forPlace {
-		c, ok := l.front(func(c string) bool { return s.turnedAway[c].listed }) // not admitted or forgotten since
+		c, ok := l.front(s.listed) // not admitted or forgotten since
 		if !ok {
 			delete(s.forPlace, g)
 			continue
@@ -380,10 +380,9 @@ func (s *Share) turnAway(caller, group string, forPlace bool, queued time.Durati
 		}
 		s.sweepAt = max(minSweep, 2*len(s.turnedAway))
 		for g, l := range s.forPlace { // and the callers forgotten from the lines
-			listed := func(c string) bool { return s.turnedAway[c].listed }
 			// The callers left keep their seq: those behind a forgotten one are told a
 			// little longer than they will wait, which the wake, not the wait, corrects.
-			l.again, l.callers = slices.DeleteFunc(l.again, not(listed)), slices.DeleteFunc(l.callers, not(listed))
+			l.again, l.callers = slices.DeleteFunc(l.again, s.unlisted), slices.DeleteFunc(l.callers, s.unlisted)
 			if len(l.again)+len(l.callers) == 0 {
 				delete(s.forPlace, g)
 			}
@@ -442,7 +441,10 @@ func (l *line) pop() int {
 	return len(l.again) + len(l.callers)
 }
 
-func not(f func(string) bool) func(string) bool { return func(c string) bool { return !f(c) } }
+// listed says whether caller still waits in its group's line: not admitted, nor forgotten,
+// since it was listed. unlisted is its opposite.
+func (s *Share) listed(caller string) bool   { return s.turnedAway[caller].listed }
+func (s *Share) unlisted(caller string) bool { return !s.listed(caller) }
 
 // listedWait is how long a caller listed to be woken when a place frees, with ahead callers
 // ahead of it in its group's line and a place freeing every leaveEvery, should wait before
